@@ -1,0 +1,1 @@
+"""xgov-digests: a DVC pipeline turning the UK public sector's repository feed into gitingest digests."""

@@ -1,0 +1,81 @@
+"""Stage ``aggregate``: merge the shards' stats into ``data/stats.parquet``, DVC metrics and a report.
+
+    python -m stages.aggregate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from stages.feed import normalise_url
+from stages.files import write_atomic
+from stages.logs import redact, setup_logging
+from stages.manifest import ManifestError, manifest_path, read_manifest
+from stages.params import ParamsError, load_params
+from stages.report import markdown, metrics
+from stages.stats import read_stats, stats_path
+
+log = logging.getLogger("stages.aggregate")
+STATS = Path("data/stats.parquet")
+METRICS = Path("reports/metrics.json")
+REPORT = Path("reports/report.md")
+
+
+class AggregateError(RuntimeError):
+    """The shards' stats are missing or inconsistent with the manifests."""
+
+
+def combine(batch_size: int, offsets: list[int]) -> pd.DataFrame:
+    """Concatenate the stats of exactly these offsets, checking them against the manifests."""
+    frames = []
+    for k in offsets:
+        path = stats_path(k)
+        if not path.exists():
+            raise AggregateError(f"{path} is missing: run 'dvc repro shard@{k}'")
+        frame = read_stats(path)
+        expected = {normalise_url(redact(r.url)) for r in read_manifest(manifest_path(k), batch_size, k)}
+        got = set(frame["url"].map(normalise_url))
+        if missing := sorted(expected - got):
+            raise AggregateError(f"{path} has no row for {len(missing)} manifest repo(s), e.g. {missing[0]}; "
+                                 f"re-run 'dvc repro shard@{k}'")
+        if (frame["batch_size"] != batch_size).any() or (frame["offset"] != k).any():
+            raise AggregateError(f"{path} was written for another batch size or offset; re-run 'dvc repro shard@{k}'")
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True)
+    dupes = combined[combined["url"].map(normalise_url).duplicated(keep=False)]
+    if not dupes.empty:
+        first = dupes.iloc[0]
+        raise AggregateError(f"{first['url']} appears in shards {sorted(set(dupes['offset']))}: re-run 'dvc repro fetch'")
+    return combined.sort_values(["offset", "url"], ignore_index=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.aggregate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    setup_logging(stage="aggregate")
+    try:
+        params = load_params(args.params)
+        offsets = list(params.shards.offsets)
+        frame = combine(params.shards.batch_size, offsets)
+    except (ParamsError, ManifestError, AggregateError) as exc:
+        log.error(str(exc))
+        print(f"aggregate: error: {exc}", file=sys.stderr)
+        return 2
+    m = metrics(frame, offsets)
+    write_atomic(STATS, frame.to_parquet(index=False))
+    write_atomic(METRICS, (json.dumps(m, indent=2) + "\n").encode())
+    write_atomic(REPORT, markdown(m, frame, params.shards.batch_size).encode())
+    log.info("aggregated", extra={k: m[k] for k in ("repos", "ok", "cached", "failed", "empty")})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

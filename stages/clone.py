@@ -1,0 +1,142 @@
+"""Cloning: the URL policy, and a shallow ``git clone`` with a timeout that kills git's whole process group."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from stages.logs import redact
+
+log = logging.getLogger(__name__)
+
+# Failures that another attempt cannot fix: fail at once instead of retrying.
+_PERMANENT = (
+    "not found",
+    "does not exist",
+    "authentication failed",
+    "could not read username",
+    "terminal prompts disabled",
+    "access denied",
+    "returned error: 401",
+    "returned error: 403",
+    "returned error: 404",
+)
+
+
+class CloneError(RuntimeError):
+    """The repo could not be cloned; the message is safe to log (credentials redacted)."""
+
+
+class EmptyRepo(CloneError):
+    """The repository exists but has no commits."""
+
+
+class UrlRejected(CloneError):
+    """The URL is not allowed by ``ingest.allowed_hosts`` / ``ingest.allow_file_urls``."""
+
+
+def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = False) -> None:
+    """Accept only ``https://<allowed host>/...`` (or ``file://`` when allowed); raise :class:`UrlRejected`."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not allow_file_urls:
+            raise UrlRejected("file:// URLs are not allowed (set ingest.allow_file_urls: true for local repos)")
+        if parts.netloc not in ("", "localhost"):
+            raise UrlRejected(f"file:// URL with a host ({parts.netloc!r}) is not allowed")
+        return
+    if parts.scheme != "https":
+        raise UrlRejected(f"scheme {parts.scheme or url.split(':', 1)[0]!r} is not allowed: only https:// URLs are cloned")
+    if parts.username is not None or parts.password is not None:
+        raise UrlRejected("URL carries credentials; feed URLs must not contain user:token@")
+    host = (parts.hostname or "").lower()
+    if host not in {h.lower() for h in allowed_hosts}:
+        raise UrlRejected(f"host {host!r} is not in ingest.allowed_hosts {list(allowed_hosts)}")
+    if not parts.path.strip("/") or parts.query or parts.fragment:
+        raise UrlRejected("URL must be https://<host>/<owner>/<name> without query or fragment")
+
+
+def git_env() -> dict[str, str]:
+    """Environment for git: never prompt, never smudge LFS, English messages."""
+    env = dict(os.environ)
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="true",
+        SSH_ASKPASS="true",
+        GIT_LFS_SKIP_SMUDGE="1",
+        LC_ALL="C.UTF-8",
+    )
+    return env
+
+
+def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in its own session; on timeout kill the whole process group (git forks helpers)."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=git_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise CloneError(f"timed out after {timeout:g}s (git process group killed)") from None
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _last_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    return redact(lines[-1] if lines else "no output")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    path: Path
+    commit: str
+    attempts: int
+
+
+def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, backoff: float = 1.0) -> Checkout:
+    """Shallow-clone ``url`` into ``dest`` (which must not exist) and return its HEAD commit.
+
+    Transient failures are retried ``retries`` times; a missing or private repo fails at once.
+    """
+    cmd = [
+        "git", "-c", "credential.helper=", "-c", "core.symlinks=true", "-c", "core.longpaths=true",
+        "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--", url, str(dest),
+    ]  # fmt: skip
+    error = ""
+    for attempt in range(1, retries + 2):
+        if attempt > 1:
+            time.sleep(backoff * 2 ** (attempt - 2))
+        result = _run(cmd, timeout)  # a timeout raises: a hanging server is not retried
+        if result.returncode == 0:
+            break
+        error = _last_line(result.stderr)
+        if any(p in result.stderr.lower() for p in _PERMANENT):
+            raise CloneError(f"git clone failed: {error}")
+        log.warning("clone failed, retrying", extra={"url": redact(url), "attempt": attempt, "error": error})
+        shutil.rmtree(dest, ignore_errors=True)
+    else:
+        raise CloneError(f"git clone failed after {retries + 1} attempts: {error}")
+    head = _run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], timeout, cwd=dest)
+    if head.returncode != 0:
+        raise EmptyRepo("repository has no commits")
+    return Checkout(dest, head.stdout.strip(), attempt)

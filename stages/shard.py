@@ -1,0 +1,109 @@
+"""Stage ``shard``: clone and digest the repos where ``index % batch_size == offset``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+from stages.feed import FeedError, load_snapshot
+from stages.ingest import ShardRun
+from stages.logs import redact, setup_logging
+from stages.manifest import ManifestError, manifest_path, read_manifest
+from stages.params import ParamsError, load_params
+from stages.selection import SelectionError, check_offset, select
+from stages.stats import stats_path, write_stats
+
+log = logging.getLogger("stages.shard")
+SUMMARIES_DIR = Path("data/summaries")
+
+EXAMPLES = """\
+examples:
+  python -m stages.shard --batch-size 10 --offset 3
+      digest shard 3 of 10 from data/manifests/shard-3.json (what `dvc repro shard@3` runs)
+  python -m stages.shard --batch-size 10 --offset 3 --dry-run
+      list the repos shard 3 would process; clone nothing
+  python -m stages.shard --batch-size 10 --offset 0 --feed repos.json --workers 4
+      standalone, without DVC: read the feed (URL or path), select, digest
+
+outputs: data/summaries/shard-<offset>/<owner>/<name>.txt and data/stats/shard-<offset>.parquet
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.shard",
+        description="Clone and digest one shard of the repository feed: the repos where index %% batch_size == offset.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--batch-size", type=int, required=True, help="number of shards (shards.batch_size)")
+    parser.add_argument("--offset", type=int, required=True, help="which shard, 0 <= offset < batch size")
+    parser.add_argument("--dry-run", action="store_true", help="list the assigned repos and exit; clone nothing")
+    parser.add_argument("--feed", metavar="URL_OR_PATH", help="select from this feed instead of the manifest")
+    parser.add_argument("--workers", type=int, help="repos in flight at once (default: ingest.workers)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_offset(args.batch_size, args.offset)
+    except SelectionError as exc:
+        parser.error(str(exc))
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    setup_logging(batch_size=args.batch_size, offset=args.offset)
+    try:
+        params = load_params(args.params)
+        if args.feed:
+            snap = load_snapshot(args.feed, limit=params.feed.limit, timeout=params.feed.timeout,
+                                 retries=params.feed.retries)
+            repos = select(snap.repos, args.batch_size, args.offset, params.shards.assign)
+        else:
+            repos = read_manifest(manifest_path(args.offset), args.batch_size, args.offset)
+    except (ParamsError, FeedError, ManifestError, SelectionError) as exc:
+        log.error(redact(str(exc)))
+        print(f"shard: error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+
+    if args.dry_run:
+        for repo in repos:
+            print(f"{repo.owner}/{repo.name}\t{redact(repo.url)}\t{repo.pushed_at or '-'}")
+        print(f"# batch {args.batch_size}, offset {args.offset}: {len(repos)} repos (dry run, nothing cloned)")
+        return 0
+
+    settings = params.ingest
+    if args.workers is not None:
+        settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
+    step = max(1, len(repos) // 20)
+
+    def progress(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            log.info(f"Processing batch {args.batch_size}, offset {args.offset}: {done}/{total} repos")
+
+    out_dir = SUMMARIES_DIR / f"shard-{args.offset}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress).run()
+    write_stats(stats_path(args.offset), rows)
+    counts = Counter(r.status for r in rows)
+    log.info(
+        f"Batch {args.batch_size}, offset {args.offset} complete: "
+        f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
+        extra={"empty": counts["empty"], "repos": len(rows)},
+    )
+    if rows and counts["failed"] / len(rows) > settings.max_failure_ratio:
+        log.error(
+            f"{counts['failed']} of {len(rows)} repos failed, more than ingest.max_failure_ratio "
+            f"{settings.max_failure_ratio}: failing the stage so DVC records nothing (is the network down?)"
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The per-repo stats schema: one row per assigned repo, one parquet file per shard."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from stages.files import write_atomic
+
+STATS_DIR = Path("data/stats")
+STATUSES = ("ok", "cached", "failed", "empty")
+
+
+@dataclass
+class Row:
+    """What happened to one repo in one shard run."""
+
+    url: str
+    owner: str
+    name: str
+    offset: int
+    batch_size: int
+    pushed_at: str | None
+    status: str = "failed"
+    error: str | None = None
+    commit: str | None = None
+    files: int = 0
+    digest_bytes: int = 0
+    truncated: bool = False
+    clone_s: float = 0.0
+    digest_s: float = 0.0
+    total_s: float = 0.0
+
+
+COLUMNS = [f.name for f in fields(Row)]
+DTYPES = {
+    "url": "string", "owner": "string", "name": "string", "offset": "int64", "batch_size": "int64",
+    "pushed_at": "string", "status": "string", "error": "string", "commit": "string", "files": "int64",
+    "digest_bytes": "int64", "truncated": "bool", "clone_s": "float64", "digest_s": "float64", "total_s": "float64",
+}  # fmt: skip
+
+
+def stats_path(offset: int, directory: Path = STATS_DIR) -> Path:
+    return directory / f"shard-{offset}.parquet"
+
+
+def to_frame(rows: list[Row]) -> pd.DataFrame:
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
+    return frame.astype(DTYPES)
+
+
+def write_stats(path: Path, rows: list[Row]) -> None:
+    """Write rows (sorted by URL, so row order never depends on completion order) atomically."""
+    frame = to_frame(sorted(rows, key=lambda r: r.url.lower()))
+    write_atomic(path, frame.to_parquet(index=False))
+
+
+def read_stats(path: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    missing = sorted(set(COLUMNS) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
+    return frame[COLUMNS].astype(DTYPES)
