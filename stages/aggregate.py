@@ -1,6 +1,6 @@
 """Stage ``aggregate``: merge the shards' stats into ``data/stats.parquet``, DVC metrics and a report.
 
-    python -m stages.aggregate
+python -m stages.aggregate
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ def combine(batch_size: int, offsets: list[int]) -> pd.DataFrame:
         expected = {normalise_url(redact(r.url)) for r in read_manifest(manifest_path(k), batch_size, k)}
         got = set(frame["url"].map(normalise_url))
         if missing := sorted(expected - got):
-            raise AggregateError(f"{path} has no row for {len(missing)} manifest repo(s), e.g. {missing[0]}; "
-                                 f"re-run 'dvc repro shard@{k}'")
+            raise AggregateError(
+                f"{path} has no row for {len(missing)} manifest repo(s), e.g. {missing[0]}; "
+                f"re-run 'dvc repro shard@{k}'"
+            )
         if (frame["batch_size"] != batch_size).any() or (frame["offset"] != k).any():
             raise AggregateError(f"{path} was written for another batch size or offset; re-run 'dvc repro shard@{k}'")
         frames.append(frame)
@@ -51,13 +53,16 @@ def combine(batch_size: int, offsets: list[int]) -> pd.DataFrame:
     dupes = combined[combined["url"].map(normalise_url).duplicated(keep=False)]
     if not dupes.empty:
         first = dupes.iloc[0]
-        raise AggregateError(f"{first['url']} appears in shards {sorted(set(dupes['offset']))}: re-run 'dvc repro fetch'")
+        raise AggregateError(
+            f"{first['url']} appears in shards {sorted(set(dupes['offset']))}: re-run 'dvc repro fetch'"
+        )
     return combined.sort_values(["offset", "url"], ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.aggregate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.aggregate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     setup_logging(stage="aggregate")

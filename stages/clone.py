@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 _PERMANENT = (
     "not found",
     "does not exist",
+    "does not appear to be a git repository",
     "authentication failed",
     "could not read username",
     "terminal prompts disabled",
@@ -52,7 +53,9 @@ def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = 
             raise UrlRejected(f"file:// URL with a host ({parts.netloc!r}) is not allowed")
         return
     if parts.scheme != "https":
-        raise UrlRejected(f"scheme {parts.scheme or url.split(':', 1)[0]!r} is not allowed: only https:// URLs are cloned")
+        raise UrlRejected(
+            f"scheme {parts.scheme or url.split(':', 1)[0]!r} is not allowed: only https:// URLs are cloned"
+        )
     if parts.username is not None or parts.password is not None:
         raise UrlRejected("URL carries credentials; feed URLs must not contain user:token@")
     host = (parts.hostname or "").lower()

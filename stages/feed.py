@@ -64,7 +64,9 @@ def download(source: str, *, timeout: float = 60.0, retries: int = 4, backoff: f
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise FeedError(f"cannot read feed file {path}: {exc.strerror or exc}; check feed.url in params.yaml") from exc
+            raise FeedError(
+                f"cannot read feed file {path}: {exc.strerror or exc}; check feed.url in params.yaml"
+            ) from exc
     last = ""
     for attempt in range(retries + 1):
         if attempt:
@@ -110,8 +112,11 @@ def validate_entry(entry: Any) -> tuple[Repo | None, str | None]:
     """Turn one feed entry into a :class:`Repo`, or say why it is unusable."""
     if not isinstance(entry, dict):
         return None, f"entry is {type(entry).__name__}, not an object"
-    for problem in (_check_url(entry.get("url")), _check_name(entry.get("owner"), "owner"),
-                    _check_name(entry.get("name"), "name")):
+    for problem in (
+        _check_url(entry.get("url")),
+        _check_name(entry.get("owner"), "owner"),
+        _check_name(entry.get("name"), "name"),
+    ):
         if problem:
             return None, problem
     pushed = entry.get("pushedAt")

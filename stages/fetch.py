@@ -1,6 +1,6 @@
 """Stage ``fetch``: snapshot the feed into ``data/repos.json`` and write one manifest per shard.
 
-    python -m stages.fetch
+python -m stages.fetch
 """
 
 from __future__ import annotations
@@ -24,16 +24,18 @@ SNAPSHOT = Path("data/repos.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.fetch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.fetch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     setup_logging(stage="fetch")
     try:
         params = load_params(args.params)
         check_offsets(params.shards.offsets, params.shards.batch_size)
-        snap = load_snapshot(params.feed.url, limit=params.feed.limit, timeout=params.feed.timeout,
-                             retries=params.feed.retries)
+        snap = load_snapshot(
+            params.feed.url, limit=params.feed.limit, timeout=params.feed.timeout, retries=params.feed.retries
+        )
     except (ParamsError, SelectionError, FeedError) as exc:
         log.error(str(exc))
         print(f"fetch: error: {exc}", file=sys.stderr)

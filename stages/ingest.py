@@ -40,7 +40,9 @@ class DigestResult:
     seconds: float
 
 
-def digest_to_file(checkout: Path, header: Header, out: Path, max_file_size: int, max_summary_bytes: int) -> DigestResult:
+def digest_to_file(
+    checkout: Path, header: Header, out: Path, max_file_size: int, max_summary_bytes: int
+) -> DigestResult:
     """Digest ``checkout`` and write it atomically to ``out`` (runs in a worker process)."""
     start = time.perf_counter()
     digest = make_digest(checkout, header, max_file_size=max_file_size, max_summary_bytes=max_summary_bytes)

@@ -92,7 +92,10 @@ def parse_params(raw: dict[str, Any]) -> Params:
 def _validate(p: Params) -> None:
     checks = [
         (isinstance(p.feed.limit, int) and p.feed.limit >= 0, "feed.limit must be an integer >= 0 (0 = all repos)"),
-        (isinstance(p.shards.batch_size, int) and p.shards.batch_size >= 1, "shards.batch_size must be an integer >= 1"),
+        (
+            isinstance(p.shards.batch_size, int) and p.shards.batch_size >= 1,
+            "shards.batch_size must be an integer >= 1",
+        ),
         (p.shards.assign in ("index", "hash"), "shards.assign must be 'index' or 'hash'"),
         (isinstance(p.ingest.workers, int) and p.ingest.workers >= 1, "ingest.workers must be an integer >= 1"),
         (isinstance(p.ingest.max_file_size, int) and p.ingest.max_file_size > 0, "ingest.max_file_size must be > 0"),

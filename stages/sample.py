@@ -1,6 +1,6 @@
 """Sample git repositories and a feed pointing at them: for the demo, the tests and the benchmarks.
 
-    python -m stages.sample OUT_DIR [--repos 12]   # writes OUT_DIR/repos/* and OUT_DIR/repos.json
+python -m stages.sample OUT_DIR [--repos 12]   # writes OUT_DIR/repos/* and OUT_DIR/repos.json
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def commit(repo: Path, message: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def make_repo(path: Path, files: dict[str, str | bytes], symlinks: dict[str, str] | None = None,
-              commits: int = 1) -> str:
+def make_repo(
+    path: Path, files: dict[str, str | bytes], symlinks: dict[str, str] | None = None, commits: int = 1
+) -> str:
     """Create a git repo at ``path`` with ``files`` (and symlinks) over ``commits`` commits; return HEAD."""
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
@@ -99,8 +100,9 @@ def build_corpus(out: Path, n: int, seed: int = 1) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.sample", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path, help="folder to create (must not exist)")
     parser.add_argument("--repos", type=int, default=12, help="how many repos (default 12)")
     parser.add_argument("--seed", type=int, default=1)

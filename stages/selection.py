@@ -19,7 +19,9 @@ def check_offset(batch_size: int, offset: int) -> None:
     if batch_size < 1:
         raise SelectionError(f"--batch-size must be >= 1, got {batch_size}")
     if not 0 <= offset < batch_size:
-        raise SelectionError(f"--offset must be between 0 and {batch_size - 1} for --batch-size {batch_size}, got {offset}")
+        raise SelectionError(
+            f"--offset must be between 0 and {batch_size - 1} for --batch-size {batch_size}, got {offset}"
+        )
 
 
 def check_offsets(offsets: Sequence[int], batch_size: int) -> None:

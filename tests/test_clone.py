@@ -1,0 +1,63 @@
+"""Cloning real repositories: URL policy, shallow clone, empty and missing repos, timeouts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from stages.clone import CloneError, EmptyRepo, UrlRejected, check_url, clone
+from stages.sample import commit, git, make_repo, write_files
+
+ALLOWED = ("github.com",)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://github.com/a/b", "scheme 'http'"),
+        ("ssh://git@github.com/a/b", "scheme 'ssh'"),
+        ("git://github.com/a/b", "scheme 'git'"),
+        ("ext::sh -c touch% /tmp/pwned", "scheme 'ext'"),
+        ("--upload-pack=touch /tmp/pwned", "scheme"),
+        ("https://gitlab.com/a/b", "not in ingest.allowed_hosts"),
+        ("https://user:tok3n@github.com/a/b", "credentials"),
+        ("file:///tmp/repo", "file:// URLs are not allowed"),
+        ("https://github.com/", "owner"),
+    ],
+)
+def test_url_policy_rejects(url: str, reason: str) -> None:
+    with pytest.raises(UrlRejected, match=reason) as err:
+        check_url(url, ALLOWED)
+    assert "tok3n" not in str(err.value)
+
+
+def test_url_policy_accepts() -> None:
+    check_url("https://github.com/alphagov/govuk", ALLOWED)
+    check_url("https://GitHub.com/alphagov/govuk.git", ALLOWED)
+    check_url("file:///tmp/repo", ALLOWED, allow_file_urls=True)
+
+
+def test_shallow_clone_of_latest_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "src"
+    make_repo(repo, {"a.txt": "1", "b.txt": "2"}, commits=2)
+    write_files(repo, {"a.txt": "3"})
+    head = commit(repo, "third")
+    checkout = clone(repo.as_uri(), tmp_path / "dst")
+    assert checkout.commit == head
+    assert git(checkout.path, "rev-list", "--count", "HEAD") == "1"
+    assert (checkout.path / "a.txt").read_text() == "3"
+
+
+def test_empty_repo(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "empty")
+    with pytest.raises(EmptyRepo):
+        clone((tmp_path / "empty").as_uri(), tmp_path / "dst")
+
+
+def test_missing_repo_fails_at_once(tmp_path: Path) -> None:
+    start = time.monotonic()
+    with pytest.raises(CloneError, match="git clone failed"):
+        clone((tmp_path / "nope").as_uri(), tmp_path / "dst", retries=3, backoff=5)
+    assert time.monotonic() - start < 4  # not retried: no backoff sleeps
