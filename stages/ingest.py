@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from stages.cache import DigestCache, Entry
 from stages.clone import CloneError, EmptyRepo, check_url, clone
 from stages.digest import Header, make_digest
 from stages.feed import Repo
@@ -78,27 +79,34 @@ class ShardRun:
     out_dir: Path
     settings: IngestParams
     on_progress: Callable[[int, int], None] | None = None
+    cache: DigestCache | None = None
 
     def _process(self, repo: Repo, digests: Executor) -> Row:
         s = self.settings
-        row = Row(repo.url, repo.owner, repo.name, self.offset, self.batch_size, repo.pushed_at)
-        row.url = redact(repo.url)
+        row = Row(redact(repo.url), repo.owner, repo.name, self.offset, self.batch_size, repo.pushed_at)
         start = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
+        tmp: Path | None = None
         try:
             check_url(repo.url, s.allowed_hosts, s.allow_file_urls)
+            out = digest_path(self.out_dir, repo)
+            if self.cache and (entry := self.cache.get(repo)):
+                write_atomic(out, entry.data)
+                row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
+                row.digest_bytes = len(entry.data)
+                return row
+            tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
             t = time.perf_counter()
             checkout = clone(repo.url, tmp / repo.name, timeout=s.clone_timeout, retries=s.retries)
             row.clone_s = time.perf_counter() - t
             row.commit = checkout.commit
             header = Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at)
-            out = digest_path(self.out_dir, repo)
-            result = digests.submit(
-                digest_to_file, checkout.path, header, out, s.max_file_size, s.max_summary_bytes
-            ).result()
+            job = digests.submit(digest_to_file, checkout.path, header, out, s.max_file_size, s.max_summary_bytes)
+            result = job.result()
             row.status = "ok"
             row.files, row.digest_bytes, row.truncated = result.files, result.digest_bytes, result.truncated
             row.digest_s = result.seconds
+            if self.cache:
+                self.cache.put(repo, Entry(out.read_bytes(), checkout.commit, result.files, result.truncated))
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
         except CloneError as exc:
@@ -106,7 +114,8 @@ class ShardRun:
         except Exception as exc:  # noqa: BLE001 - one repo's failure never stops the shard
             row.status, row.error = "failed", redact(f"{type(exc).__name__}: {exc}")
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             row.total_s = time.perf_counter() - start
         if row.status == "failed":
             log.warning("repo failed", extra={"url": row.url, "error": row.error})

@@ -69,3 +69,58 @@ def bucket_url(name: str = "r2", dvc_dir: Path = DVC_DIR) -> tuple[str, str]:
     """(bucket, prefix) of the remote's ``s3://bucket/prefix`` URL."""
     parts = urlsplit(remote_settings(name, dvc_dir)["url"])
     return parts.netloc, parts.path.strip("/")
+
+
+def default_remote(dvc_dir: Path = DVC_DIR) -> str | None:
+    name = None
+    for fname in ("config", "config.local"):
+        path = dvc_dir / fname
+        if path.exists():
+            name = ConfigObj(str(path)).get("core", {}).get("remote", name)
+    return name
+
+
+def check_remote(name: str | None = None, dvc_dir: Path = DVC_DIR, timeout: float = 10.0) -> str:
+    """Before ``dvc push``/``pull``: for an S3 remote, credentials and endpoint are set and the bucket answers.
+
+    Returns a one-line description; raises :class:`S3ConfigError` saying what to set."""
+    name = name or default_remote(dvc_dir)
+    if not name:
+        raise S3ConfigError("no DVC remote given and no default remote: run 'make r2 …' or pass REMOTE=name")
+    url = remote_settings(name, dvc_dir)["url"]
+    if not url.startswith("s3://"):
+        return f"remote '{name}': {url}"
+    options = storage_options(name, dvc_dir)
+    import s3fs
+
+    options["config_kwargs"].update(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+    fs = s3fs.S3FileSystem(**options)
+    bucket = urlsplit(url).netloc
+    try:
+        fs.ls(bucket, refresh=True)
+    except Exception as exc:  # noqa: BLE001 - turned into one clear message
+        reason = f"{type(exc).__name__}: {exc}".replace(options["secret"], "***")
+        raise S3ConfigError(
+            f"cannot use bucket '{bucket}' at {options['endpoint_url']} (remote '{name}'): {reason}; "
+            "check the endpoint (make r2 R2_ACCOUNT_ID=…), the bucket name and the credentials"
+        ) from None
+    return f"remote '{name}': {url} at {options['endpoint_url']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] != "check" or len(args) > 2:
+        print("usage: python -m stages.s3 check [REMOTE]", file=sys.stderr)
+        return 2
+    try:
+        print(check_remote(args[1] if len(args) == 2 else None))
+    except S3ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

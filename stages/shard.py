@@ -8,11 +8,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from stages.cache import open_cache
 from stages.feed import FeedError, load_snapshot
 from stages.ingest import ShardRun
 from stages.logs import redact, setup_logging
 from stages.manifest import ManifestError, manifest_path, read_manifest
 from stages.params import ParamsError, load_params
+from stages.s3 import S3ConfigError
 from stages.selection import SelectionError, check_offset, select
 from stages.stats import stats_path, write_stats
 
@@ -87,9 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         if done % step == 0 or done == total:
             log.info(f"Processing batch {args.batch_size}, offset {args.offset}: {done}/{total} repos")
 
+    try:
+        cache = open_cache(settings.cache, settings.max_file_size, settings.max_summary_bytes)
+    except S3ConfigError as exc:
+        print(f"shard: error: ingest.cache {settings.cache}: {exc}", file=sys.stderr)
+        return 2
     out_dir = SUMMARIES_DIR / f"shard-{args.offset}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress).run()
+    rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
     write_stats(stats_path(args.offset), rows)
     counts = Counter(r.status for r in rows)
     log.info(

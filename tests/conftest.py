@@ -87,10 +87,12 @@ class Workspace:
         self.env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
         self.env.update(extra_env or {})
 
-    def run(self, *cmd: str, check: bool = True, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(cmd, cwd=self.path, env={**self.env, **(env or {})}, capture_output=True,
-                                text=True, timeout=timeout)
+    def run(
+        self, *cmd: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            cmd, cwd=self.path, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
         return result
@@ -119,8 +121,9 @@ class Workspace:
 
     def commit(self, message: str = "update") -> None:
         self.git("add", "-A")
-        self.git("-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "--allow-empty",
-                 "-m", message)
+        self.git(
+            "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", message
+        )
 
     def ran_stages(self, output: str) -> list[str]:
         return [ln.split("'")[1] for ln in output.splitlines() if ln.startswith("Running stage '")]
@@ -137,8 +140,10 @@ def make_workspace(path: Path, feed: str, extra_env: dict[str, str] | None = Non
             shutil.copy2(src, dst)
     ws = Workspace(path, extra_env)
     ws.run("git", "init", "-q", "-b", "main")
-    ws.set_params(feed={"url": feed}, ingest={"allow_file_urls": True, "workers": 2,
-                                              "cache": str(path / ".cache" / "digests"), **ingest})
+    ws.set_params(
+        feed={"url": feed},
+        ingest={"allow_file_urls": True, "workers": 2, "cache": str(path / ".cache" / "digests"), **ingest},
+    )
     ws.commit("workspace")
     return ws
 
@@ -149,3 +154,59 @@ def workspace_factory(tmp_path: Path):
         return make_workspace(tmp_path / name, feed, **kw)
 
     return factory
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1: the stand-in for Cloudflare R2."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "testing-key-id",
+            "AWS_SECRET_ACCESS_KEY": "testing-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def make_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, str]:
+        """key -> ETag of every object under ``prefix``."""
+        out = {}
+        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
+        return out
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+def point_r2_at(ws: Workspace, s3: S3Server, bucket: str, prefix: str = "dvc") -> None:
+    """Point the workspace's 'r2' remote at the local S3 server, as 'make r2' points it at Cloudflare."""
+    ws.dvc("remote", "modify", "r2", "url", f"s3://{bucket}/{prefix}")
+    ws.dvc("remote", "modify", "r2", "endpointurl", s3.endpoint)
+    ws.env.update(s3.env)

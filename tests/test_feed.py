@@ -12,8 +12,14 @@ from tests.servers import Answer, FeedServer, serve_feed
 
 
 def entry(owner: str = "alphagov", name: str = "repo", **kw) -> dict:
-    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}", "pushedAt": "2024-01-01T00:00:00Z",
-            "stargazersCount": 1, **kw}
+    return {
+        "owner": owner,
+        "name": name,
+        "url": f"https://github.com/{owner}/{name}",
+        "pushedAt": "2024-01-01T00:00:00Z",
+        "stargazersCount": 1,
+        **kw,
+    }
 
 
 def test_download_retries_5xx_then_succeeds() -> None:
@@ -88,8 +94,13 @@ def test_limit_takes_first_n_of_sorted() -> None:
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"{}", "must be a JSON list"), (b"[1, 2]", "no usable repository"), (b"[", "not valid JSON"),
-     (b"\xff\xfe[", "not valid JSON"), (b"[]", "no usable repository")],
+    [
+        (b"{}", "must be a JSON list"),
+        (b"[1, 2]", "no usable repository"),
+        (b"[", "not valid JSON"),
+        (b"\xff\xfe[", "not valid JSON"),
+        (b"[]", "no usable repository"),
+    ],
 )
 def test_bad_bodies_fail_clearly(body: bytes, message: str) -> None:
     with pytest.raises(FeedError, match=message):

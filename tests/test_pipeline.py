@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from stages.clone import clone
-from tests.conftest import write_feed
 from tests.servers import FeedServer, serve_feed
 
 pytestmark = pytest.mark.slow

@@ -51,12 +51,23 @@ def test_hash_assignment_moves_only_one_shard_when_a_repo_is_added() -> None:
 
 
 def test_manifest_ignores_everything_but_url_owner_name_pushed_at() -> None:
-    feed = [{"owner": "o", "name": f"r{i}", "url": f"https://github.com/o/r{i}", "pushedAt": "2024-01-01",
-             "stargazersCount": i, "description": "d"} for i in range(20)]
+    feed = [
+        {
+            "owner": "o",
+            "name": f"r{i}",
+            "url": f"https://github.com/o/r{i}",
+            "pushedAt": "2024-01-01",
+            "stargazersCount": i,
+            "description": "d",
+        }
+        for i in range(20)
+    ]
     changed = [dict(e, stargazersCount=e["stargazersCount"] + 100, description="new") for e in feed]
     changed[3]["pushedAt"] = "2025-01-01"  # r3 is at index 13 in sorted order -> shard 3 only
     a, b = parse_feed(json.dumps(feed).encode()).repos, parse_feed(json.dumps(changed).encode()).repos
-    differs = [k for k in range(10) if render(10, k, "index", select(a, 10, k)) != render(10, k, "index", select(b, 10, k))]
+    differs = [
+        k for k in range(10) if render(10, k, "index", select(a, 10, k)) != render(10, k, "index", select(b, 10, k))
+    ]
     assert differs == [3]
 
 

@@ -9,7 +9,6 @@ import pandas as pd
 
 from stages.feed import parse_feed
 from stages.selection import select
-
 from tests.conftest import GitSpy, write_feed
 
 
@@ -36,8 +35,9 @@ def test_dry_run_lists_and_clones_nothing(workspace_factory, corpus, git_spy: Gi
     _, entries = corpus
     feed = write_feed(tmp_path / "feed.json", entries)
     ws = workspace_factory(str(feed))
-    out = ws.python("-m", "stages.shard", "--batch-size", "10", "--offset", "3", "--feed", str(feed), "--dry-run",
-                    env=git_spy.env()).stdout
+    out = ws.python(
+        "-m", "stages.shard", "--batch-size", "10", "--offset", "3", "--feed", str(feed), "--dry-run", env=git_spy.env()
+    ).stdout
     listed = [ln.split("\t")[0] for ln in out.splitlines() if not ln.startswith("#")]
     expected = select(parse_feed(feed.read_bytes()).repos, 10, 3)
     assert listed == [f"{r.owner}/{r.name}" for r in expected] == ["org0/project-009", "org1/project-019"]
@@ -95,8 +95,19 @@ def test_workers_overlap(workspace_factory, corpus, git_spy: GitSpy, tmp_path: P
     _, entries = corpus
     feed = write_feed(tmp_path / "feed.json", entries[:8])
     ws = workspace_factory(str(feed))
-    ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed), "--workers", "4",
-              env=git_spy.env(sleep=1))
+    ws.python(
+        "-m",
+        "stages.shard",
+        "--batch-size",
+        "1",
+        "--offset",
+        "0",
+        "--feed",
+        str(feed),
+        "--workers",
+        "4",
+        env=git_spy.env(sleep=1),
+    )
     intervals = sorted(git_spy.clone_intervals())
     assert len(intervals) == 8
     most_at_once = max(sum(1 for s, e in intervals if s <= t < e) for t, _ in intervals)

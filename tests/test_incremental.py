@@ -1,0 +1,146 @@
+"""Incremental runs: DVC skips untouched shards; the digest cache skips unchanged repos inside a shard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stages.sample import build_corpus, commit, write_files
+from tests.conftest import GitSpy, S3Server, point_r2_at, write_feed
+
+pytestmark = pytest.mark.slow
+SHARDS = {"batch_size": 5, "offsets": [0, 1, 2, 3, 4]}
+
+
+def snapshot(ws) -> dict[str, bytes]:
+    root = ws.path / "data" / "summaries"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.txt"))}
+
+
+def shard_runs(ws, output: str) -> list[str]:
+    return [s for s in ws.ran_stages(output) if s.startswith("shard@")]
+
+
+def stats(ws) -> pd.DataFrame:
+    return pd.read_parquet(ws.path / "data/stats.parquet")
+
+
+@pytest.fixture
+def setup(tmp_path: Path, workspace_factory, git_spy: GitSpy):
+    entries = build_corpus(tmp_path / "corpus", 12)
+    feed = write_feed(tmp_path / "feed.json", entries)
+    ws = workspace_factory(str(feed), extra_env=git_spy.env())
+    ws.set_params(shards=SHARDS)
+    ws.commit("5 shards")
+    return ws, feed, entries, tmp_path / "corpus" / "repos"
+
+
+def test_nightly_changes(setup, git_spy: GitSpy) -> None:
+    ws, feed, entries, repos = setup
+    ws.dvc("repro")
+    assert len(git_spy.clones()) == 12
+    first = snapshot(ws)
+    ws.commit("first run")
+
+    # 1. stars and descriptions change everywhere: no shard runs
+    git_spy.reset()
+    write_feed(feed, [dict(e, stargazersCount=e["stargazersCount"] + 7, description="new") for e in entries])
+    out = ws.dvc("repro").stdout
+    assert set(ws.ran_stages(out)) <= {"fetch", "aggregate"} and shard_runs(ws, out) == []
+    assert git_spy.clones() == []
+
+    # 2. one repo gets a new commit and pushedAt: one shard runs, one clone, the rest of that shard is cached
+    target = entries[4]
+    repo = repos / target["owner"] / target["name"]
+    write_files(repo, {"NEW.md": "fresh\n"})
+    new_head = commit(repo, "new work")
+    entries[4] = dict(target, pushedAt="2025-06-01T00:00:00Z")
+    write_feed(feed, entries)
+    out = ws.dvc("repro").stdout
+    ran = shard_runs(ws, out)
+    assert len(ran) == 1, out
+    assert len(git_spy.clones()) == 1 and target["url"] in git_spy.clones()[0]
+    offset = int(ran[0].split("@")[1])
+    rows = stats(ws).query("offset == @offset")
+    assert rows.set_index("name").loc[target["name"], "status"] == "ok"
+    assert set(rows[rows["name"] != target["name"]]["status"]) == {"cached"}
+    digest = ws.path / f"data/summaries/shard-{offset}/{target['owner']}/{target['name']}.txt"
+    assert f"Commit: {new_head}" in digest.read_text() and "FILE: NEW.md" in digest.read_text()
+    metrics = json.loads((ws.path / "reports/metrics.json").read_text())
+    assert metrics["shards"][str(offset)]["cache_hits"] == len(rows) - 1
+    second = snapshot(ws)
+    assert {k for k in first if first[k] != second[k]} == {
+        f"{target['owner']}/{target['name']}.txt".join([f"shard-{offset}/", ""])
+    }
+
+    # 3. outputs deleted, cache kept: a forced repro clones nothing and restores identical digests
+    git_spy.reset()
+    shutil.rmtree(ws.path / "data" / "summaries")
+    shutil.rmtree(ws.path / "data" / "stats")
+    ws.dvc("repro", "--force")
+    assert git_spy.clones() == []
+    assert snapshot(ws) == second
+    assert set(stats(ws)["status"]) == {"cached"}
+
+    # 4. a corrupt cache entry is a miss: only that repo is cloned again
+    git_spy.reset()
+    entries_dir = ws.path / ".cache" / "digests"
+    victim = sorted(entries_dir.rglob("*.digest"))[0]
+    victim.write_bytes(victim.read_bytes()[:-10])
+    result = ws.dvc("repro", "--force")
+    assert len(git_spy.clones()) == 1
+    assert "corrupt digest cache entry" in result.stderr + result.stdout
+    assert snapshot(ws) == second
+
+
+def test_hash_assignment_adds_a_repo_to_one_shard(setup, tmp_path: Path) -> None:
+    ws, feed, entries, _ = setup
+    ws.set_params(shards={"assign": "hash"})
+    ws.dvc("repro")
+    extra = build_corpus(tmp_path / "extra", 13)[12]
+    extra = dict(extra, owner="neworg", name="added")
+    write_feed(feed, [*entries, extra])
+    out = ws.dvc("repro").stdout
+    assert len(shard_runs(ws, out)) == 1, out
+    assert len(stats(ws)) == 13
+
+
+def test_make_retry_reruns_only_the_failed_shard(setup, tmp_path: Path) -> None:
+    ws, feed, entries, repos = setup
+    target = repos / entries[7]["owner"] / entries[7]["name"]
+    hidden = tmp_path / "hidden-repo"
+    target.rename(hidden)  # the "server" is down for this repo
+    ws.dvc("repro")
+    failed = stats(ws).query("status == 'failed'")
+    assert list(failed["name"]) == [entries[7]["name"]]
+    offset = int(failed["offset"].iloc[0])
+    ws.commit("run with a failure")
+
+    hidden.rename(target)  # back up
+    shutil.copy2(Path(__file__).parents[1] / "Makefile", ws.path / "Makefile")
+    venv = str(Path(__import__("sys").executable).parents[1])
+    result = ws.run("make", "-o", f"{venv}/.installed", f"VENV={venv}", "retry")
+    assert shard_runs(ws, result.stdout) == [f"shard@{offset}"], result.stdout
+    assert "fetch" not in ws.ran_stages(result.stdout)
+    after = stats(ws).set_index("name")["status"]
+    assert after[entries[7]["name"]] == "ok" and "failed" not in set(after)
+
+
+def test_cache_on_s3(setup, s3_server: S3Server, git_spy: GitSpy) -> None:
+    ws, *_ = setup
+    bucket = s3_server.make_bucket("digest-cache")
+    point_r2_at(ws, s3_server, bucket)
+    ws.set_params(ingest={"cache": f"s3://{bucket}/cache"})
+    ws.dvc("repro")
+    assert len(git_spy.clones()) == 12
+    assert len([k for k in s3_server.objects(bucket, "cache/") if k.endswith(".digest")]) == 12
+    first = snapshot(ws)
+    git_spy.reset()
+    shutil.rmtree(ws.path / "data" / "summaries")
+    ws.dvc("repro", "--force")
+    assert git_spy.clones() == []
+    assert snapshot(ws) == first
