@@ -46,17 +46,21 @@ test: lint
 repro: install
 	$(BIN)/dvc repro
 
+define push_outputs
+	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
+endef
+
 run: install
 ifneq ($(LIMIT),)
 	$(BIN)/dvc exp run --set-param feed.limit=$(LIMIT)
 else
 	$(BIN)/dvc repro
 endif
-	$(MAKE) --no-print-directory push
+	$(push_outputs)
 
 push: install
-	$(BIN)/python -m stages.s3 check $(REMOTE)
-	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
+	$(push_outputs)
 
 pull: install
 	$(BIN)/python -m stages.s3 check $(REMOTE)

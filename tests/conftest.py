@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from stages.locals3 import LocalS3
 from stages.sample import build_corpus
+from stages.workspace import create_workspace, git_commit, set_params
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
-PROJECT_FILES = ["stages", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", ".dvc/.gitignore", ".gitignore"]
 
 
 @pytest.fixture(scope="session")
@@ -108,44 +108,19 @@ class Workspace:
 
     def set_params(self, **sections: dict) -> None:
         """Update params.yaml, keeping the rest of the file."""
-        from ruamel.yaml import YAML
-
-        yaml = YAML()
-        path = self.path / "params.yaml"
-        data = yaml.load(path.read_text())
-        for section, values in sections.items():
-            for key, value in values.items():
-                data[section][key] = value
-        with path.open("w") as fh:
-            yaml.dump(data, fh)
+        set_params(self.path / "params.yaml", sections)
 
     def commit(self, message: str = "update") -> None:
-        self.git("add", "-A")
-        self.git(
-            "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", message
-        )
+        git_commit(self.path, message)
 
     def ran_stages(self, output: str) -> list[str]:
         return [ln.split("'")[1] for ln in output.splitlines() if ln.startswith("Running stage '")]
 
 
 def make_workspace(path: Path, feed: str, extra_env: dict[str, str] | None = None, **ingest) -> Workspace:
-    path.mkdir(parents=True, exist_ok=True)
-    for item in PROJECT_FILES:
-        src, dst = ROOT / item, path / item
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dst)
-    ws = Workspace(path, extra_env)
-    ws.run("git", "init", "-q", "-b", "main")
-    ws.set_params(
-        feed={"url": feed},
-        ingest={"allow_file_urls": True, "workers": 2, "cache": str(path / ".cache" / "digests"), **ingest},
-    )
-    ws.commit("workspace")
-    return ws
+    overrides = {"feed": {"url": feed},
+                 "ingest": {"allow_file_urls": True, "workers": 2, "cache": str(path / ".cache" / "digests"), **ingest}}
+    return Workspace(create_workspace(path, overrides), extra_env)
 
 
 @pytest.fixture
@@ -156,46 +131,7 @@ def workspace_factory(tmp_path: Path):
     return factory
 
 
-class S3Server:
-    """moto's S3 server on 127.0.0.1: the stand-in for Cloudflare R2."""
-
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        self.env = {
-            "AWS_ACCESS_KEY_ID": "testing-key-id",
-            "AWS_SECRET_ACCESS_KEY": "testing-secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-    def client(self):
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
-        )
-
-    def make_bucket(self, name: str) -> str:
-        self.client().create_bucket(Bucket=name)
-        return name
-
-    def objects(self, bucket: str, prefix: str = "") -> dict[str, str]:
-        """key -> ETag of every object under ``prefix``."""
-        out = {}
-        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            out.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
-        return out
-
-    def stop(self) -> None:
-        self.server.stop()
+S3Server = LocalS3
 
 
 @pytest.fixture(scope="session")
