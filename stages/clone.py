@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from stages.logs import redact
 
 log = logging.getLogger(__name__)
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9._-]{0,99}$")
 
 # Failures that another attempt cannot fix: fail at once instead of retrying.
 _PERMANENT = (
@@ -61,8 +63,9 @@ def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = 
     host = (parts.hostname or "").lower()
     if host not in {h.lower() for h in allowed_hosts}:
         raise UrlRejected(f"host {host!r} is not in ingest.allowed_hosts {list(allowed_hosts)}")
-    if not parts.path.strip("/") or parts.query or parts.fragment:
-        raise UrlRejected("URL must be https://<host>/<owner>/<name> without query or fragment")
+    segments = parts.path.strip("/").removesuffix(".git").split("/")
+    if len(segments) != 2 or not all(_SEGMENT_RE.match(seg) for seg in segments) or parts.query or parts.fragment:
+        raise UrlRejected("URL must be https://<host>/<owner>/<name> (plain names, no query or fragment)")
 
 
 def git_env() -> dict[str, str]:

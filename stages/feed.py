@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from stages.logs import redact
+
 log = logging.getLogger(__name__)
 
 # GitHub's own rules: a path component we can safely use as a folder or file name. A leading '.' is allowed
@@ -104,7 +106,7 @@ def _check_url(value: Any) -> str | None:
         return f"url is {type(value).__name__}, not a string"
     parts = urlsplit(value.strip())
     if not parts.scheme or not (parts.netloc or parts.scheme == "file") or not parts.path.strip("/"):
-        return f"url {value[:80]!r} is not an absolute URL with a path"
+        return f"url {redact(value)[:80]!r} is not an absolute URL with a path"
     return None
 
 
@@ -120,7 +122,9 @@ def validate_entry(entry: Any) -> tuple[Repo | None, str | None]:
         if problem:
             return None, problem
     pushed = entry.get("pushedAt")
-    return Repo(entry["url"].strip(), entry["owner"], entry["name"], pushed if isinstance(pushed, str) else None), None
+    # A token in a URL never reaches the snapshot, a manifest or a log; the shard then rejects the URL.
+    url = redact(entry["url"].strip())
+    return Repo(url, entry["owner"], entry["name"], pushed if isinstance(pushed, str) else None), None
 
 
 @dataclass
@@ -162,7 +166,19 @@ def parse_feed(body: bytes, *, limit: int = 0, source: str = "feed") -> Snapshot
         best[key] = (repo, record)
     if not best:
         raise FeedError(f"{source} holds no usable repository ({len(data)} entries, {dropped} dropped)")
-    ordered = [best[k] for k in sorted(best)]
+    ordered = []
+    paths: dict[tuple[str, str], str] = {}
+    for key in sorted(best):
+        repo = best[key][0]
+        # owner/name become a digest's path: two repos that differ only in case would collide on some disks.
+        path = (repo.owner.lower(), repo.name.lower())
+        if path in paths:
+            dropped += 1
+            log.warning("dropping feed entry", extra={"url": key, "reason": f"{repo.owner}/{repo.name} is already "
+                                                      f"used (ignoring case) by {paths[path]}"})  # fmt: skip
+            continue
+        paths[path] = key
+        ordered.append(best[key])
     if limit:
         ordered = ordered[:limit]
     if dropped or duplicates:

@@ -16,6 +16,12 @@ from stages.sample import build_corpus
 from stages.workspace import create_workspace, git_commit, set_params
 
 VENV_BIN = str(Path(sys.executable).parent)
+# Whatever a test feeds the pipeline, git never leaves the machine: github.com is rewritten to a closed local port.
+OFFLINE_GIT = {
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "url.http://127.0.0.1:9/.insteadOf",
+    "GIT_CONFIG_VALUE_0": "https://github.com/",
+}
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +90,7 @@ class Workspace:
 
     def __init__(self, path: Path, extra_env: dict[str, str] | None = None) -> None:
         self.path = path
-        self.env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+        self.env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1", **OFFLINE_GIT)
         self.env.update(extra_env or {})
 
     def run(
@@ -118,8 +124,10 @@ class Workspace:
 
 
 def make_workspace(path: Path, feed: str, extra_env: dict[str, str] | None = None, **ingest) -> Workspace:
-    overrides = {"feed": {"url": feed},
-                 "ingest": {"allow_file_urls": True, "workers": 2, "cache": str(path / ".cache" / "digests"), **ingest}}
+    overrides = {
+        "feed": {"url": feed},
+        "ingest": {"allow_file_urls": True, "workers": 2, "cache": str(path / ".cache" / "digests"), **ingest},
+    }
     return Workspace(create_workspace(path, overrides), extra_env)
 
 

@@ -24,7 +24,9 @@ ALLOWED = ("github.com",)
         ("https://gitlab.com/a/b", "not in ingest.allowed_hosts"),
         ("https://user:tok3n@github.com/a/b", "credentials"),
         ("file:///tmp/repo", "file:// URLs are not allowed"),
-        ("https://github.com/", "owner"),
+        ("https://github.com/", "plain names"),
+        ("https://github.com/a/b/c", "plain names"),
+        ("https://github.com/a/-b", "plain names"),
     ],
 )
 def test_url_policy_rejects(url: str, reason: str) -> None:
