@@ -50,12 +50,21 @@ class IngestParams:
 
 
 @dataclass(frozen=True)
+class PublishParams:
+    """``publish``: where ``python -m stages.publish`` copies the digests under readable keys (not a DVC stage)."""
+
+    bucket: str = ""  # "" = the bucket of the DVC remote 'r2'
+    prefix: str = "summaries"
+
+
+@dataclass(frozen=True)
 class Params:
     """All stage parameters."""
 
     feed: FeedParams
     shards: ShardParams = field(default_factory=ShardParams)
     ingest: IngestParams = field(default_factory=IngestParams)
+    publish: PublishParams = field(default_factory=PublishParams)
 
 
 def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
@@ -84,6 +93,7 @@ def parse_params(raw: dict[str, Any]) -> Params:
         feed=_section(raw, "feed", FeedParams),
         shards=_section(raw, "shards", ShardParams),
         ingest=_section(raw, "ingest", IngestParams),
+        publish=_section(raw, "publish", PublishParams),
     )
     _validate(params)
     return params
@@ -106,6 +116,11 @@ def _validate(p: Params) -> None:
         (0 <= p.ingest.max_failure_ratio <= 1, "ingest.max_failure_ratio must be between 0 and 1"),
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),
         (isinstance(p.ingest.retries, int) and p.ingest.retries >= 0, "ingest.retries must be an integer >= 0"),
+        (isinstance(p.publish.bucket, str), "publish.bucket must be a string ('' = the bucket of the 'r2' remote)"),
+        (
+            isinstance(p.publish.prefix, str) and p.publish.prefix.strip("/") != "",
+            "publish.prefix must be a non-empty folder such as 'summaries'",
+        ),
     ]
     for ok, message in checks:
         if not ok:
