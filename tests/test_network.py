@@ -1,0 +1,60 @@
+"""Network faults on a real git smart-HTTP server on 127.0.0.1: hangs, 404, auth, resets mid-pack."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from stages.sample import make_repo
+from tests.conftest import write_feed
+from tests.gitserver import publish_bare, serve_git
+
+
+def feed_entry(owner: str, name: str) -> dict:
+    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}", "pushedAt": "2024-01-01"}
+
+
+def git_processes_for(port: str) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "git" in cmd and (port in cmd or "xgov-clone-" in cmd):
+            found.append(cmd)
+    return found
+
+
+def test_git_faults(workspace_factory, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_repo(src, {"README.md": "served over smart HTTP\n", "a/b.py": "x = 1\n"})
+    root = tmp_path / "srv"
+    for owner in ("good", "reset", "flaky"):
+        publish_bare(src, root, owner, "repo")
+    names = ["good", "hang", "missing", "private", "reset", "flaky"]
+    feed = write_feed(tmp_path / "feed.json", [feed_entry(owner, "repo") for owner in names])
+    with serve_git(root) as server:
+        ws = workspace_factory(str(feed), extra_env=server.insteadof_env())
+        ws.set_params(ingest={"clone_timeout": 3, "retries": 2, "max_failure_ratio": 1.0, "workers": 6},
+                      shards={"batch_size": 1, "offsets": [0]})
+        start = time.monotonic()
+        ws.python("-m", "stages.fetch")
+        ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0")
+        elapsed = time.monotonic() - start
+        rows = pd.read_parquet(ws.path / "data/stats/shard-0.parquet").set_index("owner")
+        port = server.base.rsplit(":", 1)[1]
+        assert git_processes_for(port) == []  # the hung clone's whole process group was killed
+
+    assert rows.loc["good", "status"] == "ok"
+    assert rows.loc["hang", "status"] == "failed" and "timed out after 3s" in rows.loc["hang", "error"]
+    assert rows.loc["missing", "status"] == "failed" and "not found" in rows.loc["missing", "error"]
+    assert rows.loc["private", "status"] == "failed"
+    assert "Authentication failed" in rows.loc["private", "error"]
+    assert rows.loc["missing", "total_s"] < 2 and rows.loc["private", "total_s"] < 2  # not retried, no prompt
+    assert rows.loc["reset", "status"] == "failed" and "after 3 attempts" in rows.loc["reset", "error"]
+    assert rows.loc["flaky", "status"] == "ok"  # two resets, then the third attempt succeeds
+    assert server.packs["flaky/repo"] == 3 and server.packs["reset/repo"] == 3
+    assert elapsed < 30
+    digest = (ws.path / "data/summaries/shard-0/flaky/repo.txt").read_text()
+    assert "served over smart HTTP" in digest
