@@ -1,0 +1,87 @@
+"""Hostile repositories, built by the tests: nothing outside the checkout is read, odd repos never crash a shard."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from stages.sample import commit, git, make_repo
+from tests.conftest import write_feed
+
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 12345\n"
+
+
+def entry(root: Path, name: str) -> dict:
+    return {"owner": "hostile", "name": name, "url": (root / name).as_uri(), "pushedAt": "2024-01-01T00:00:00Z"}
+
+
+def build(root: Path) -> list[dict]:
+    make_repo(
+        root / "links",
+        {"README.md": "links\n"},
+        symlinks={"passwd": "/etc/passwd", "up": "../..", "loop": "loop", "dir-out": "/etc"},
+    )
+    bad = root / "badnames"
+    make_repo(bad, {"README.md": "names\n"})
+    (bad / os.fsdecode(b"caf\xe9-latin1.txt")).write_text("latin-1 name\n")
+    (bad / os.fsdecode(b"\xff\xfe-junk.txt")).write_text("junk name\n")
+    commit(bad, "bad names")
+    make_repo(root / "filters", {
+        ".gitattributes": "*.txt filter=evil diff=evil\n*.bin filter=lfs diff=lfs merge=lfs -text\n",
+        "a.txt": "filtered?\n", "big.bin": LFS_POINTER, "b/pointer.dat": LFS_POINTER,
+    })  # fmt: skip
+    make_repo(root / "child", {"child.md": "submodule content\n"})
+    parent = root / "submodules"
+    make_repo(parent, {"README.md": "parent\n"})
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(parent),
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            (root / "child").as_uri(),
+            "vendored",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (parent / ".gitmodules").write_text(
+        '[submodule "evil"]\n\tpath = evil\n\turl = ext::sh -c touch% /tmp/xgov-sub\n'
+        + (parent / ".gitmodules").read_text()
+    )
+    commit(parent, "submodules")
+    make_repo(root / "binary", {"blob.raw": bytes(range(256)) * 100, "img.dat": b"\x89PNG\r\n\x1a\n" + b"\0" * 500})
+    git(root, "init", "-q", "empty")
+    return [entry(root, n) for n in ("links", "badnames", "filters", "submodules", "binary", "empty")]
+
+
+def test_hostile_repositories(workspace_factory, tmp_path: Path) -> None:
+    feed = write_feed(tmp_path / "feed.json", build(tmp_path / "repos"))
+    ws = workspace_factory(str(feed))
+    result = ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed))
+    assert "Traceback" not in result.stderr
+    rows = pd.read_parquet(ws.path / "data/stats/shard-0.parquet").set_index("name")
+    assert rows.loc["empty", "status"] == "empty"
+    assert set(rows.drop(index="empty")["status"]) == {"ok"}, rows[["status", "error"]]
+
+    def digest(name: str) -> str:
+        return (ws.path / f"data/summaries/shard-0/hostile/{name}.txt").read_bytes().decode("utf-8")
+
+    links = digest("links")
+    assert "root:" not in links and "SYMLINK: passwd -> passwd" in links and "SYMLINK: up -> .." in links
+    assert "hosts" not in links  # /etc is not walked through dir-out
+    names = digest("badnames")
+    assert "latin-1 name" in names and "junk name" in names
+    filters = digest("filters")
+    assert "filtered?" in filters and "oid sha256:" in filters  # LFS pointers are kept as they are, never fetched
+    sub = digest("submodules")
+    assert "submodule content" not in sub and not Path("/tmp/xgov-sub").exists()
+    assert "FILE: blob.raw" in digest("binary") and "FILE: img.dat\n" + "=" * 48 + "\n[Binary file]" in digest("binary")
+    assert not (ws.path / "data/summaries/shard-0/hostile/empty.txt").exists()
