@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -36,8 +37,10 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "feed.json", [feed_entry(owner, "repo") for owner in names])
     with serve_git(root) as server:
         ws = workspace_factory(str(feed), extra_env=server.insteadof_env())
-        ws.set_params(ingest={"clone_timeout": 3, "retries": 2, "max_failure_ratio": 1.0, "workers": 6},
-                      shards={"batch_size": 1, "offsets": [0]})
+        ws.set_params(
+            ingest={"clone_timeout": 3, "retries": 2, "max_failure_ratio": 1.0, "workers": 6},
+            shards={"batch_size": 1, "offsets": [0]},
+        )
         start = time.monotonic()
         ws.python("-m", "stages.fetch")
         ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0")
@@ -58,3 +61,27 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     assert elapsed < 30
     digest = (ws.path / "data/summaries/shard-0/flaky/repo.txt").read_text()
     assert "served over smart HTTP" in digest
+
+
+def test_feed_cut_off_mid_body_fails_fetch_and_dvc_checkout_restores(workspace_factory, corpus) -> None:
+    from tests.servers import Answer, FeedServer, serve_feed
+
+    _, entries = corpus
+    body = json.dumps(entries[:4]).encode()
+    with serve_feed(FeedServer(body)) as feed:
+        ws = workspace_factory(feed.url)
+        ws.set_params(shards={"batch_size": 2, "offsets": [0, 1]}, feed={"retries": 1})
+        ws.dvc("repro")
+        ws.commit("good run")
+        snapshot = (ws.path / "data/repos.json").read_bytes()
+        feed.script = [Answer(200, body, cut_after=len(body) // 2)] * 2
+        result = ws.dvc("repro", check=False)
+        assert result.returncode != 0
+        assert "failed after 2 attempts" in result.stderr + result.stdout
+        assert "Running stage 'shard@" not in result.stdout
+        ws.dvc("checkout")
+        assert (ws.path / "data/repos.json").read_bytes() == snapshot
+        assert ws.dvc("status", "shard@0", "shard@1", "aggregate").stdout.strip() in (
+            "",
+            "Data and pipelines are up to date.",
+        )
