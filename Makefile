@@ -19,7 +19,7 @@ LIMIT ?=
 REMOTE ?=
 R2_PREFIX ?= dvc
 
-.PHONY: help install lint test repro run push pull r2 retry demo clean
+.PHONY: help install lint test repro run push pull r2 retry demo publish clean
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
@@ -28,6 +28,8 @@ help:
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos"
+	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (README: Scale out)"
+	@echo "make publish   copy the digests to R2 as <prefix>/<owner>/<name>.txt for search consumers (PRUNE=1, DRY_RUN=1)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +60,11 @@ else
 	$(BIN)/dvc repro
 endif
 	$(push_outputs)
+	@if [ "$$($(BIN)/dvc remote default)" = "r2" ]; then $(BIN)/python -m stages.publish; \
+	else echo "default remote is not r2: skipping 'make publish' (see make r2)"; fi
+
+publish: install
+	$(BIN)/python -m stages.publish $(if $(PRUNE),--prune) $(if $(DRY_RUN),--dry-run)
 
 push: install
 	$(push_outputs)
@@ -87,3 +94,77 @@ demo: install
 
 clean:
 	rm -rf demo-workspace
+
+# ---- Scale out (issue 7) ----
+# Shards on separate machines, coordinated only through git and the DVC remote (README, "Scale out"):
+#   coordinator:  make fetch-publish                   then git push
+#   each worker:  git pull && make worker OFFSET=K      (OFFSET="1 3" for several shards)
+#   coordinator:  git pull && make collect              then git push
+# Workers commit nothing: they leave each shard's result in the remote's run-cache, where the coordinator's
+# 'dvc repro --pull' finds it ("Stage 'shard@K' is cached - skipping run") and runs only aggregate.
+# 'fetch' is always_changed: only fetch-publish may run it. worker and collect name their stages with --single-item,
+# so no other machine fetches a newer feed (which would change manifests and miss the run-cache).
+OFFSET ?=
+DVC_REMOTE_FLAG = $(if $(REMOTE),-r $(REMOTE))
+
+.PHONY: fetch-publish worker collect
+
+# The params.yaml keys that differ from the last commit and that dvc.yaml tracks (untracked ones such as
+# ingest.workers and ingest.cache may differ per machine: they are in no run-cache key).
+scaleout_params_changed = $(BIN)/dvc params diff --json | $(BIN)/python -c 'import json, sys; \
+	from ruamel.yaml import YAML; \
+	stages = YAML(typ="safe").load(open("dvc.yaml"))["stages"].values(); \
+	tracked = {p for s in stages for p in s.get("do", s).get("params", []) if isinstance(p, str)}; \
+	changed = json.load(sys.stdin).get("params.yaml", {}); \
+	print(" ".join(k for k in sorted(changed) if any(k == t or k.startswith(t + ".") for t in tracked)))'
+
+# Code and tracked params are part of every shard's run-cache key: all machines must run the committed ones.
+define scaleout_guard
+	@git diff --quiet HEAD -- stages dvc.yaml || { echo "make $@: stages/ or dvc.yaml differ from the last commit;\
+	 every machine must run the committed code (commit and git push first)" >&2; exit 2; }
+	@changed="$$($(scaleout_params_changed))"; test -z "$$changed" || { echo "make $@: tracked params differ from\
+	 the last commit ($$changed); every machine must run the committed ones (commit and git push first)" >&2; exit 2; }
+endef
+
+# Commit exactly what DVC writes for git under the given paths ($(2)): dvc.lock, .gitignore files, metrics.json.
+define scaleout_commit
+	git add -A -- $(2)
+	@if git diff --cached --quiet -- $(2); then echo "$@: nothing new to commit"; \
+	else git commit -q -m "$(1)" -- $(2) && git log -1 --format='$@: committed %h %s'; fi
+endef
+
+fetch-publish: install
+	$(scaleout_guard)
+	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/dvc repro --single-item fetch
+	$(BIN)/dvc push $(DVC_REMOTE_FLAG) fetch
+	$(call scaleout_commit,scale-out: publish feed snapshot,dvc.lock data)
+	@echo "fetch-publish: next, git push; then on each worker: git pull && make worker OFFSET=K; then: make collect"
+
+worker: install
+	@test -n "$(OFFSET)" || { echo "make worker: set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets" >&2; exit 2; }
+	$(scaleout_guard)
+	$(BIN)/python -m stages.s3 check $(REMOTE)
+	@set -e; for k in $(OFFSET); do \
+	  echo "worker: shard@$$k"; \
+	  $(BIN)/dvc pull $(DVC_REMOTE_FLAG) data/manifests/shard-$$k.json; \
+	  $(BIN)/dvc repro --allow-missing --single-item shard@$$k; \
+	  $(BIN)/dvc push $(DVC_REMOTE_FLAG) --run-cache shard@$$k; \
+	done
+	@echo "worker: shard(s) $(OFFSET) are in the remote's run-cache. This clone's dvc.lock and .gitignore files"\
+	 "now hold worker-only entries: never commit them (before the next git pull:"\
+	 "git restore dvc.lock data && git clean -fq data)"
+
+collect: install
+	$(scaleout_guard)
+	@default="$$($(BIN)/dvc remote default 2>/dev/null)"; \
+	if [ -n "$(REMOTE)" ] && [ "$(REMOTE)" != "$$default" ]; then \
+	  echo "make collect: REMOTE=$(REMOTE) is not the default remote ($${default:-none}); 'dvc repro --pull', which"\
+	   "restores the workers' shards, reads only the default remote: run 'dvc remote default --local $(REMOTE)'"\
+	   "(or make r2), then make collect again" >&2; exit 2; fi
+	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/dvc pull $(DVC_REMOTE_FLAG) fetch
+	$(BIN)/dvc repro --pull --single-item shard aggregate
+	$(BIN)/dvc push $(DVC_REMOTE_FLAG)
+	$(call scaleout_commit,scale-out: collect shards,dvc.lock data reports)
+	@echo "collect: next, git push"

@@ -30,6 +30,7 @@ _PERMANENT = (
     "returned error: 401",
     "returned error: 403",
     "returned error: 404",
+    "dubious ownership",
 )
 
 
@@ -108,8 +109,10 @@ def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.
 
 
 def _last_line(stderr: str) -> str:
+    """git's own reason: the last ``fatal:``/``error:`` line (its advice lines come after it), else the last line."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    return redact(lines[-1] if lines else "no output")
+    reasons = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+    return redact((reasons or lines or ["no output"])[-1])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,258 @@
+"""Scale-out (issue 7): shards on separate machines, coordinated only through git and the DVC remote.
+
+Three machines are three clones of one bare git repository, each with its own DVC cache (.dvc/cache), temp folder and
+DVC site cache: they share nothing but git and moto's S3 server on 127.0.0.1, which holds the DVC remote 'r2' and the
+digest cache (ingest.cache: s3://<bucket>/cache). They run the Makefile's targets: the coordinator publishes one feed
+snapshot (make fetch-publish), two workers digest the shards between them in parallel (make worker OFFSET=...), one
+of them is SIGKILLed half-way through a shard and restarted, and the coordinator collects (make collect): every shard
+comes from the run-cache, only aggregate runs, and the outputs equal those of `dvc repro` on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from ruamel.yaml import YAML
+
+from stages.sample import build_corpus
+from tests.conftest import GitSpy, S3Server, Workspace, make_workspace, point_r2_at, write_feed
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(sys.executable).parents[1]
+SHARDS = {"batch_size": 4, "offsets": [0, 1, 2, 3]}
+REPOS = 16  # 4 per shard
+# What a stats row holds besides timings and whether the digest came from a clone or the digest cache.
+STABLE = ["url", "owner", "name", "offset", "batch_size", "pushed_at", "error", "commit", "files", "digest_bytes",
+          "truncated"]  # fmt: skip
+# All that the coordinator may commit: what DVC writes for git.
+DVC_GIT_FILES = {"dvc.lock", "data/.gitignore", "data/stats/.gitignore", "data/summaries/.gitignore",
+                 "reports/.gitignore", "reports/metrics.json"}  # fmt: skip
+
+
+def make_cmd(*args: str) -> list[str]:
+    return ["make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}", *args]
+
+
+def make(ws: Workspace, *args: str, env: dict[str, str] | None = None, check: bool = True):
+    return ws.run(*make_cmd(*args), env=env, check=check)
+
+
+def machine(tmp_path: Path, name: str, hub: Path, env: dict[str, str]) -> tuple[Workspace, GitSpy]:
+    """A clone of ``hub`` with its own DVC cache, temp folder and DVC site cache, and a git spy on its PATH."""
+    local = tmp_path / f"{name}-local"
+    (local / "tmp").mkdir(parents=True)
+    spy = GitSpy(local)
+    subprocess.run(["git", "clone", "-q", str(hub), str(tmp_path / name)], check=True)
+    ws = Workspace(
+        tmp_path / name,
+        {**env, **spy.env(), "TMPDIR": str(local / "tmp"), "DVC_SITE_CACHE_DIR": str(local / "dvc-site-cache")},
+    )
+    ws.git("config", "user.email", f"{name}@example.invalid")
+    ws.git("config", "user.name", name)
+    return ws, spy
+
+
+def start(ws: Workspace, *args: str, env: dict[str, str] | None = None, log: Path | None = None):
+    """``make args`` in its own session (so that its whole process group can be killed); output to ``log`` or a pipe."""
+    out = log.open("w") if log else subprocess.PIPE
+    try:
+        return subprocess.Popen(
+            make_cmd(*args), cwd=ws.path, env={**ws.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        if log:
+            out.close()
+
+
+def kill_when(proc: subprocess.Popen[str], marker: str, timeout: float = 180) -> tuple[str, bool]:
+    """Read ``proc``'s output; once ``marker`` appears, SIGKILL its process group. Returns (output, killed)."""
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if marker in line:
+                seen.set()
+        seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen.wait(timeout)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    reader.join(30)
+    return "".join(lines), killed
+
+
+def finish(proc: subprocess.Popen[str], log: Path, timeout: float = 300) -> str:
+    proc.wait(timeout)
+    out = log.read_text()
+    assert proc.returncode == 0, out
+    return out
+
+
+def files(root: Path, pattern: str = "*") -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob(pattern)) if p.is_file()}
+
+
+def stable_stats(ws: Workspace) -> pd.DataFrame:
+    frame = pd.read_parquet(ws.path / "data" / "stats.parquet")
+    # A digest-cache hit is the same digest as a clone: 'cached' and 'ok' are both a digest written.
+    frame["status"] = frame["status"].replace({"cached": "ok"})
+    return frame[[*STABLE, "status"]].sort_values(["offset", "url"], ignore_index=True)
+
+
+def lock_outs(ws: Workspace) -> dict[str, str]:
+    """path -> md5 of every output in dvc.lock but the shards' stats (they hold timings)."""
+    stages = YAML(typ="safe").load((ws.path / "dvc.lock").read_text())["stages"]
+    outs = {o["path"]: o["md5"] for s in stages.values() for o in s.get("outs", [])}
+    return {p: m for p, m in outs.items() if p.startswith(("data/summaries/", "data/manifests", "data/repos.json"))}
+
+
+def committed_files(ws: Workspace, rev: str) -> set[str]:
+    return set(ws.git("show", "--name-only", "--format=", rev).split())
+
+
+@pytest.fixture
+def three_machines(tmp_path: Path, s3_server: S3Server):
+    entries = build_corpus(tmp_path / "corpus", REPOS)
+    feed = write_feed(tmp_path / "feed.json", entries)
+    bucket = s3_server.make_bucket(f"scaleout-{tmp_path.name.lower().replace('_', '-')[:40]}")
+    origin = make_workspace(tmp_path / "origin", str(feed), cache=f"s3://{bucket}/cache")
+    origin.set_params(shards=SHARDS)
+    point_r2_at(origin, s3_server, bucket)  # committed below: every clone reaches the same remote
+    origin.dvc("remote", "default", "r2")
+    shutil.copy2(ROOT / "Makefile", origin.path / "Makefile")
+    origin.commit("pipeline: 4 shards, DVC remote r2 on the local S3 server, digest cache on the same bucket")
+    hub = tmp_path / "hub.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(origin.path), str(hub)], check=True)
+    machines = {name: machine(tmp_path, name, hub, origin.env) for name in ("coordinator", "worker-a", "worker-b")}
+    return origin, bucket, machines, feed, entries
+
+
+def test_shards_on_separate_machines_meet_in_the_run_cache(three_machines, s3_server: S3Server, tmp_path: Path):
+    origin, bucket, machines, feed, entries = three_machines
+    (coord, coord_spy), (a, _), (b, b_spy) = machines["coordinator"], machines["worker-a"], machines["worker-b"]
+    b.set_params(ingest={"workers": 1})  # not tracked: a machine may tune it without changing any run-cache key
+    timings: dict[str, float] = {}
+
+    # 1. The coordinator fetches the feed once and publishes the snapshot: dvc.lock in git, data in the remote.
+    started = time.monotonic()
+    out = make(coord, "fetch-publish").stdout
+    timings["fetch-publish"] = time.monotonic() - started
+    assert coord.ran_stages(out) == ["fetch"], out
+    coord.git("push", "-q", "origin", "HEAD")
+    published = coord.git("rev-parse", "HEAD").strip()
+    assert committed_files(coord, published) <= DVC_GIT_FILES and "dvc.lock" in committed_files(coord, published)
+    # The feed moves on while the machines work (stars everywhere, one new push): nobody may fetch it again, or the
+    # shards it touches would miss the run-cache.
+    shutil.copy2(feed, tmp_path / "feed-published.json")
+    entries[5] = dict(entries[5], pushedAt="2025-06-01T00:00:00Z")
+    write_feed(feed, [dict(e, stargazersCount=e["stargazersCount"] + 1) for e in entries])
+
+    # 2. Both workers take the published commit and split the offsets, in parallel. Worker B is SIGKILLed (its
+    #    whole process group: make, dvc, the shard and its digest processes) once 2 of shard 1's 4 repos are done.
+    for worker in (a, b):
+        worker.git("pull", "-q")
+        assert worker.git("rev-parse", "HEAD").strip() == published
+    phase = time.monotonic()
+    proc_a = start(a, "worker", "OFFSET=0 2", log=tmp_path / "worker-a.log")
+    proc_b = start(b, "worker", "OFFSET=1 3", env=b_spy.env(sleep=1))  # slow clones: the kill lands mid-shard
+    out_b, killed = kill_when(proc_b, "Processing batch 4, offset 1: 2/4 repos")
+    assert killed, out_b
+    assert "Running stage 'shard@1'" in out_b and "Batch 4, offset 1 complete" not in out_b
+    assert not (b.path / "data/stats/shard-1.parquet").exists()
+
+    b_spy.reset()
+    restart = make(b, "worker", "OFFSET=1 3").stdout  # the same command, restarted
+    out_a = finish(proc_a, tmp_path / "worker-a.log")
+    timings["workers (B killed and restarted)"] = time.monotonic() - phase
+    assert a.ran_stages(out_a) == ["shard@0", "shard@2"], out_a
+    assert b.ran_stages(restart) == ["shard@1", "shard@3"], restart
+    for out in (out_a, out_b, restart):
+        assert "Running stage 'fetch'" not in out  # no worker fetches a newer feed
+    # The restarted shard 1 took the repos digested before the kill from the shared digest cache on S3.
+    shard1 = pd.read_parquet(b.path / "data/stats/shard-1.parquet")
+    assert (shard1["status"] == "cached").sum() >= 2, shard1[["name", "status"]]
+    shard1_urls = set(shard1["url"])
+    assert len([c for c in b_spy.clones() if any(u in c for u in shard1_urls)]) <= 2
+    assert set(shard1["status"]) <= {"ok", "cached"}
+
+    # 3. The coordinator collects: no worker pushed a commit; every shard comes from the run-cache; only
+    #    aggregate runs; one dvc.lock is committed.
+    coord.git("pull", "-q")
+    assert coord.git("rev-parse", "HEAD").strip() == published
+    coord_spy.reset()
+    started = time.monotonic()
+    out = make(coord, "collect").stdout
+    timings["collect"] = time.monotonic() - started
+    for k in SHARDS["offsets"]:
+        assert f"Stage 'shard@{k}' is cached - skipping run, checking out outputs" in out, out
+    assert "Running stage 'shard@" not in out and coord.ran_stages(out) == ["aggregate"], out
+    assert coord_spy.clones() == []
+    coord.git("push", "-q", "origin", "HEAD")
+    log = coord.git("log", "--format=%H %s", f"{published}~1..HEAD").splitlines()
+    assert [line.split(" ", 1)[1] for line in log] == ["scale-out: collect shards", "scale-out: publish feed snapshot"]
+    assert committed_files(coord, "HEAD") <= DVC_GIT_FILES
+    for worker in (a, b):  # the workers' own dvc.lock entries stayed on the workers
+        assert worker.git("rev-parse", "HEAD").strip() == published
+
+    # 4. A second collect with nothing new runs nothing, uploads nothing, commits nothing.
+    objects = s3_server.objects(bucket, "dvc/")
+    head = coord.git("rev-parse", "HEAD").strip()
+    out = make(coord, "collect").stdout
+    assert coord.ran_stages(out) == [] and "Data and pipelines are up to date." in out, out
+    assert all(f"Stage 'shard@{k}' didn't change, skipping" in out for k in SHARDS["offsets"]), out
+    assert "collect: nothing new to commit" in out
+    assert coord.git("rev-parse", "HEAD").strip() == head
+    assert s3_server.objects(bucket, "dvc/") == objects
+
+    # 5. One machine, the published feed, its own digest cache: the same snapshot, manifests, digests and stats.
+    solo = Workspace(tmp_path / "solo", origin.env)
+    subprocess.run(["git", "clone", "-q", str(origin.path), str(solo.path)], check=True)
+    solo.set_params(feed={"url": str(tmp_path / "feed-published.json")},
+                    ingest={"cache": str(tmp_path / "solo-local" / "digests")})  # fmt: skip
+    started = time.monotonic()
+    solo.dvc("repro")
+    timings["one machine: dvc repro"] = time.monotonic() - started
+    assert files(coord.path / "data" / "summaries") == files(solo.path / "data" / "summaries")
+    assert files(coord.path / "data" / "manifests") == files(solo.path / "data" / "manifests")
+    assert (coord.path / "data/repos.json").read_bytes() == (solo.path / "data/repos.json").read_bytes()
+    assert lock_outs(coord) == lock_outs(solo)
+    pd.testing.assert_frame_equal(stable_stats(coord), stable_stats(solo))
+    assert len(stable_stats(coord)) == REPOS and set(stable_stats(coord)["status"]) == {"ok"}
+    print("\n".join(f"timing: {k}: {v:.1f} s" for k, v in timings.items()))
+
+
+def test_machines_refuse_to_run_other_code_or_params(three_machines) -> None:
+    """A machine whose code or tracked params differ from the commit would miss every run-cache entry: refused."""
+    machines = three_machines[2]
+    (coord, _), (a, _) = machines["coordinator"], machines["worker-a"]
+    a.set_params(ingest={"max_file_size": 1000})  # tracked: part of every shard's run-cache key
+    result = make(a, "worker", "OFFSET=0", check=False)
+    assert result.returncode == 2 and "tracked params differ from the last commit (ingest.max_file_size)" in (
+        result.stderr
+    ), result.stderr
+    (a.path / "stages" / "shard.py").write_text((a.path / "stages" / "shard.py").read_text() + "\n# edited\n")
+    result = make(a, "worker", "OFFSET=0", check=False)
+    assert result.returncode == 2 and "stages/ or dvc.yaml differ from the last commit" in result.stderr
+
+    result = make(coord, "collect", "REMOTE=local", check=False)  # dvc repro --pull reads only the default remote
+    assert result.returncode == 2 and "REMOTE=local is not the default remote (r2)" in result.stderr, result.stderr
+    result = make(coord, "worker", check=False)
+    assert result.returncode == 2 and "set OFFSET=K" in result.stderr
+    assert coord.ran_stages(result.stdout) == [] and not (coord.path / "dvc.lock").exists()
