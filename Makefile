@@ -19,7 +19,7 @@ LIMIT ?=
 REMOTE ?=
 R2_PREFIX ?= dvc
 
-.PHONY: help install lint test repro run push pull r2 retry demo publish clean
+.PHONY: help install lint test repro run push pull r2 retry demo publish bench bench-quick clean
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
@@ -28,6 +28,7 @@ help:
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos"
+	@echo "make bench-quick / make bench   the benchmark against the field's baseline (bench/README.md)"
 	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (README: Scale out)"
 	@echo "make publish   copy the digests to R2 as <prefix>/<owner>/<name>.txt for search consumers (PRUNE=1, DRY_RUN=1)"
 
@@ -40,7 +41,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 lint: install
-	$(BIN)/ruff check stages tests scripts
+	$(BIN)/ruff check stages tests scripts bench
 
 test: lint
 	$(BIN)/pytest
@@ -91,6 +92,12 @@ retry: install
 
 demo: install
 	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python -m bench full
+
+bench-quick: install
+	$(BIN)/python -m bench quick
 
 clean:
 	rm -rf demo-workspace

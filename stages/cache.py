@@ -20,6 +20,7 @@ from fsspec.implementations.local import LocalFileSystem
 from stages.digest import FORMAT_VERSION, GITINGEST_VERSION
 from stages.feed import Repo
 from stages.files import write_atomic
+from stages.params import IngestParams
 
 log = logging.getLogger(__name__)
 ENTRY_VERSION = 1
@@ -33,11 +34,13 @@ class Entry:
     truncated: bool
 
 
-def fingerprint(max_file_size: int, max_summary_bytes: int) -> str:
+def fingerprint(settings: IngestParams) -> str:
     """Everything besides the repo that shapes a digest."""
     parts = {
-        "max_file_size": max_file_size,
-        "max_summary_bytes": max_summary_bytes,
+        "max_file_size": settings.max_file_size,
+        "max_summary_bytes": settings.max_summary_bytes,
+        "max_files": settings.max_files,
+        "max_total_bytes": settings.max_total_bytes,
         "format": FORMAT_VERSION,
         "gitingest": GITINGEST_VERSION,
     }
@@ -121,8 +124,9 @@ class DigestCache:
             log.warning("digest cache write failed", extra={"url": repo.key, "error": f"{type(exc).__name__}: {exc}"})
 
 
-def open_cache(url: str, max_file_size: int, max_summary_bytes: int) -> DigestCache | None:
-    """The cache at ``url`` ('' disables it); ``s3://`` uses the DVC remote 'r2' endpoint and credentials."""
+def open_cache(settings: IngestParams) -> DigestCache | None:
+    """The cache at ``ingest.cache`` ('' disables it); ``s3://`` uses the DVC remote 'r2' endpoint and credentials."""
+    url = settings.cache
     if not url:
         return None
     options: dict[str, Any] = {}
@@ -130,4 +134,4 @@ def open_cache(url: str, max_file_size: int, max_summary_bytes: int) -> DigestCa
         from stages.s3 import storage_options
 
         options = storage_options("r2")
-    return DigestCache(url, fingerprint(max_file_size, max_summary_bytes), options)
+    return DigestCache(url, fingerprint(settings), options)

@@ -41,6 +41,8 @@ class IngestParams:
     workers: int = 8
     max_file_size: int = 524288
     max_summary_bytes: int = 524288
+    max_files: int = 10000
+    max_total_bytes: int = 524288000
     clone_timeout: float = 300.0
     retries: int = 2
     max_failure_ratio: float = 0.5
@@ -112,6 +114,11 @@ def _validate(p: Params) -> None:
         (
             isinstance(p.ingest.max_summary_bytes, int) and p.ingest.max_summary_bytes >= 1024,
             "ingest.max_summary_bytes must be an integer >= 1024",
+        ),
+        (isinstance(p.ingest.max_files, int) and p.ingest.max_files >= 1, "ingest.max_files must be an integer >= 1"),
+        (
+            isinstance(p.ingest.max_total_bytes, int) and p.ingest.max_total_bytes >= 1,
+            "ingest.max_total_bytes must be an integer >= 1",
         ),
         (0 <= p.ingest.max_failure_ratio <= 1, "ingest.max_failure_ratio must be between 0 and 1"),
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),

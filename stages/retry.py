@@ -1,6 +1,6 @@
 """Which shard stages have failed repos in ``data/stats.parquet``: ``make retry`` re-runs exactly those.
 
-    python -m stages.retry      # prints e.g. "shard@3 shard@7" (nothing when no repo failed)
+python -m stages.retry      # prints e.g. "shard@3 shard@7" (nothing when no repo failed)
 """
 
 from __future__ import annotations

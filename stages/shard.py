@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-from stages.cache import open_cache
 from stages.feed import FeedError, load_snapshot
-from stages.ingest import ShardRun
 from stages.logs import redact, setup_logging
 from stages.manifest import ManifestError, manifest_path, read_manifest
 from stages.params import ParamsError, load_params
-from stages.s3 import S3ConfigError
 from stages.selection import SelectionError, check_offset, select
-from stages.stats import stats_path, write_stats
 
 log = logging.getLogger("stages.shard")
 SUMMARIES_DIR = Path("data/summaries")
@@ -50,7 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pin_hash_seed() -> None:
+    """gitingest keeps ignore patterns in a set, and a ``.gitignore`` negation that conflicts with a built-in pattern
+    resolves by the set's order, which depends on str hashing: run with a fixed seed so a digest depends only on
+    the commit and the params (re-executes this command once)."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, "-m", "stages.shard", *sys.argv[1:]])
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        _pin_hash_seed()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -80,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# batch {args.batch_size}, offset {args.offset}: {len(repos)} repos (dry run, nothing cloned)")
         return 0
 
+    # Only a real run needs gitingest, pandas and fsspec: a dry run stays quick.
+    from stages.cache import open_cache
+    from stages.ingest import ShardRun
+    from stages.s3 import S3ConfigError
+    from stages.stats import stats_path, write_stats
+
+    setup_logging(batch_size=args.batch_size, offset=args.offset)  # again: importing gitingest reconfigured it
     settings = params.ingest
     if args.workers is not None:
         settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
@@ -90,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             log.info(f"Processing batch {args.batch_size}, offset {args.offset}: {done}/{total} repos")
 
     try:
-        cache = open_cache(settings.cache, settings.max_file_size, settings.max_summary_bytes)
+        cache = open_cache(settings)
     except S3ConfigError as exc:
         print(f"shard: error: ingest.cache {settings.cache}: {exc}", file=sys.stderr)
         return 2
     out_dir = SUMMARIES_DIR / f"shard-{args.offset}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.rglob(".*.tmp"):  # a killed earlier run's unfinished atomic write
+        stale.unlink()
     rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
     write_stats(stats_path(args.offset), rows)
     counts = Counter(r.status for r in rows)

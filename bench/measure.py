@@ -1,0 +1,156 @@
+"""Run a command and measure it: wall time, peak RSS of its whole process tree, and the largest single process."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+MB = 1024 * 1024
+
+
+@dataclass
+class Measurement:
+    cmd: list[str]
+    returncode: int
+    wall_s: float
+    peak_rss_tree_mb: float  # largest sum of RSS over the command and all its descendants (sampled every 20 ms)
+    peak_breakdown_mb: dict[str, float]  # that peak by process name (python, git, git-remote-http, ...)
+    max_rss_process_mb: float  # largest RSS of any single process of the tree (kernel's ru_maxrss, via wait4)
+    cpu_s: float  # user + system CPU of the command and its descendants (wait4)
+    other_children_cpu_s: float  # CPU of this process's other children meanwhile (the git server's http-backends)
+    stdout: str
+    stderr_tail: str
+
+    def summary(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("stdout")
+        return out
+
+
+def _tree_rss(proc: psutil.Process) -> tuple[int, dict[str, int]]:
+    total, by_name = 0, {}
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0, {}
+    for p in procs:
+        try:
+            rss, name = p.memory_info().rss, p.name()
+        except psutil.Error:
+            continue
+        total += rss
+        by_name[name] = by_name.get(name, 0) + rss
+    return total, by_name
+
+
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 3600,
+        interval: float = 0.02) -> Measurement:  # fmt: skip
+    """Run ``cmd`` to completion (killed after ``timeout`` s), sampling its process tree's memory."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    peak = 0
+    peak_by_name: dict[str, int] = {}
+    done = threading.Event()
+    outputs: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        outputs[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(n, s), daemon=True) for n, s in
+               (("out", proc.stdout), ("err", proc.stderr))]  # fmt: skip
+    for t in readers:
+        t.start()
+    ps = psutil.Process(proc.pid)
+
+    def sample() -> None:
+        nonlocal peak, peak_by_name
+        while not done.is_set():
+            total, by_name = _tree_rss(ps)
+            if total > peak:
+                peak, peak_by_name = total, by_name
+            done.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    deadline = start + timeout
+    rusage = None
+    status = 0
+    while True:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            os.killpg(proc.pid, 9)
+            _, status, rusage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.005)
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    for t in readers:
+        t.join(timeout=10)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    max_rss_kb = rusage.ru_maxrss if rusage else 0
+    cpu = (rusage.ru_utime + rusage.ru_stime) if rusage else 0.0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Measurement(
+        cmd=[str(c) for c in cmd],
+        returncode=proc.returncode,
+        wall_s=round(wall, 4),
+        peak_rss_tree_mb=round(peak / MB, 1),
+        peak_breakdown_mb={k: round(v / MB, 1) for k, v in sorted(peak_by_name.items(), key=lambda kv: -kv[1])},
+        max_rss_process_mb=round(max_rss_kb / 1024, 1),
+        cpu_s=round(cpu, 2),
+        other_children_cpu_s=round(max(0.0, children_cpu - cpu), 2),
+        stdout=outputs.get("out", b"").decode("utf-8", "replace"),
+        stderr_tail=outputs.get("err", b"").decode("utf-8", "replace")[-2000:],
+    )
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures come from."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "stages", "bench"],
+                           capture_output=True, text=True)  # fmt: skip
+    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "git": git_version,
+        "commit": commit.stdout.strip() or None,
+        "worktree_dirty": bool(dirty.stdout.strip()),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],  # other work on the box skews every figure
+    }
+
+
+def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for the measured Python processes: the venv first on PATH, project importable, fixed hashing.
+
+    PYTHONHASHSEED is fixed because gitingest's ignore patterns are a ``set``: with a random seed, conflicting
+    patterns (a ``.gitignore`` negation against a default pattern) resolve differently from run to run, and the
+    baseline's and the pipeline's digests could not be compared byte for byte (see bench/README.md)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT) + (f":{env['PYTHONPATH']}" if env.get("PYTHONPATH") else "")
+    env["PYTHONHASHSEED"] = "0"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.update(extra or {})
+    return env

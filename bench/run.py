@@ -1,0 +1,246 @@
+"""xgov-digests benchmarks: the field's baseline (sequential clone + stock gitingest) against the pipeline.
+
+python -m bench quick              # < 3 minutes on 2 cores: 48 repos, workers 1/4/8/16, digest, 21,000-entry scale
+python -m bench full               # 200 repos, the same measurements, profiles of the digest
+python -m bench throughput --repos 50 --latency 0.1 --workers 1 16
+python -m bench digest --trees 21 2 0
+python -m bench scale --entries 21000
+python -m bench corpus OUT --repos 200 --seed 7
+python -m bench serve ROOT --latency 0.1     # the git server alone, for poking at it with git clone
+
+(or python bench/run.py ...). Results go to bench/results/<name>.json; generated corpora and workspaces to
+bench/work/ (git-ignored, reused across runs with the same seed and size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # python bench/run.py: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import corpus, digest_bench, measure, scale, throughput  # noqa: E402
+from bench.gitserver import GitServer  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+TARGETS = {
+    "workers16_vs_baseline": 8.0,  # >= 8x the baseline's throughput at 100 ms latency per request, 2 cores
+    "digest_x_plain_read": 3.0,  # the digest within 3x of plainly reading the checkout's files
+    "fetch_21000_s": 5.0,  # python -m stages.fetch on 21,000 entries
+    "fetch_21000_rss_mb": 1024.0,
+}
+
+
+def resolve_tmpdir(choice: str) -> str:
+    """'auto': tmpfs (/dev/shm) when there is one, else the system default; 'system': TMPDIR as it is; or a path."""
+    if choice == "system":
+        return ""
+    if choice == "auto":
+        shm = Path("/dev/shm")
+        return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else ""
+    return choice
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    tp = result.get("throughput")
+    if tp:
+        w16 = next((r for r in tp["pipeline"] if r["workers"] == 16), None)
+        if w16:
+            out["workers16_speedup"] = {"value": w16["speedup_vs_baseline"], "target": ">= 8x",
+                                        "latency_s": tp["server"]["latency_s"],
+                                        "met": w16["speedup_vs_baseline"] >= TARGETS["workers16_vs_baseline"]}
+    dg = result.get("digest")
+    if dg:
+        worst = max(r["ingest_tree_x_plain"] for r in dg["trees"])
+        out["digest_x_plain_read"] = {
+            "value": worst, "target": "<= 3x", "met": worst <= TARGETS["digest_x_plain_read"],
+            "identical_to_stock": all(r["identical_to_stock"] for r in dg["trees"]),
+        }  # fmt: skip
+    sc = result.get("scale")
+    if sc:
+        out["fetch_21000"] = {"wall_s": sc["fetch"]["wall_s"], "peak_rss_tree_mb": sc["fetch"]["peak_rss_tree_mb"],
+                              "target": "<= 5 s and <= 1 GB",
+                              "met": sc["fetch"]["wall_s"] <= TARGETS["fetch_21000_s"]
+                              and sc["fetch"]["peak_rss_tree_mb"] <= TARGETS["fetch_21000_rss_mb"]}  # fmt: skip
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    """The ratio table printed at the end of a run."""
+    lines = []
+    tp = result.get("throughput")
+    if tp:
+        c = tp["corpus"]
+        bandwidth = tp["server"]["bandwidth_bytes_per_s"]
+        lines += [
+            f"throughput: {c['repos']} repos ({c['files']} files, {c['bytes'] / 1e6:.0f} MB), "
+            f"{tp['server']['latency_s'] * 1000:.0f} ms latency per request, "
+            f"bandwidth {f'{bandwidth / 1e6:g} MB/s per response' if bandwidth else 'unlimited'}"
+            f", {result['machine']['cores']} cores",
+            f"{'run':<24}{'wall s':>9}{'repos/s':>9}{'x baseline':>12}{'peak RSS MB':>13}{'ok':>6}",
+        ]
+        b = tp["baseline"]
+        lines.append(f"{'baseline (sequential)':<24}{b['wall_s']:>9.1f}{b['repos_per_s']:>9.2f}{1.0:>12.2f}"
+                     f"{b['peak_rss_tree_mb']:>13.0f}{b['ok']:>6}")  # fmt: skip
+        for r in tp["pipeline"]:
+            lines.append(f"{'pipeline workers=' + str(r['workers']):<24}{r['wall_s']:>9.1f}{r['repos_per_s']:>9.2f}"
+                         f"{r['speedup_vs_baseline']:>12.2f}{r['peak_rss_tree_mb']:>13.0f}"
+                         f"{r['statuses'].get('ok', 0):>6}")  # fmt: skip
+        w = tp["pipeline"][-1]
+        g = w.get("where_time_goes") or {}
+        if g:
+            lines.append(f"where the time goes (workers={w['workers']}, per repo): clone_s p50 {g['clone_s']['p50']}"
+                         f" p95 {g['clone_s']['p95']} sum {g['clone_s']['sum']}; digest_s p50 {g['digest_s']['p50']}"
+                         f" p95 {g['digest_s']['p95']} sum {g['digest_s']['sum']}; baseline digest_s sum "
+                         f"{b['digest_s']['sum']}, clone_s sum {b['clone_s']['sum']}")  # fmt: skip
+            for s in g["slowest"][:3]:
+                lines.append(f"  slow: {s['repo']} ({s['kind']}, {s['files']} files): clone {s['clone_s']} s, "
+                             f"digest {s['digest_s']} s, total {s['total_s']} s")  # fmt: skip
+        inc = tp.get("incremental")
+        if inc and "warm" in inc:
+            lines.append(f"incremental (digest cache): cold {inc['cold']['wall_s']:.1f} s, next night with "
+                         f"{inc['changed_repos']} repos pushed {inc['warm']['wall_s']:.1f} s "
+                         f"({inc['warm_speedup_vs_cold']}x), statuses {inc['warm_statuses']}")  # fmt: skip
+    dg = result.get("digest")
+    if dg:
+        lines.append("digest (best of N, warm cache): tree | files | MB | plain ms | stock ms | fast ms | fast/plain "
+                     "| stock/fast | identical")
+        for r in dg["trees"]:
+            lines.append(f"  {r['tree']} | {r['files']} | {r['bytes'] / 1e6:.2f} | {r['plain_read_s'] * 1e3:.1f} | "
+                         f"{r['stock_gitingest_s'] * 1e3:.0f} | {r['ingest_tree_s'] * 1e3:.1f} | "
+                         f"{r['ingest_tree_x_plain']} | {r['speedup_vs_stock']} | {r['identical_to_stock']}")
+    sc = result.get("scale")
+    if sc:
+        lines.append(f"scale ({sc['entries']} entries): fetch {sc['fetch']['wall_s']:.2f} s / "
+                     f"{sc['fetch']['peak_rss_tree_mb']:.0f} MB; dry-run x{sc['batch_size']} "
+                     f"{sc['dry_run']['total_wall_s']:.2f} s ({sc['dry_run']['listed']} listed); aggregate "
+                     f"{sc['aggregate']['wall_s']:.2f} s / {sc['aggregate']['peak_rss_tree_mb']:.0f} MB")
+    for name, t in result.get("targets", {}).items():
+        lines.append(f"target {name}: {'MET' if t['met'] else 'NOT MET'} ({t})")
+    return "\n".join(lines)
+
+
+def suite(name: str, *, repos: int, seed: int, workers: list[int], latency: float, bandwidth: float, tmpdir: str,
+          digest_trees: list[int], digest_repeat: int, scale_entries: int) -> int:  # fmt: skip
+    start = time.perf_counter()
+    result: dict[str, Any] = {"name": name, "machine": measure.machine()}
+    result["digest"] = digest_bench.run(WORK, RESULTS, seed=seed, indexes=digest_trees, repeat=digest_repeat,
+                                        profiles=name == "full", log=log)  # fmt: skip
+    result["throughput"] = throughput.run(WORK / name, repos=repos, seed=seed, workers=workers, latency=latency,
+                                          bandwidth=bandwidth, tmpdir=tmpdir, log=log)  # fmt: skip
+    result["scale"] = scale.run(WORK / name, entries=scale_entries, seed=seed, log=log)
+    result["targets"] = targets(result)
+    result["elapsed_s"] = round(time.perf_counter() - start, 1)
+    path = save(name, result)
+    print(table(result))
+    print(f"({result['elapsed_s']} s; results in {path.relative_to(BENCH.parent)})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("quick", help="the quick suite (< 3 min on 2 cores)")
+    f = sub.add_parser("full", help="the full suite")
+    for p, repos in ((q, 48), (f, 200)):
+        p.add_argument("--repos", type=int, default=repos)
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--latency", type=float, default=0.1, help="seconds added to every HTTP request (0.1)")
+        p.add_argument("--bandwidth", type=float, default=0.0, help="bytes/s per response, 0 = unlimited")
+        p.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    t = sub.add_parser("throughput", help="baseline vs the shard runner only")
+    t.add_argument("--repos", type=int, default=48)
+    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--latency", type=float, default=0.1)
+    t.add_argument("--bandwidth", type=float, default=0.0)
+    t.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8, 16])
+    t.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    d = sub.add_parser("digest", help="plain read vs stock gitingest vs stages.digest, with profiles")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--trees", type=int, nargs="+", default=[21, 2, 0],
+                   help="corpus indexes (21 medium, 2 large, 0 binary)")  # fmt: skip
+    d.add_argument("--repeat", type=int, default=5)
+    s = sub.add_parser("scale", help="fetch / dry-run / aggregate on a synthetic feed, no network")
+    s.add_argument("--entries", type=int, default=21_000)
+    c = sub.add_parser("corpus", help="build a corpus and its feed")
+    c.add_argument("out", type=Path)
+    c.add_argument("--repos", type=int, default=200)
+    c.add_argument("--seed", type=int, default=7)
+    v = sub.add_parser("serve", help="run the git server on 127.0.0.1 (stops after --lifetime seconds)")
+    v.add_argument("root", type=Path, help="folder holding <owner>/<name> repos")
+    v.add_argument("--latency", type=float, default=0.1)
+    v.add_argument("--bandwidth", type=float, default=0.0)
+    v.add_argument("--lifetime", type=float, default=600.0)
+    args = parser.parse_args(argv)
+
+    if args.command == "quick":
+        return suite("quick", repos=args.repos, seed=args.seed, workers=[1, 4, 8, 16], latency=args.latency,
+                     bandwidth=args.bandwidth, tmpdir=resolve_tmpdir(args.tmpdir), digest_trees=[21],
+                     digest_repeat=7, scale_entries=21_000)
+    if args.command == "full":
+        return suite("full", repos=args.repos, seed=args.seed, workers=[1, 4, 8, 16], latency=args.latency,
+                     bandwidth=args.bandwidth, tmpdir=resolve_tmpdir(args.tmpdir), digest_trees=[21, 2, 13, 0],
+                     digest_repeat=9, scale_entries=21_000)
+    if args.command == "throughput":
+        result = {"machine": measure.machine()}
+        result["throughput"] = throughput.run(WORK / "throughput", repos=args.repos, seed=args.seed,
+                                              workers=args.workers, latency=args.latency, bandwidth=args.bandwidth,
+                                              tmpdir=resolve_tmpdir(args.tmpdir), log=log)  # fmt: skip
+        result["targets"] = targets(result)
+        save("throughput", result)
+        print(table(result))
+        return 0
+    if args.command == "digest":
+        result = {"machine": measure.machine()}
+        result["digest"] = digest_bench.run(WORK, RESULTS, seed=args.seed, indexes=args.trees, repeat=args.repeat,
+                                            log=log)  # fmt: skip
+        result["targets"] = targets(result)
+        save("digest", result)
+        print(table(result))
+        return 0
+    if args.command == "scale":
+        result = {"machine": measure.machine(), "scale": scale.run(WORK / "scale", entries=args.entries, log=log)}
+        result["targets"] = targets(result)
+        save("scale", result)
+        print(table(result))
+        return 0
+    if args.command == "corpus":
+        feed, entries = corpus.build_corpus(args.out, args.repos, args.seed)
+        print(feed)
+        return 0
+    if args.command == "serve":
+        with GitServer(args.root, latency=args.latency, bandwidth=args.bandwidth, lifetime=args.lifetime) as server:
+            env = server.git_env()
+            print(f"serving {args.root} at {server.url} for {args.lifetime:g} s; clone with:")
+            print(" ".join(f"{k}={v!r}" for k, v in env.items()) + " git clone https://github.com/<owner>/<name>")
+            try:
+                time.sleep(args.lifetime)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
