@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.cache import decode_entry
+from stages.cache import cache_key, decode_entry, fingerprint
+from stages.feed import parse_feed
+from stages.params import load_params
 from stages.sample import build_corpus
 from tests.conftest import GitSpy, S3Server, Workspace, point_r2_at, write_feed
 from tests.s3proxy import S3Proxy
@@ -41,6 +43,13 @@ def test_kill_9_mid_shard(workspace_factory, tmp_path: Path, git_spy: GitSpy) ->
     ws = workspace_factory(str(feed), extra_env=git_spy.env(sleep=0.3))
     ws.set_params(shards={"batch_size": 1, "offsets": [0]})
     ws.commit("one shard")
+    repos = parse_feed(feed.read_bytes()).repos
+    fp = fingerprint(load_params(ws.path / "params.yaml").ingest)
+
+    def path_of(repo) -> str:
+        key = cache_key(repo, fp)
+        return f"{key[:2]}/{key}.digest"
+
     out = ws.path / "data" / "summaries" / "shard-0"
     proc = start(ws, "dvc", "repro")
     wait_for(lambda: len(list(out.rglob("*.txt"))) >= 4)
@@ -51,12 +60,15 @@ def test_kill_9_mid_shard(workspace_factory, tmp_path: Path, git_spy: GitSpy) ->
     cache = sorted((ws.path / ".cache" / "digests").rglob("*.digest"))
     assert cache and all(decode_entry(p.read_bytes()) for p in cache)
 
+    cached_urls = {r.url for r in repos if (ws.path / ".cache" / "digests" / path_of(r)).exists()}
+    assert len(cached_urls) == len(cache)
     git_spy.reset()
     ws.dvc("repro")
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.txt")}
     assert len(after) == 12
     assert all(after[k] == v for k, v in before.items())  # no digest written before the kill was partial
-    assert len(git_spy.clones()) <= 12 - len(cache)  # what was cached is not cloned again
+    recloned = [url for url in cached_urls if any(f" {url} " in call for call in git_spy.clones())]
+    assert recloned == []  # what was cached is not cloned again
     assert not [p for p in (ws.path / "data").rglob("*") if p.name.endswith(".tmp")]
     assert all(decode_entry(p.read_bytes()) for p in (ws.path / ".cache" / "digests").rglob("*.digest"))
     assert "shard@0" not in ws.dvc("status").stdout
