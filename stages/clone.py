@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,19 +84,39 @@ def git_env() -> dict[str, str]:
     return env
 
 
+_LIVE: set[int] = set()  # process groups of the git commands running now
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def kill_running() -> int:
+    """The shard is stopping: start no more git commands and kill every git process group still running."""
+    with _LIVE_LOCK:
+        _STOPPING.set()
+        groups = list(_LIVE)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    return len(groups)
+
+
 def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` in its own session; on timeout kill the whole process group (git forks helpers)."""
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=git_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
+    with _LIVE_LOCK:
+        if _STOPPING.is_set():
+            raise CloneError("not started: the shard is stopping")
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=git_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        _LIVE.add(proc.pid)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -105,6 +127,9 @@ def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc.pid)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -138,6 +163,8 @@ def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, bac
         result = _run(cmd, timeout)  # a timeout raises: a hanging server is not retried
         if result.returncode == 0:
             break
+        if _STOPPING.is_set():
+            raise CloneError("git clone killed: the shard is stopping")
         error = _last_line(result.stderr)
         if any(p in result.stderr.lower() for p in _PERMANENT):
             raise CloneError(f"git clone failed: {error}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.cache import DigestCache, Entry
-from stages.clone import CloneError, EmptyRepo, check_url, clone
+from stages.clone import CloneError, EmptyRepo, check_url, clone, kill_running
 from stages.digest import Header, Limits, make_digest
 from stages.feed import Repo
 from stages.files import write_atomic
@@ -98,8 +98,13 @@ class ShardRun:
             ThreadPoolExecutor(workers, thread_name_prefix="repo") as pool,
         ):
             futures = [pool.submit(self._process, repo, janitor) for repo in self.repos]
-            for future in as_completed(futures):
-                rows.append(future.result())
-                if self.on_progress:
-                    self.on_progress(len(rows), len(self.repos))
+            try:
+                for future in as_completed(futures):
+                    rows.append(future.result())
+                    if self.on_progress:
+                        self.on_progress(len(rows), len(self.repos))
+            except BaseException:  # Ctrl-C or SIGTERM: stop now, not after the shard's remaining repos
+                pool.shutdown(wait=False, cancel_futures=True)
+                log.warning("stopping: killed the running clones", extra={"clones": kill_running()})
+                raise
         return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="repos in flight at once (default: ingest.workers)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
     return parser
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _pin_hash_seed() -> None:
@@ -109,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except S3ConfigError as exc:
         print(f"shard: error: ingest.cache {settings.cache}: {exc}", file=sys.stderr)
         return 2
+    # SIGTERM (a cancelled CI job, a killed container) stops the shard the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     out_dir = SUMMARIES_DIR / f"shard-{args.offset}"
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.rglob(".*.tmp"):  # a killed earlier run's unfinished atomic write

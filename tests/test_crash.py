@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -135,3 +136,25 @@ def test_secrets_appear_nowhere(workspace_factory, tmp_path: Path, s3_server: S3
         for path in files:
             assert marker.encode() not in path.read_bytes(), (marker, path)
         assert all(marker.encode() not in body for body in objects), marker
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_shard_stops_its_clones(workspace_factory, tmp_path: Path, git_spy: GitSpy, sig) -> None:
+    """Ctrl-C or SIGTERM ends the shard at once: queued repos are dropped and running clones are killed."""
+    import psutil
+
+    feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 8))
+    ws = workspace_factory(str(feed), extra_env=git_spy.env(sleep=30))
+    proc = subprocess.Popen([sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed",
+                             str(feed)], cwd=ws.path, env=ws.env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for(lambda: len(git_spy.clones()) == 2)  # two workers, each in a (slow) clone
+    start = time.monotonic()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=20)
+    assert time.monotonic() - start < 10 and proc.returncode != 0
+    assert "killed the running clones" in stderr
+    time.sleep(0.5)
+    leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+                 if any(str(ws.path) in part or "xgov-clone-" in part for part in p.info["cmdline"] or [])]  # fmt: skip
+    assert leftovers == []
+    assert len(git_spy.clones()) == 2  # the other six were never started
