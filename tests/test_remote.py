@@ -87,6 +87,7 @@ def test_second_push_uploads_nothing_and_one_change_uploads_one_digest(pushed, s
     ws.commit("one change")
     ws.dvc("push", "-r", "r2")
     new = sorted(set(s3_server.objects(bucket, "dvc/")) - set(before))
+    print(f"objects in the remote: first push {len(before)}, no-op push +0, one-change push +{len(new)}")
     client = s3_server.client()
     bodies = {k: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in new}
     digests = [k for k, b in bodies.items() if b.startswith(b"Repository: ")]
