@@ -190,8 +190,11 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
         out["profile_tree"] = label
         out["profile_stock"] = profile(lambda: _stock(path, mfs), results / "profile-stock.txt",
                                        f"stock gitingest.ingest_async on {label}")  # fmt: skip
-        out["profile_fast"] = profile(lambda: [ingest_tree(path, max_file_size=mfs) for _ in range(20)],
-                                      results / "profile-fast.txt", f"stages.digest.ingest_tree x20 on {label}")
+        out["profile_fast"] = profile(
+            lambda: [ingest_tree(path, max_file_size=mfs) for _ in range(20)],
+            results / "profile-fast.txt",
+            f"stages.digest.ingest_tree x20 on {label}",
+        )
         out["pyinstrument"] = pyinstrument_profile(
             lambda: _stock(path, mfs), results / "profile-stock-pyinstrument.txt"
         )

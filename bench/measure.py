@@ -24,9 +24,12 @@ class Measurement:
     cmd: list[str]
     returncode: int
     wall_s: float
-    peak_rss_tree_mb: float  # largest sum of RSS over the command and all its descendants (sampled every 20 ms)
+    peak_rss_tree_mb: float  # largest sum of RSS over the command and its descendants (sampled every 20 ms; forks
+    # not yet exec'd are their parent's pages and not counted)
     peak_breakdown_mb: dict[str, float]  # that peak by process name (python, git, git-remote-http, ...)
-    max_rss_process_mb: float  # largest RSS of any single process of the tree (kernel's ru_maxrss, via wait4)
+    max_rss_process_mb: float  # largest RSS of any single process of the tree (sampled, as the peak)
+    ru_maxrss_mb: float  # the kernel's ru_maxrss via wait4: NOT the command's own. Linux carries a forked child's
+    # pre-exec high-water mark (this harness's RSS at fork) into it, so it is never below the harness's size
     cpu_s: float  # user + system CPU of the command and its descendants (wait4)
     other_children_cpu_s: float  # CPU of this process's other children meanwhile (the git server's http-backends)
     stdout: str
@@ -38,20 +41,30 @@ class Measurement:
         return out
 
 
-def _tree_rss(proc: psutil.Process) -> tuple[int, dict[str, int]]:
-    total, by_name = 0, {}
+def _tree_rss(proc: psutil.Process) -> tuple[int, dict[str, int], int]:
+    """Sum of RSS over the tree. A child that has been forked but has not exec'd yet (same name and command line
+    as its parent: subprocess's fork-then-exec, or a multiprocessing fork) runs on its parent's pages, so it is
+    not counted: with 16 threads starting clones, several such copies of a 200 MB interpreter exist for a moment
+    and would be counted as 200 MB each."""
+    total, by_name, largest = 0, {}, 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0, {}
+        return 0, {}, 0
+    cmdlines: dict[int, tuple[str, list[str]]] = {}
     for p in procs:
         try:
-            rss, name = p.memory_info().rss, p.name()
+            with p.oneshot():
+                rss, name, cmdline, ppid = p.memory_info().rss, p.name(), p.cmdline(), p.ppid()
         except psutil.Error:
+            continue
+        cmdlines[p.pid] = (name, cmdline)
+        if p.pid != proc.pid and cmdlines.get(ppid) == (name, cmdline):
             continue
         total += rss
         by_name[name] = by_name.get(name, 0) + rss
-    return total, by_name
+        largest = max(largest, rss)
+    return total, by_name, largest
 
 
 def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 3600,
@@ -61,7 +74,7 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    peak = 0
+    peak = largest_process = 0
     peak_by_name: dict[str, int] = {}
     done = threading.Event()
     outputs: dict[str, bytes] = {}
@@ -76,9 +89,10 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
     ps = psutil.Process(proc.pid)
 
     def sample() -> None:
-        nonlocal peak, peak_by_name
+        nonlocal peak, peak_by_name, largest_process
         while not done.is_set():
-            total, by_name = _tree_rss(ps)
+            total, by_name, largest = _tree_rss(ps)
+            largest_process = max(largest_process, largest)
             if total > peak:
                 peak, peak_by_name = total, by_name
             done.wait(interval)
@@ -113,7 +127,8 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
         wall_s=round(wall, 4),
         peak_rss_tree_mb=round(peak / MB, 1),
         peak_breakdown_mb={k: round(v / MB, 1) for k, v in sorted(peak_by_name.items(), key=lambda kv: -kv[1])},
-        max_rss_process_mb=round(max_rss_kb / 1024, 1),
+        max_rss_process_mb=round(largest_process / MB, 1),
+        ru_maxrss_mb=round(max_rss_kb / 1024, 1),
         cpu_s=round(cpu, 2),
         other_children_cpu_s=round(max(0.0, children_cpu - cpu), 2),
         stdout=outputs.get("out", b"").decode("utf-8", "replace"),

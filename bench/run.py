@@ -1,10 +1,11 @@
 """xgov-digests benchmarks: the field's baseline (sequential clone + stock gitingest) against the pipeline.
 
-python -m bench quick              # < 3 minutes on 2 cores: 48 repos, workers 1/4/8/16, digest, 21,000-entry scale
-python -m bench full               # 200 repos, the same measurements, profiles of the digest
+python -m bench quick              # < 3 minutes on 2 cores: 48 repos, workers 1/4/8/16, incremental, digest, scale
+python -m bench full               # 200 repos, the same, profiles of the digest, dvc repro on 21,000 digests
 python -m bench throughput --repos 50 --latency 0.1 --workers 1 16
 python -m bench digest --trees 21 2 0
-python -m bench scale --entries 21000
+python -m bench scale --entries 21000          # fetch, dry-runs, aggregate, then dvc-scale (or --no-dvc)
+python -m bench dvc-scale --entries 21000      # dvc repro / dvc status on a workspace of 21,000 cached digests
 python -m bench corpus OUT --repos 200 --seed 7
 python -m bench serve ROOT --latency 0.1     # the git server alone, for poking at it with git clone
 
@@ -25,7 +26,7 @@ from typing import Any
 if __package__ in (None, ""):  # python bench/run.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import corpus, digest_bench, measure, scale, throughput  # noqa: E402
+from bench import corpus, digest_bench, dvc_scale, measure, scale, throughput  # noqa: E402
 from bench.gitserver import GitServer  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -36,6 +37,8 @@ TARGETS = {
     "digest_x_plain_read": 3.0,  # the digest within 3x of plainly reading the checkout's files
     "fetch_21000_s": 5.0,  # python -m stages.fetch on 21,000 entries
     "fetch_21000_rss_mb": 1024.0,
+    "churn_1pct_x_full": 0.05,  # a re-run after 1% of the repos were pushed: at most 5% of the full run's time
+    "noop_repro_21000_s": 10.0,  # a nothing-changed dvc repro on a workspace holding 21,000 digests
 }
 
 
@@ -66,9 +69,21 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     if tp:
         w16 = next((r for r in tp["pipeline"] if r["workers"] == 16), None)
         if w16:
-            out["workers16_speedup"] = {"value": w16["speedup_vs_baseline"], "target": ">= 8x",
-                                        "latency_s": tp["server"]["latency_s"],
-                                        "met": w16["speedup_vs_baseline"] >= TARGETS["workers16_vs_baseline"]}
+            out["workers16_speedup"] = {
+                "value": w16["speedup_vs_baseline"],
+                "target": ">= 8x",
+                "latency_s": tp["server"]["latency_s"],
+                "met": w16["speedup_vs_baseline"] >= TARGETS["workers16_vs_baseline"],
+            }
+        inc = tp.get("incremental")
+        if inc and "churn_x_full" in inc:
+            out["churn_1pct_x_full"] = {
+                "value": inc["churn_x_full"], "target": "<= 0.05", "repos": inc["repos"],
+                "changed_repos": inc["changed_repos"], "full_s": inc["full"]["wall_s"],
+                "churn_s": inc["churn"]["wall_s"], "startup_s": inc["startup"]["one_cached_repo_s"],
+                "without_startup": inc["churn_x_full_without_startup"],
+                "met": inc["churn_x_full"] <= TARGETS["churn_1pct_x_full"],
+            }  # fmt: skip
     dg = result.get("digest")
     if dg:
         worst = max(r["ingest_tree_x_plain"] for r in dg["trees"])
@@ -82,7 +97,34 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
                               "target": "<= 5 s and <= 1 GB",
                               "met": sc["fetch"]["wall_s"] <= TARGETS["fetch_21000_s"]
                               and sc["fetch"]["peak_rss_tree_mb"] <= TARGETS["fetch_21000_rss_mb"]}  # fmt: skip
+    ds = (sc or {}).get("dvc") or result.get("dvc_scale")
+    if ds:
+        noop = ds["noop_repro"]
+        out["noop_repro_21000"] = {"value": noop["wall_s"], "entries": ds["entries"], "target": "<= 10 s",
+                                   "checks": noop["checks"], "met": noop["wall_s"] <= TARGETS["noop_repro_21000_s"]
+                                   and all(noop["checks"].values()) and ds["entries"] >= 21_000}  # fmt: skip
+        projection = churn_projection(result, ds)
+        if projection:
+            met = projection["value"] <= TARGETS["churn_1pct_x_full"] and ds["entries"] >= 21_000
+            out["churn_1pct_x_full_at_scale"] = {**projection, "target": "<= 0.05", "met": met}
     return out
+
+
+def churn_projection(result: dict[str, Any], ds: dict[str, Any]) -> dict[str, Any] | None:
+    """The 1%-churn target at the feed's size: the measured nightly ``dvc repro`` on ``entries`` digests (1% of them
+    cloned for real) against an estimate of the full run there (not measured: it would clone every repo). The
+    estimate is the per-repo time of the workers-16 run on the corpus (its start-up taken off) times ``entries``,
+    plus the first repro's time (DVC, 10 shard processes, writing every digest), so it counts DVC's own costs."""
+    tp = result.get("throughput") or {}
+    inc, churn = tp.get("incremental"), ds.get("churn")
+    w16 = next((r for r in tp.get("pipeline", []) if r["workers"] == ds["workers"]), None)
+    if not (inc and churn and w16 and "startup" in inc):
+        return None
+    per_repo = max(0.0, w16["wall_s"] - inc["startup"]["one_cached_repo_s"]) / tp["corpus"]["repos"]
+    full_est = per_repo * ds["entries"] + ds["first_repro"]["wall_s"]
+    return {"value": round(churn["wall_s"] / full_est, 4), "entries": ds["entries"], "changed": churn["changed"],
+            "churn_repro_s": churn["wall_s"], "full_run_estimate_s": round(full_est, 1),
+            "per_repo_s": round(per_repo, 4), "checks": churn["checks"]}  # fmt: skip
 
 
 def table(result: dict[str, Any]) -> str:
@@ -117,38 +159,76 @@ def table(result: dict[str, Any]) -> str:
                 lines.append(f"  slow: {s['repo']} ({s['kind']}, {s['files']} files): clone {s['clone_s']} s, "
                              f"digest {s['digest_s']} s, total {s['total_s']} s")  # fmt: skip
         inc = tp.get("incremental")
-        if inc and "warm" in inc:
-            lines.append(f"incremental (digest cache): cold {inc['cold']['wall_s']:.1f} s, next night with "
-                         f"{inc['changed_repos']} repos pushed {inc['warm']['wall_s']:.1f} s "
-                         f"({inc['warm_speedup_vs_cold']}x), statuses {inc['warm_statuses']}")  # fmt: skip
+        if inc and "churn" in inc:
+            st = inc["startup"]
+            lines.append(f"incremental (digest cache, workers={inc['workers']}): full {inc['full']['wall_s']:.2f} s; "
+                         f"{inc['changed_repos']} of {inc['repos']} pushed {inc['churn']['wall_s']:.2f} s "
+                         f"= {inc['churn_x_full']:.1%} of full ({inc['churn']['statuses']}); nothing changed "
+                         f"{inc['unchanged']['wall_s']:.2f} s = {inc['unchanged_x_full']:.1%}")  # fmt: skip
+            lines.append(f"  fixed start-up of the shard CLI (one cached repo): {st['one_cached_repo_s']:.2f} s "
+                         f"({st['one_cached_repo_reexec_s']:.2f} s with the PYTHONHASHSEED re-exec, as under dvc), "
+                         f"imports {st['imports_s']:.2f} s; {st['share_of_churn_run']:.0%} of the churn re-run; "
+                         f"churn/full without it {inc['churn_x_full_without_startup']:.1%}")  # fmt: skip
     dg = result.get("digest")
     if dg:
-        lines.append("digest (best of N, warm cache): tree | files | MB | plain ms | stock ms | fast ms | fast/plain "
-                     "| stock/fast | identical")
+        lines.append(
+            "digest (best of N, warm cache): tree | files | MB | plain ms | stock ms | fast ms | fast/plain "
+            "| stock/fast | identical"
+        )
         for r in dg["trees"]:
-            lines.append(f"  {r['tree']} | {r['files']} | {r['bytes'] / 1e6:.2f} | {r['plain_read_s'] * 1e3:.1f} | "
-                         f"{r['stock_gitingest_s'] * 1e3:.0f} | {r['ingest_tree_s'] * 1e3:.1f} | "
-                         f"{r['ingest_tree_x_plain']} | {r['speedup_vs_stock']} | {r['identical_to_stock']}")
+            lines.append(
+                f"  {r['tree']} | {r['files']} | {r['bytes'] / 1e6:.2f} | {r['plain_read_s'] * 1e3:.1f} | "
+                f"{r['stock_gitingest_s'] * 1e3:.0f} | {r['ingest_tree_s'] * 1e3:.1f} | "
+                f"{r['ingest_tree_x_plain']} | {r['speedup_vs_stock']} | {r['identical_to_stock']}"
+            )
     sc = result.get("scale")
     if sc:
-        lines.append(f"scale ({sc['entries']} entries): fetch {sc['fetch']['wall_s']:.2f} s / "
-                     f"{sc['fetch']['peak_rss_tree_mb']:.0f} MB; dry-run x{sc['batch_size']} "
-                     f"{sc['dry_run']['total_wall_s']:.2f} s ({sc['dry_run']['listed']} listed); aggregate "
-                     f"{sc['aggregate']['wall_s']:.2f} s / {sc['aggregate']['peak_rss_tree_mb']:.0f} MB")
+        lines.append(
+            f"scale ({sc['entries']} entries): fetch {sc['fetch']['wall_s']:.2f} s / "
+            f"{sc['fetch']['peak_rss_tree_mb']:.0f} MB; dry-run x{sc['batch_size']} "
+            f"{sc['dry_run']['total_wall_s']:.2f} s ({sc['dry_run']['listed']} listed); aggregate "
+            f"{sc['aggregate']['wall_s']:.2f} s / {sc['aggregate']['peak_rss_tree_mb']:.0f} MB"
+        )
+    ds = (sc or {}).get("dvc") or result.get("dvc_scale")
+    if ds:
+        lines.append(dvc_scale_lines(ds))
     for name, t in result.get("targets", {}).items():
         lines.append(f"target {name}: {'MET' if t['met'] else 'NOT MET'} ({t})")
     return "\n".join(lines)
 
 
+def dvc_scale_lines(ds: dict[str, Any]) -> str:
+    p, f, n, s = ds["prefill"], ds["first_repro"], ds["noop_repro"], ds["status"]
+    lines = [
+        f"dvc-scale ({ds['entries']} digests, {p['bytes'] / 1e9:.2f} GB, {ds['batch_size']} shards; cache pre-filled "
+        f"in {p['wall_s']:.0f} s): first dvc repro {f['wall_s']:.1f} s / {f['peak_rss_tree_mb']:.0f} MB "
+        f"({f['metrics']}); nothing-changed dvc repro {n['wall_s']:.2f} s / {n['peak_rss_tree_mb']:.0f} MB "
+        f"(ran {n['ran']}); dvc status {s['wall_s']:.2f} s / {s['peak_rss_tree_mb']:.0f} MB",
+        f"  one shard process alone ({ds['one_shard']['repos']} cached repos): {ds['one_shard']['wall_s']:.2f} s; "
+        f"checks {'passed' if ds['checks_passed'] else 'FAILED'}",
+    ]  # fmt: skip
+    c = ds.get("churn")
+    if c:
+        lines.append(
+            f"  nightly dvc repro after {c['changed']} of {ds['entries']} repos pushed (cloned from the "
+            f"local server): {c['wall_s']:.1f} s / {c['peak_rss_tree_mb']:.0f} MB ({c['metrics']})"
+        )
+    return "\n".join(lines)
+
+
 def suite(name: str, *, repos: int, seed: int, workers: list[int], latency: float, bandwidth: float, tmpdir: str,
-          digest_trees: list[int], digest_repeat: int, scale_entries: int) -> int:  # fmt: skip
+          digest_trees: list[int], digest_repeat: int, scale_entries: int, dvc: bool) -> int:  # fmt: skip
     start = time.perf_counter()
     result: dict[str, Any] = {"name": name, "machine": measure.machine()}
     result["digest"] = digest_bench.run(WORK, RESULTS, seed=seed, indexes=digest_trees, repeat=digest_repeat,
                                         profiles=name == "full", log=log)  # fmt: skip
     result["throughput"] = throughput.run(WORK / name, repos=repos, seed=seed, workers=workers, latency=latency,
                                           bandwidth=bandwidth, tmpdir=tmpdir, log=log)  # fmt: skip
-    result["scale"] = scale.run(WORK / name, entries=scale_entries, seed=seed, log=log)
+    # dvc repro on 21,000 digests; its 1%-churn night clones corpus repos from the server at the same latency
+    dvc_options = {"churn": 0.01, "corpus_dir": WORK / name / f"corpus-{repos}-s{seed}", "latency": latency,
+                   "tmpdir": tmpdir}  # fmt: skip
+    result["scale"] = scale.run(WORK / name, entries=scale_entries, seed=seed, dvc=dvc, dvc_options=dvc_options,
+                                log=log)  # fmt: skip
     result["targets"] = targets(result)
     result["elapsed_s"] = round(time.perf_counter() - start, 1)
     path = save(name, result)
@@ -181,8 +261,24 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--trees", type=int, nargs="+", default=[21, 2, 0],
                    help="corpus indexes (21 medium, 2 large, 0 binary)")  # fmt: skip
     d.add_argument("--repeat", type=int, default=5)
-    s = sub.add_parser("scale", help="fetch / dry-run / aggregate on a synthetic feed, no network")
+    s = sub.add_parser("scale", help="fetch / dry-run / aggregate on a synthetic feed, then dvc-scale; no network")
     s.add_argument("--entries", type=int, default=21_000)
+    s.add_argument("--no-dvc", action="store_true", help="leave out dvc-scale (dvc repro on that many digests)")
+    ds = sub.add_parser("dvc-scale", help="dvc repro / dvc status on a workspace of N cached digests, no clones")
+    ds.add_argument("--entries", type=int, default=21_000)
+    ds.add_argument("--seed", type=int, default=7)
+    ds.add_argument("--workers", type=int, default=16, help="ingest.workers in the workspace (16)")
+    ds.add_argument(
+        "--churn",
+        type=float,
+        default=0.01,
+        help="then a nightly repro with this share of repos pushed and cloned from a local server; 0: no",
+    )
+    ds.add_argument("--corpus-repos", type=int, default=48, help="corpus the pushed repos are cloned from (48)")
+    ds.add_argument("--latency", type=float, default=0.1, help="the server's seconds per request (0.1)")
+    ds.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    ds.add_argument("--dvc-cache-type", default="", help="what-if: DVC's cache.type in the workspace (hardlink, ...)")
+    ds.add_argument("--keep", action="store_true", help="keep the workspace and cache (several GB) in bench/work")
     c = sub.add_parser("corpus", help="build a corpus and its feed")
     c.add_argument("out", type=Path)
     c.add_argument("--repos", type=int, default=200)
@@ -195,13 +291,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "quick":
-        return suite("quick", repos=args.repos, seed=args.seed, workers=[1, 4, 8, 16], latency=args.latency,
-                     bandwidth=args.bandwidth, tmpdir=resolve_tmpdir(args.tmpdir), digest_trees=[21],
-                     digest_repeat=7, scale_entries=21_000)
+        return suite(
+            "quick",
+            repos=args.repos,
+            seed=args.seed,
+            workers=[1, 4, 8, 16],
+            latency=args.latency,
+            bandwidth=args.bandwidth,
+            tmpdir=resolve_tmpdir(args.tmpdir),
+            digest_trees=[21],
+            digest_repeat=7,
+            scale_entries=21_000,
+            dvc=False,
+        )
     if args.command == "full":
-        return suite("full", repos=args.repos, seed=args.seed, workers=[1, 4, 8, 16], latency=args.latency,
-                     bandwidth=args.bandwidth, tmpdir=resolve_tmpdir(args.tmpdir), digest_trees=[21, 2, 13, 0],
-                     digest_repeat=9, scale_entries=21_000)
+        return suite(
+            "full",
+            repos=args.repos,
+            seed=args.seed,
+            workers=[1, 4, 8, 16],
+            latency=args.latency,
+            bandwidth=args.bandwidth,
+            tmpdir=resolve_tmpdir(args.tmpdir),
+            digest_trees=[21, 2, 13, 0],
+            digest_repeat=9,
+            scale_entries=21_000,
+            dvc=True,
+        )
     if args.command == "throughput":
         result = {"machine": measure.machine()}
         result["throughput"] = throughput.run(WORK / "throughput", repos=args.repos, seed=args.seed,
@@ -220,11 +336,29 @@ def main(argv: list[str] | None = None) -> int:
         print(table(result))
         return 0
     if args.command == "scale":
-        result = {"machine": measure.machine(), "scale": scale.run(WORK / "scale", entries=args.entries, log=log)}
+        result = {"machine": measure.machine(),
+                  "scale": scale.run(WORK / "scale", entries=args.entries, dvc=not args.no_dvc, log=log)}  # fmt: skip
         result["targets"] = targets(result)
         save("scale", result)
         print(table(result))
         return 0
+    if args.command == "dvc-scale":
+        start = time.perf_counter()
+        result = {"machine": measure.machine()}
+        corpus_dir = None
+        if args.churn:
+            corpus_dir = WORK / "quick" / f"corpus-{args.corpus_repos}-s{args.seed}"  # shared with the quick suite
+            log(f"corpus: {args.corpus_repos} repos (seed {args.seed}) in {corpus_dir}")
+            corpus.build_corpus(corpus_dir, args.corpus_repos, args.seed)
+        result["dvc_scale"] = dvc_scale.run(WORK, entries=args.entries, seed=args.seed, workers=args.workers,
+                                            churn=args.churn, corpus_dir=corpus_dir, latency=args.latency,
+                                            tmpdir=resolve_tmpdir(args.tmpdir), cache_type=args.dvc_cache_type,
+                                            keep=args.keep, log=log)  # fmt: skip
+        result["targets"] = targets(result)
+        result["elapsed_s"] = round(time.perf_counter() - start, 1)
+        save("dvc-scale" + (f"-{args.dvc_cache_type}" if args.dvc_cache_type else ""), result)
+        print(table(result))
+        return 0 if result["dvc_scale"]["checks_passed"] else 1
     if args.command == "corpus":
         feed, entries = corpus.build_corpus(args.out, args.repos, args.seed)
         print(feed)

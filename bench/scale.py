@@ -1,5 +1,6 @@
 """Scale without network: a 21,000-entry synthetic feed through ``fetch``, every shard's ``--dry-run``, and
-``aggregate`` over synthetic stats rows, each as the real CLI in a fresh workspace."""
+``aggregate`` over synthetic stats rows, each as the real CLI in a fresh workspace; with ``dvc``, also
+``dvc repro`` / ``dvc status`` on a real DVC workspace holding that many digests (bench/dvc_scale.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import corpus, measure
+from bench import corpus, dvc_scale, measure
 from stages.manifest import manifest_path, read_manifest
 from stages.stats import Row, stats_path, write_stats
 
@@ -48,7 +49,8 @@ def synthetic_rows(ws: Path, batch: int, seed: int) -> int:
     return n
 
 
-def run(work: Path, *, entries: int = 21_000, batch: int = 10, seed: int = 7, log: Any = print) -> dict[str, Any]:
+def run(work: Path, *, entries: int = 21_000, batch: int = 10, seed: int = 7, dvc: bool = False,
+        dvc_options: dict[str, Any] | None = None, log: Any = print) -> dict[str, Any]:  # fmt: skip
     ws = work / "ws-scale"
     shutil.rmtree(ws, ignore_errors=True)
     ws.mkdir(parents=True)
@@ -89,4 +91,6 @@ def run(work: Path, *, entries: int = 21_000, batch: int = 10, seed: int = 7, lo
         "fetch_le_5s": out["fetch"]["wall_s"] <= 5.0,
         "fetch_le_1GB_rss": out["fetch"]["peak_rss_tree_mb"] <= 1024,
     }
+    if dvc:
+        out["dvc"] = dvc_scale.run(work, entries=entries, batch=batch, seed=seed, log=log, **(dvc_options or {}))
     return out

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import locale
 import os
 import re
 import stat
@@ -77,8 +78,15 @@ class Digest:
 
 
 def _pin_encoding() -> None:
-    # gitingest picks a file's encoding from the locale: pin it so digests do not depend on the caller's.
-    os.environ["LC_ALL"] = "C.UTF-8"
+    """gitingest picks a file's encoding from the locale (re-read from the environment on every file): pin it so
+    digests do not depend on the caller's. Done once, when this module is imported, before any repo thread starts:
+    changing the environment while other threads copy it (git_env) would race."""
+    if os.environ.get("LC_ALL") != "C.UTF-8":
+        os.environ["LC_ALL"] = "C.UTF-8"
+        locale.setlocale(locale.LC_ALL, "C.UTF-8")
+
+
+_pin_encoding()
 
 
 # --- ignore patterns -------------------------------------------------------------------------------------------
@@ -466,7 +474,6 @@ class Limits:
 
 def ingest_tree(checkout: Path, *, max_file_size: int, limits: Limits = Limits()) -> tuple[str, str, int]:
     """gitingest's ``(tree, content, files analysed)`` for a local folder, without token counting."""
-    _pin_encoding()
     scan = _Scan(checkout, max_file_size, limits)
     return scan.tree_text(), "".join(scan.content_pieces()), scan.tree.file_count
 
@@ -503,7 +510,6 @@ def make_digest(
 
     Identical to ``truncate((header + "\\n" + tree + "\\n" + content).encode(), cap)``, but files after the cap
     are never read."""
-    _pin_encoding()
     scan = _Scan(checkout, max_file_size, limits)
     files = scan.tree.file_count
     pieces = [render_header(header, files), "\n", scan.tree_text(), "\n"]
