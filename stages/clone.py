@@ -144,7 +144,6 @@ def _last_line(stderr: str) -> str:
 class Checkout:
     path: Path
     commit: str
-    attempts: int
 
 
 def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, backoff: float = 1.0) -> Checkout:
@@ -175,4 +174,4 @@ def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, bac
     head = _run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], timeout, cwd=dest)
     if head.returncode != 0:
         raise EmptyRepo("repository has no commits")
-    return Checkout(dest, head.stdout.strip(), attempt)
+    return Checkout(dest, head.stdout.strip())
