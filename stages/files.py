@@ -1,10 +1,22 @@
-"""Small filesystem helpers: atomic writes."""
+"""Small filesystem helpers: atomic writes, and where the digests live."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+SUMMARIES_DIR = Path("data/summaries")
+
+
+def summaries_path(offset: int, directory: Path = SUMMARIES_DIR) -> Path:
+    """Shard ``offset``'s output folder of digests."""
+    return directory / f"shard-{offset}"
+
+
+def digest_path(shard_dir: Path, owner: str, name: str) -> Path:
+    """One repo's digest inside its shard's folder: ``<owner>/<name>.txt``."""
+    return shard_dir / owner / f"{name}.txt"
 
 
 def write_atomic(path: Path, data: bytes) -> None:

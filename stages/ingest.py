@@ -20,16 +20,12 @@ from stages.cache import DigestCache, Entry
 from stages.clone import CloneError, EmptyRepo, check_url, clone, kill_running
 from stages.digest import Header, Limits, make_digest
 from stages.feed import Repo
-from stages.files import write_atomic
+from stages.files import digest_path, write_atomic
 from stages.logs import redact
 from stages.params import IngestParams
 from stages.stats import Row
 
 log = logging.getLogger(__name__)
-
-
-def digest_path(out_dir: Path, repo: Repo) -> Path:
-    return out_dir / repo.owner / f"{repo.name}.txt"
 
 
 @dataclass
@@ -50,7 +46,7 @@ class ShardRun:
         start = time.perf_counter()
         try:
             check_url(repo.url, s.allowed_hosts, s.allow_file_urls)
-            out = digest_path(self.out_dir, repo)
+            out = digest_path(self.out_dir, repo.owner, repo.name)
             if self.cache and (entry := self.cache.get(repo)):
                 write_atomic(out, entry.data)
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from stages.files import SUMMARIES_DIR, digest_path, summaries_path
 from stages.logs import setup_logging
 from stages.params import ParamsError, load_params
 from stages.s3 import S3ConfigError, bucket_url, storage_options
@@ -45,7 +46,6 @@ from stages.stats import read_stats
 log = logging.getLogger("stages.publish")
 
 STATS = Path("data/stats.parquet")  # written by stages.aggregate
-SUMMARIES_DIR = Path("data/summaries")  # written by stages.shard: shard-<K>/<owner>/<name>.txt
 REMOTE = "r2"
 INDEX_NAME = "_index.json"
 CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -213,7 +213,7 @@ def read_snapshot(target: Target, stats: Path = STATS, summaries: Path = SUMMARI
         if row.status not in PUBLISHED:
             kept.add(key)
             continue
-        path = summaries / f"shard-{row.offset}" / row.owner / f"{row.name}.txt"
+        path = digest_path(summaries_path(row.offset, summaries), row.owner, row.name)
         if not path.is_file():
             missing.append(str(path))
             continue

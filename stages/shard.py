@@ -11,13 +11,13 @@ from collections import Counter
 from pathlib import Path
 
 from stages.feed import FeedError, load_snapshot
+from stages.files import summaries_path
 from stages.logs import redact, setup_logging
 from stages.manifest import ManifestError, manifest_path, read_manifest
 from stages.params import ParamsError, load_params
 from stages.selection import SelectionError, check_offset, select
 
 log = logging.getLogger("stages.shard")
-SUMMARIES_DIR = Path("data/summaries")
 
 EXAMPLES = """\
 examples:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # SIGTERM (a cancelled CI job, a killed container) stops the shard the way Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    out_dir = SUMMARIES_DIR / f"shard-{args.offset}"
+    out_dir = summaries_path(args.offset)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.rglob(".*.tmp"):  # a killed earlier run's unfinished atomic write
         stale.unlink()

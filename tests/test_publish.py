@@ -54,13 +54,11 @@ class S3:
 
 
 @pytest.fixture(scope="session")
-def moto_s3() -> Iterator[S3]:
-    server = LocalS3()
-    host, port = server.server.get_host_and_port()
-    proxy = S3Proxy((host, port))
-    yield S3(server, proxy)
+def moto_s3(s3_server: LocalS3) -> Iterator[S3]:
+    """The session's moto server (tests/conftest.py), behind a recording proxy."""
+    proxy = S3Proxy(s3_server.server.get_host_and_port())
+    yield S3(s3_server, proxy)
     proxy.stop()
-    server.stop()
 
 
 # --- a workspace with synthetic digests ----------------------------------------------------------------------
