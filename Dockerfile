@@ -27,6 +27,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stages ./stages
+COPY xgov_digests ./xgov_digests
 RUN pip install --no-cache-dir . && rm -rf /src
 
 # A non-root user with a fixed uid (match it with `docker run -u` when mounting a workspace). git refuses

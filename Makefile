@@ -41,7 +41,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 lint: install
-	$(BIN)/ruff check stages tests scripts bench
+	$(BIN)/ruff check stages xgov_digests tests scripts bench
 
 test: lint
 	$(BIN)/pytest
@@ -50,7 +50,7 @@ repro: install
 	$(BIN)/dvc repro
 
 define push_outputs
-	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/python -m stages.check_remote $(REMOTE)
 	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
 endef
 
@@ -71,7 +71,7 @@ push: install
 	$(push_outputs)
 
 pull: install
-	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/python -m stages.check_remote $(REMOTE)
 	$(BIN)/dvc pull $(if $(REMOTE),-r $(REMOTE))
 
 r2: install
@@ -127,7 +127,7 @@ scaleout_params_changed = $(BIN)/dvc params diff --json | $(BIN)/python -c 'impo
 
 # Code and tracked params are part of every shard's run-cache key: all machines must run the committed ones.
 define scaleout_guard
-	@git diff --quiet HEAD -- stages dvc.yaml || { echo "make $@: stages/ or dvc.yaml differ from the last commit;\
+	@git diff --quiet HEAD -- stages xgov_digests dvc.yaml || { echo "make $@: stages/, xgov_digests/ or dvc.yaml differ from the last commit;\
 	 every machine must run the committed code (commit and git push first)" >&2; exit 2; }
 	@changed="$$($(scaleout_params_changed))"; test -z "$$changed" || { echo "make $@: tracked params differ from\
 	 the last commit ($$changed); every machine must run the committed ones (commit and git push first)" >&2; exit 2; }
@@ -142,7 +142,7 @@ endef
 
 fetch-publish: install
 	$(scaleout_guard)
-	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/python -m stages.check_remote $(REMOTE)
 	$(BIN)/dvc repro --single-item fetch
 	$(BIN)/dvc push $(DVC_REMOTE_FLAG) fetch
 	$(call scaleout_commit,scale-out: publish feed snapshot,dvc.lock data)
@@ -151,7 +151,7 @@ fetch-publish: install
 worker: install
 	@test -n "$(OFFSET)" || { echo "make worker: set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets" >&2; exit 2; }
 	$(scaleout_guard)
-	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/python -m stages.check_remote $(REMOTE)
 	@set -e; for k in $(OFFSET); do \
 	  echo "worker: shard@$$k"; \
 	  $(BIN)/dvc pull $(DVC_REMOTE_FLAG) data/manifests/shard-$$k.json; \
@@ -169,7 +169,7 @@ collect: install
 	  echo "make collect: REMOTE=$(REMOTE) is not the default remote ($${default:-none}); 'dvc repro --pull', which"\
 	   "restores the workers' shards, reads only the default remote: run 'dvc remote default --local $(REMOTE)'"\
 	   "(or make r2), then make collect again" >&2; exit 2; fi
-	$(BIN)/python -m stages.s3 check $(REMOTE)
+	$(BIN)/python -m stages.check_remote $(REMOTE)
 	$(BIN)/dvc pull $(DVC_REMOTE_FLAG) fetch
 	$(BIN)/dvc repro --pull --single-item shard aggregate
 	$(BIN)/dvc push $(DVC_REMOTE_FLAG)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.sample import make_repo
+from tests.fixtures.sample import make_repo
 
 CORPUS_VERSION = 2  # bump when the generator changes: cached corpora are keyed by it
 

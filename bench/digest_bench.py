@@ -1,4 +1,4 @@
-"""The digest alone: a plain read of the checkout's files against stock gitingest and ``stages.digest``, plus
+"""The digest alone: a plain read of the checkout's files against stock gitingest and ``xgov_digests.digest``, plus
 where the time goes (cProfile, and pyinstrument when it is installed).
 
 All three run in this process on a shallow clone (what the pipeline digests), with a warm page cache, best of N.
@@ -81,8 +81,8 @@ def _area(filename: str, function: str) -> str:
         return "deprecation warnings (typing_extensions.deprecated)"
     if "/re/" in filename or "sre_" in filename:
         return "re: escape/compile (called by pathspec)"
-    if "stages/digest" in filename:
-        return "stages.digest"
+    if "xgov_digests/digest" in filename:
+        return "xgov_digests.digest"
     if "gitingest" in filename:
         return "gitingest (walk, nodes, formatting)"
     if "pathlib" in filename:
@@ -148,8 +148,8 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
     os.environ["LC_ALL"] = "C.UTF-8"
     import gitingest.output_formatter
 
-    from stages.digest import Header, ingest_tree, make_digest
-    from stages.logs import setup_logging
+    from xgov_digests.digest import Header, ingest_tree, make_digest
+    from xgov_digests.logs import setup_logging
 
     setup_logging(30)
     gitingest.output_formatter._format_token_count = lambda text: None  # tiktoken needs the network
@@ -193,7 +193,7 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
         out["profile_fast"] = profile(
             lambda: [ingest_tree(path, max_file_size=mfs) for _ in range(20)],
             results / "profile-fast.txt",
-            f"stages.digest.ingest_tree x20 on {label}",
+            f"xgov_digests.digest.ingest_tree x20 on {label}",
         )
         out["pyinstrument"] = pyinstrument_profile(
             lambda: _stock(path, mfs), results / "profile-stock-pyinstrument.txt"

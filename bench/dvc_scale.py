@@ -1,9 +1,9 @@
 """``dvc repro`` and ``dvc status`` on a real workspace holding 21,000 digests, without cloning 21,000 repos.
 
-A real DVC workspace (``stages.workspace.create_workspace``: the pipeline copied into a new git repo, params
+A real DVC workspace (``tests.fixtures.workspace.create_workspace``: the pipeline copied into a new git repo, params
 overridden) gets a synthetic feed of ``https://github.com/<owner>/<name>`` entries, each with a ``pushedAt``, and a
 local digest cache (``ingest.cache``) pre-filled with one valid entry per repo, written through
-``stages.cache.DigestCache.put``. Every repo is then served from the cache (status ``cached``, no clone); git's
+``xgov_digests.cache.DigestCache.put``. Every repo is then served from the cache (status ``cached``, no clone); git's
 ``insteadOf`` points github.com at a closed port on 127.0.0.1, so nothing can reach the network.
 
 Measured (wall time and peak RSS of the whole process tree):
@@ -50,7 +50,7 @@ SIZES: dict[str, tuple[int, float] | None] = {
 
 def dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """As a user runs ``dvc repro``: the venv first on PATH, no PYTHONHASHSEED (the shard CLI pins it itself, by
-    re-executing), no PYTHONPATH (the workspace's own copy of stages/ runs)."""
+    re-executing), no PYTHONPATH (the workspace's own copy of stages/ and xgov_digests/ runs)."""
     env = measure.python_env(OFFLINE_GIT)
     env.pop("PYTHONHASHSEED", None)
     env.pop("PYTHONPATH", None)
@@ -64,10 +64,10 @@ def _filler(rng: random.Random, size: int) -> bytes:
 
 def prefill(ws: Path, feed: Path, cache_dir: Path, seed: int, kinds: dict[str, str], log: Any) -> dict[str, Any]:
     """One valid cache entry per repo of the feed, through ``DigestCache.put``: what a finished night leaves."""
-    from stages.cache import DigestCache, Entry, fingerprint
-    from stages.digest import Header, render_header, truncate
-    from stages.feed import parse_feed
-    from stages.params import load_params
+    from xgov_digests.cache import DigestCache, Entry, fingerprint
+    from xgov_digests.digest import Header, render_header, truncate
+    from xgov_digests.feed import parse_feed
+    from xgov_digests.params import load_params
 
     params = load_params(ws / "params.yaml")
     cap = params.ingest.max_summary_bytes
@@ -147,7 +147,7 @@ def run(
     keep: bool = False,
     log: Any = print,
 ) -> dict[str, Any]:
-    from stages.workspace import create_workspace
+    from tests.fixtures.workspace import create_workspace
 
     root = work / "dvc-scale"
     shutil.rmtree(root, ignore_errors=True)
@@ -226,7 +226,7 @@ def run(
 def _churn(root: Path, ws: Path, feed: Path, feed_entries: list[dict[str, Any]], corpus_dir: Path | None,
            churn: float, latency: float, env: dict[str, str], dvc: str, log: Any) -> dict[str, Any]:  # fmt: skip
     """The nightly case at scale: ``churn`` of the repos pushed (cloned for real from the local git server)."""
-    from bench.gitserver import GitServer
+    from tests.fixtures.gitserver import GitServer
 
     if corpus_dir is None:
         raise ValueError("churn needs a corpus to serve the changed repos from")

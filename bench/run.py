@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # python bench/run.py: make the project importabl
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import corpus, digest_bench, dvc_scale, measure, scale, throughput  # noqa: E402
-from bench.gitserver import GitServer  # noqa: E402
+from tests.fixtures.gitserver import GitServer  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "work"
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--bandwidth", type=float, default=0.0)
     t.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8, 16])
     t.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
-    d = sub.add_parser("digest", help="plain read vs stock gitingest vs stages.digest, with profiles")
+    d = sub.add_parser("digest", help="plain read vs stock gitingest vs xgov_digests.digest, with profiles")
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--trees", type=int, nargs="+", default=[21, 2, 0],
                    help="corpus indexes (21 medium, 2 large, 0 binary)")  # fmt: skip

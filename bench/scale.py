@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus, dvc_scale, measure
-from stages.manifest import manifest_path, read_manifest
-from stages.stats import Row, stats_path, write_stats
+from xgov_digests.manifest import manifest_path, read_manifest
+from xgov_digests.stats import Row, stats_path, write_stats
 
 PARAMS = """\
 feed:

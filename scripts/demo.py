@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from stages.locals3 import LocalS3
-from stages.sample import build_corpus
-from stages.workspace import ROOT, create_workspace, git_commit
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.sample import build_corpus
+from tests.fixtures.workspace import ROOT, create_workspace, git_commit
 
 BUCKET = "demo-bucket"
 

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.sample import build_corpus, commit, write_files
-from stages.workspace import create_workspace
+from tests.fixtures.sample import build_corpus, commit, write_files
+from tests.fixtures.workspace import create_workspace
 
 
 def repro(ws: Path, env: dict[str, str]) -> tuple[float, list[str]]:

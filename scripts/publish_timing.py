@@ -14,9 +14,9 @@ from pathlib import Path
 
 from configobj import ConfigObj
 
-from stages.locals3 import LocalS3
-from tests.s3proxy import S3Proxy
-from tests.test_publish import S3, Site
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.publish_site import S3, Site
+from tests.fixtures.s3proxy import S3Proxy
 
 
 def main() -> int:

@@ -1,1 +1,1 @@
-"""xgov-digests: a DVC pipeline turning the UK public sector's repository feed into gitingest digests."""
+"""The pipeline's command-line entry points, one module per command that ``dvc.yaml`` or the Makefile runs."""

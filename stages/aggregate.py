@@ -13,18 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.feed import normalise_url
-from stages.files import write_atomic
-from stages.logs import redact, setup_logging
-from stages.manifest import ManifestError, manifest_path, read_manifest
-from stages.params import ParamsError, load_params
-from stages.report import markdown, metrics
-from stages.stats import read_stats, stats_path
+from xgov_digests.feed import normalise_url
+from xgov_digests.files import MERGED_STATS, METRICS, REPORT, write_atomic
+from xgov_digests.logs import redact, setup_logging
+from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
+from xgov_digests.params import ParamsError, load_params
+from xgov_digests.report import markdown, metrics
+from xgov_digests.stats import read_stats, stats_path
 
 log = logging.getLogger("stages.aggregate")
-STATS = Path("data/stats.parquet")
-METRICS = Path("reports/metrics.json")
-REPORT = Path("reports/report.md")
 
 
 class AggregateError(RuntimeError):
@@ -75,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aggregate: error: {exc}", file=sys.stderr)
         return 2
     m = metrics(frame, offsets)
-    write_atomic(STATS, frame.to_parquet(index=False))
+    write_atomic(MERGED_STATS, frame.to_parquet(index=False))
     write_atomic(METRICS, (json.dumps(m, indent=2) + "\n").encode())
     write_atomic(REPORT, markdown(m, frame, params.shards.batch_size).encode())
     log.info("aggregated", extra={k: m[k] for k in ("repos", "ok", "cached", "failed", "empty")})

@@ -12,15 +12,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from stages.feed import FeedError, load_snapshot
-from stages.files import write_atomic
-from stages.logs import redact, setup_logging
-from stages.manifest import MANIFEST_DIR, manifest_path, write_manifest
-from stages.params import ParamsError, load_params
-from stages.selection import SelectionError, check_offsets, select
+from xgov_digests.feed import FeedError, load_snapshot
+from xgov_digests.files import MANIFEST_DIR, SNAPSHOT, write_atomic
+from xgov_digests.logs import redact, setup_logging
+from xgov_digests.manifest import manifest_path, write_manifest
+from xgov_digests.params import ParamsError, load_params
+from xgov_digests.selection import SelectionError, check_offsets, select
 
 log = logging.getLogger("stages.fetch")
-SNAPSHOT = Path("data/repos.json")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,23 +6,16 @@ python -m stages.retry      # prints e.g. "shard@3 shard@7" (nothing when no rep
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import pandas as pd
-
-STATS = Path("data/stats.parquet")
-
-
-def failed_shards(stats: Path = STATS) -> list[str]:
-    frame = pd.read_parquet(stats, columns=["offset", "status"])
-    return [f"shard@{k}" for k in sorted(set(frame.loc[frame["status"] == "failed", "offset"]))]
+from xgov_digests.files import MERGED_STATS
+from xgov_digests.stats import failed_shards, read_stats
 
 
 def main() -> int:
-    if not STATS.exists():
-        print(f"retry: error: {STATS} not found: run 'dvc repro' first", file=sys.stderr)
+    if not MERGED_STATS.exists():
+        print(f"retry: error: {MERGED_STATS} not found: run 'dvc repro' first", file=sys.stderr)
         return 2
-    print(" ".join(failed_shards()))
+    print(" ".join(failed_shards(read_stats(MERGED_STATS))))
     return 0
 
 

@@ -10,12 +10,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from stages.feed import FeedError, load_snapshot
-from stages.files import summaries_path
-from stages.logs import redact, setup_logging
-from stages.manifest import ManifestError, manifest_path, read_manifest
-from stages.params import ParamsError, load_params
-from stages.selection import SelectionError, check_offset, select
+from xgov_digests.feed import FeedError, load_snapshot
+from xgov_digests.files import summaries_path
+from xgov_digests.logs import redact, setup_logging
+from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
+from xgov_digests.params import ParamsError, load_params
+from xgov_digests.selection import SelectionError, check_offset, select
 
 log = logging.getLogger("stages.shard")
 
@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # Only a real run needs gitingest, pandas and fsspec: a dry run stays quick.
-    from stages.cache import open_cache
-    from stages.ingest import ShardRun
-    from stages.s3 import S3ConfigError
-    from stages.stats import stats_path, write_stats
+    from xgov_digests.cache import open_cache
+    from xgov_digests.ingest import ShardRun
+    from xgov_digests.s3 import S3ConfigError
+    from xgov_digests.stats import stats_path, write_stats
 
     setup_logging(batch_size=args.batch_size, offset=args.offset)  # again: importing gitingest reconfigured it
     settings = params.ingest

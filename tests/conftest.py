@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from stages.locals3 import LocalS3
-from stages.sample import build_corpus
-from stages.workspace import create_workspace, git_commit, set_params
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.sample import build_corpus
+from tests.fixtures.workspace import create_workspace, git_commit
+from xgov_digests.params import update_params
 
 VENV_BIN = str(Path(sys.executable).parent)
 # Whatever a test feeds the pipeline, git never leaves the machine: github.com is rewritten to a closed local port.
@@ -114,7 +115,7 @@ class Workspace:
 
     def set_params(self, **sections: dict) -> None:
         """Update params.yaml, keeping the rest of the file."""
-        set_params(self.path / "params.yaml", sections)
+        update_params(self.path / "params.yaml", sections)
 
     def commit(self, message: str = "update") -> None:
         git_commit(self.path, message)
@@ -139,17 +140,16 @@ def workspace_factory(tmp_path: Path):
     return factory
 
 
-S3Server = LocalS3
 
 
 @pytest.fixture(scope="session")
 def s3_server():
-    server = S3Server()
+    server = LocalS3()
     yield server
     server.stop()
 
 
-def point_r2_at(ws: Workspace, s3: S3Server, bucket: str, prefix: str = "dvc") -> None:
+def point_r2_at(ws: Workspace, s3: LocalS3, bucket: str, prefix: str = "dvc") -> None:
     """Point the workspace's 'r2' remote at the local S3 server, as 'make r2' points it at Cloudflare."""
     ws.dvc("remote", "modify", "r2", "url", f"s3://{bucket}/{prefix}")
     ws.dvc("remote", "modify", "r2", "endpointurl", s3.endpoint)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from stages.workspace import create_workspace
+from tests.fixtures.workspace import create_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "ingest.yml"
@@ -240,7 +240,28 @@ def test_dockerfile_structure() -> None:
 
 def test_dockerignore_keeps_local_state_out() -> None:
     """Structural check: only the files the image needs are in the build context."""
-    assert set(dockerignore_includes()) <= {"pyproject.toml", "README.md", "stages", "dvc.yaml", "params.yaml"}
+    assert set(dockerignore_includes()) <= {"pyproject.toml", "README.md", "stages", "xgov_digests", "dvc.yaml",
+                                            "params.yaml"}  # fmt: skip
+
+
+def test_shipped_code_imports_no_test_or_bench_code() -> None:
+    """The image and the installed package hold stages/ and xgov_digests/ only: neither may import tests, bench
+    or scripts (their fixtures need the test extras or a source checkout)."""
+    import ast
+
+    offenders = []
+    for path in sorted([*ROOT.glob("stages/*.py"), *ROOT.glob("xgov_digests/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("tests", "bench",
+                                                                                                   "scripts")]
+    assert offenders == []
+    import tomllib
+
+    packaged = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert sorted(packaged) == ["stages", "xgov_digests"]
 
 
 def test_dockerfile_entrypoint_runs_as_in_the_image(tmp_path: Path) -> None:

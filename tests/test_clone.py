@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.clone import CloneError, EmptyRepo, UrlRejected, check_url, clone
-from stages.sample import commit, git, make_repo, write_files
+from tests.fixtures.sample import commit, git, make_repo, write_files
+from xgov_digests.clone import CloneError, EmptyRepo, UrlRejected, check_url, clone
 
 ALLOWED = ("github.com",)
 

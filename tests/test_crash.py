@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from stages.cache import cache_key, decode_entry, fingerprint
-from stages.feed import parse_feed
-from stages.params import load_params
-from stages.sample import build_corpus
-from tests.conftest import GitSpy, S3Server, Workspace, point_r2_at, write_feed
-from tests.s3proxy import S3Proxy
+from tests.conftest import GitSpy, Workspace, point_r2_at, write_feed
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.s3proxy import S3Proxy
+from tests.fixtures.sample import build_corpus
+from xgov_digests.cache import cache_key, decode_entry, fingerprint
+from xgov_digests.feed import parse_feed
+from xgov_digests.params import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +76,7 @@ def test_kill_9_mid_shard(workspace_factory, tmp_path: Path, git_spy: GitSpy) ->
     assert "shard@0" not in ws.dvc("status").stdout
 
 
-def test_interrupted_push_completes_when_run_again(workspace_factory, tmp_path: Path, s3_server: S3Server) -> None:
+def test_interrupted_push_completes_when_run_again(workspace_factory, tmp_path: Path, s3_server: LocalS3) -> None:
     feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 8))
     ws = workspace_factory(str(feed))
     ws.set_params(shards={"batch_size": 2, "offsets": [0, 1]})
@@ -107,7 +108,7 @@ def test_interrupted_push_completes_when_run_again(workspace_factory, tmp_path: 
         proxy.stop()
 
 
-def test_secrets_appear_nowhere(workspace_factory, tmp_path: Path, s3_server: S3Server) -> None:
+def test_secrets_appear_nowhere(workspace_factory, tmp_path: Path, s3_server: LocalS3) -> None:
     markers = {
         "AWS_SECRET_ACCESS_KEY": "aws-MARKER-7f3a",
         "R2_SECRET_ACCESS_KEY": "r2-MARKER-91bc",

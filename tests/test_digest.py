@@ -9,9 +9,9 @@ from pathlib import Path
 import gitingest.output_formatter
 import pytest
 
-from stages.clone import clone
-from stages.digest import Header, make_digest, truncate
-from stages.sample import make_repo
+from tests.fixtures.sample import make_repo
+from xgov_digests.clone import clone
+from xgov_digests.digest import Header, make_digest, truncate
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 

@@ -12,9 +12,9 @@ import gitingest.ingestion
 import gitingest.output_formatter
 import pytest
 
-import stages.digest
-from stages.digest import Header, ingest_tree, make_digest, render_header, truncate
-from stages.sample import make_repo
+import xgov_digests.digest
+from tests.fixtures.sample import make_repo
+from xgov_digests.digest import Header, ingest_tree, make_digest, render_header, truncate
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 MAX = 1000  # max_file_size for most cases: small, so "at" and "over" the limit are cheap to build
@@ -244,7 +244,7 @@ def test_sample_corpus_matches_stock(corpus: tuple[Path, list[dict]]) -> None:
 
 def test_the_comparison_can_fail(tricky: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A one-character change in the fast path's ordering is caught: these tests are not vacuous."""
-    monkeypatch.setattr(stages.digest, "_sort_key", lambda child: (0, child.name))
+    monkeypatch.setattr(xgov_digests.digest, "_sort_key", lambda child: (0, child.name))
     with pytest.raises(AssertionError, match="differs from stock gitingest"):
         assert_same(tricky)
 
@@ -283,8 +283,8 @@ def test_files_after_the_cap_are_not_read(tmp_path: Path, monkeypatch: pytest.Mo
     path = tmp_path / "capped"
     make_repo(path, files)
     opened: list[str] = []
-    real = stages.digest._read
-    monkeypatch.setattr(stages.digest, "_read", lambda p, size: opened.append(p) or real(p, size))
+    real = xgov_digests.digest._read
+    monkeypatch.setattr(xgov_digests.digest, "_read", lambda p, size: opened.append(p) or real(p, size))
     digest = make_digest(path, HEADER, max_file_size=10**6, max_summary_bytes=20_000)
     assert digest.truncated and digest.files == 200
     assert len(opened) < 15  # ~10 files fill 20 kB; the other 190 are never opened

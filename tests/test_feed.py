@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from stages.feed import FeedError, download, normalise_url, parse_feed
-from tests.servers import Answer, FeedServer, serve_feed
+from tests.fixtures.feed_server import Answer, FeedServer, serve_feed
+from xgov_digests.feed import FeedError, download, normalise_url, parse_feed
 
 
 def entry(owner: str = "alphagov", name: str = "repo", **kw) -> dict:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.sample import make_repo
 from tests.conftest import write_feed
+from tests.fixtures.sample import make_repo
 
 TOKEN = "ghp_SECRETtok3nMARKER"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.sample import commit, git, make_repo
 from tests.conftest import write_feed
+from tests.fixtures.sample import commit, git, make_repo
 
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 12345\n"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.sample import build_corpus, commit, write_files
-from tests.conftest import GitSpy, S3Server, point_r2_at, write_feed
+from tests.conftest import GitSpy, point_r2_at, write_feed
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.sample import build_corpus, commit, write_files
 
 pytestmark = pytest.mark.slow
 SHARDS = {"batch_size": 5, "offsets": [0, 1, 2, 3, 4]}
@@ -130,7 +131,7 @@ def test_make_retry_reruns_only_the_failed_shard(setup, tmp_path: Path) -> None:
     assert after[entries[7]["name"]] == "ok" and "failed" not in set(after)
 
 
-def test_cache_on_s3(setup, s3_server: S3Server, git_spy: GitSpy) -> None:
+def test_cache_on_s3(setup, s3_server: LocalS3, git_spy: GitSpy) -> None:
     ws, *_ = setup
     bucket = s3_server.make_bucket("digest-cache")
     point_r2_at(ws, s3_server, bucket)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from stages.sample import make_repo
 from tests.conftest import write_feed
-from tests.gitserver import publish_bare, serve_git
+from tests.fixtures.faulty_git import publish_bare, serve_git
+from tests.fixtures.sample import make_repo
 
 
 def feed_entry(owner: str, name: str) -> dict:
@@ -64,7 +64,7 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
 
 
 def test_feed_cut_off_mid_body_fails_fetch_and_dvc_checkout_restores(workspace_factory, corpus) -> None:
-    from tests.servers import Answer, FeedServer, serve_feed
+    from tests.fixtures.feed_server import Answer, FeedServer, serve_feed
 
     _, entries = corpus
     body = json.dumps(entries[:4]).encode()

@@ -10,8 +10,8 @@ import gitingest.output_formatter
 import pandas as pd
 import pytest
 
-from stages.clone import clone
-from tests.servers import FeedServer, serve_feed
+from tests.fixtures.feed_server import FeedServer, serve_feed
+from xgov_digests.clone import clone
 
 pytestmark = pytest.mark.slow
 

@@ -8,49 +8,19 @@ cut off half-way. The tests themselves read the bucket with boto3, straight from
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from configobj import ConfigObj
-from ruamel.yaml import YAML
 
-from stages.locals3 import LocalS3
-from stages.stats import Row, to_frame
-from tests.s3proxy import Request, S3Proxy
-
-ROOT = Path(__file__).resolve().parents[1]
-KEY_ID = "testing-key-id"
-SECRET = f"testing-secret-{uuid.uuid4().hex}"  # must never appear in the publisher's output
-SUMMARY_RE = re.compile(
-    r"^publish: uploaded (?P<uploaded>\d+), unchanged (?P<unchanged>\d+), kept (?P<kept>\d+), "
-    r"pruned (?P<pruned>\d+), failed (?P<failed>\d+), bytes (?P<bytes>\d+), seconds [0-9.]+, "
-    r"index (?P<index>written|unchanged)",
-    re.M,
-)
-
-
-@dataclass
-class S3:
-    server: LocalS3  # moto itself: the tests read the bucket here
-    proxy: S3Proxy  # the publisher's endpoint
-
-    @property
-    def endpoint(self) -> str:
-        return self.server.endpoint
-
-    def client(self):
-        return self.server.client()
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.publish_site import S3, SUMMARY_RE, Site
+from tests.fixtures.s3proxy import Request, S3Proxy
 
 
 @pytest.fixture(scope="session")
@@ -59,145 +29,6 @@ def moto_s3(s3_server: LocalS3) -> Iterator[S3]:
     proxy = S3Proxy(s3_server.server.get_host_and_port())
     yield S3(s3_server, proxy)
     proxy.stop()
-
-
-# --- a workspace with synthetic digests ----------------------------------------------------------------------
-
-
-@dataclass
-class Repo:
-    owner: str
-    name: str
-    offset: int
-    status: str = "ok"
-    version: int = 1
-
-    @property
-    def url(self) -> str:
-        return f"https://github.com/{self.owner}/{self.name}"
-
-    @property
-    def key(self) -> str:
-        return f"summaries/{self.owner}/{self.name}.txt"
-
-    @property
-    def commit(self) -> str:
-        return hashlib.sha1(f"{self.owner}/{self.name}@{self.version}".encode()).hexdigest()
-
-    @property
-    def pushed_at(self) -> str:
-        return f"2026-11-{1 + self.version % 28:02d}T10:00:00Z"
-
-    def text(self) -> str:
-        body = "".join(f"line {i} of {self.owner}/{self.name} v{self.version}\n" for i in range(40 + self.version))
-        return (
-            f"Repository: {self.owner}/{self.name}\nURL: {self.url}\nCommit: {self.commit}\n"
-            f"Pushed at: {self.pushed_at}\nFiles analyzed: 1\n\n"
-            f"================================================\nFILE: README.md\n"
-            f"================================================\n{body}"
-        )
-
-
-class Site:
-    """A workspace folder (``.dvc/config``, ``params.yaml``, ``data/``) whose 'r2' remote is the proxy."""
-
-    BATCH = 3
-
-    def __init__(self, path: Path, s3: S3, bucket: str) -> None:
-        self.path, self.s3, self.bucket = path, s3, bucket
-        self.repos: dict[str, Repo] = {}
-        (path / ".dvc").mkdir(parents=True)
-        shutil.copy(ROOT / ".dvc" / "config", path / ".dvc" / "config")
-        config = ConfigObj(str(path / ".dvc" / "config"))
-        config['remote "r2"']["url"] = f"s3://{bucket}/dvc"
-        config['remote "r2"']["endpointurl"] = s3.proxy.endpoint
-        config.write()
-        shutil.copy(ROOT / "params.yaml", path / "params.yaml")
-        self.set_publish(bucket="", prefix="summaries")
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "R2_"))}
-        self.env = {k: v for k, v in inherited.items() if "proxy" not in k.lower()}
-        self.env.update(
-            AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_CONFIG_FILE=str(path / "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(path / "no-aws-credentials"), AWS_EC2_METADATA_DISABLED="true",
-            NO_PROXY="*", PYTHONPATH=str(ROOT), HOME=str(path),
-        )  # fmt: skip
-
-    def set_publish(self, **values: str) -> None:
-        yaml = YAML()
-        data = yaml.load((self.path / "params.yaml").read_text())
-        data.setdefault("publish", {}).update(values)
-        with (self.path / "params.yaml").open("w") as fh:
-            yaml.dump(data, fh)
-
-    # the snapshot
-    def add(self, n: int, owner: str = "org") -> list[Repo]:
-        start = len(self.repos)
-        added = [Repo(f"{owner}{i % 4}", f"project-{i:03d}", i % self.BATCH) for i in range(start, start + n)]
-        self.repos.update({r.key: r for r in added})
-        return added
-
-    def digest_path(self, repo: Repo) -> Path:
-        return self.path / "data" / "summaries" / f"shard-{repo.offset}" / repo.owner / f"{repo.name}.txt"
-
-    def write(self) -> None:
-        """Write the digests and data/stats.parquet as the shards and aggregate would (no file for failed repos)."""
-        shutil.rmtree(self.path / "data", ignore_errors=True)
-        rows = []
-        for r in self.repos.values():
-            row = Row(r.url, r.owner, r.name, r.offset, self.BATCH, r.pushed_at, status=r.status)
-            if r.status in ("ok", "cached"):
-                data = r.text().encode()
-                self.digest_path(r).parent.mkdir(parents=True, exist_ok=True)
-                self.digest_path(r).write_bytes(data)
-                row.commit, row.files, row.digest_bytes = r.commit, 1, len(data)
-            else:
-                row.error = "clone failed: HTTP 500" if r.status == "failed" else "empty repository"
-            rows.append(row)
-        (self.path / "data").mkdir(exist_ok=True)
-        to_frame(rows).to_parquet(self.path / "data" / "stats.parquet", index=False)
-
-    def change(self, *repos: Repo) -> None:
-        for r in repos:
-            r.version += 1
-
-    # running the publisher
-    def publish(self, *args: str, env: dict[str, str] | None = None, expect: int = 0) -> subprocess.CompletedProcess:
-        self.s3.proxy.take()
-        result = subprocess.run(
-            [sys.executable, "-m", "stages.publish", *args], cwd=self.path, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert SECRET not in result.stdout + result.stderr, "the secret key was printed"
-        assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-        return result
-
-    def start(self, *args: str) -> subprocess.Popen:
-        self.s3.proxy.take()
-        return subprocess.Popen(
-            [sys.executable, "-m", "stages.publish", *args], cwd=self.path, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-
-    # the bucket, read straight from moto
-    def listing(self, bucket: str | None = None) -> dict[str, tuple[str, object]]:
-        """key -> (ETag, LastModified) of every object in the bucket."""
-        out = {}
-        pages = self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=bucket or self.bucket)
-        for page in pages:
-            out.update({o["Key"]: (o["ETag"], o["LastModified"]) for o in page.get("Contents", [])})
-        return out
-
-    def state(self, bucket: str | None = None) -> dict[str, tuple[bytes, str, dict[str, str]]]:
-        """key -> (body, Content-Type, metadata) of every object in the bucket."""
-        client, out = self.s3.client(), {}
-        for key in self.listing(bucket):
-            obj = client.get_object(Bucket=bucket or self.bucket, Key=key)
-            out[key] = (obj["Body"].read(), obj["ContentType"], obj["Metadata"])
-        return out
-
-    def index(self, bucket: str | None = None) -> dict[str, dict]:
-        obj = self.s3.client().get_object(Bucket=bucket or self.bucket, Key="summaries/_index.json")
-        return json.loads(obj["Body"].read())
 
 
 def summary(result: subprocess.CompletedProcess) -> dict[str, str]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.sample import commit, write_files
-from tests.conftest import S3Server, Workspace, point_r2_at, write_feed
+from tests.conftest import Workspace, point_r2_at, write_feed
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.sample import commit, write_files
 
 pytestmark = pytest.mark.slow
 SHARDS = {"batch_size": 3, "offsets": [0, 1, 2]}
@@ -40,8 +41,8 @@ def make(ws: Workspace, *args: str, env: dict[str, str] | None = None, check: bo
 
 
 @pytest.fixture
-def pushed(tmp_path: Path, workspace_factory, s3_server: S3Server):
-    from stages.sample import build_corpus
+def pushed(tmp_path: Path, workspace_factory, s3_server: LocalS3):
+    from tests.fixtures.sample import build_corpus
 
     entries = build_corpus(tmp_path / "corpus", 8)
     feed = write_feed(tmp_path / "feed.json", entries)
@@ -55,7 +56,7 @@ def pushed(tmp_path: Path, workspace_factory, s3_server: S3Server):
     return ws, bucket, entries, feed, tmp_path / "corpus" / "repos"
 
 
-def test_push_uploads_every_output_and_pull_restores_them(pushed, s3_server: S3Server, tmp_path: Path) -> None:
+def test_push_uploads_every_output_and_pull_restores_them(pushed, s3_server: LocalS3, tmp_path: Path) -> None:
     ws, bucket, *_ = pushed
     keys = s3_server.objects(bucket, "dvc/")
     expected = {v for v in outputs(ws).values()}
@@ -69,7 +70,7 @@ def test_push_uploads_every_output_and_pull_restores_them(pushed, s3_server: S3S
     assert outputs(clone) == outputs(ws)
 
 
-def test_second_push_uploads_nothing_and_one_change_uploads_one_digest(pushed, s3_server: S3Server) -> None:
+def test_second_push_uploads_nothing_and_one_change_uploads_one_digest(pushed, s3_server: LocalS3) -> None:
     ws, bucket, entries, feed, repos = pushed
     before = s3_server.objects(bucket, "dvc/")
     out = ws.dvc("repro").stdout
@@ -96,7 +97,7 @@ def test_second_push_uploads_nothing_and_one_change_uploads_one_digest(pushed, s
     assert len(new) <= 8, new
 
 
-def test_missing_credentials_or_endpoint_fail_clearly(pushed, s3_server: S3Server) -> None:
+def test_missing_credentials_or_endpoint_fail_clearly(pushed, s3_server: LocalS3) -> None:
     ws, bucket, *_ = pushed
     before = outputs(ws)
     no_creds = {

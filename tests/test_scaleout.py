@@ -23,8 +23,9 @@ import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
-from stages.sample import build_corpus
-from tests.conftest import GitSpy, S3Server, Workspace, make_workspace, point_r2_at, write_feed
+from tests.conftest import GitSpy, Workspace, make_workspace, point_r2_at, write_feed
+from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.sample import build_corpus
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ def committed_files(ws: Workspace, rev: str) -> set[str]:
 
 
 @pytest.fixture
-def three_machines(tmp_path: Path, s3_server: S3Server):
+def three_machines(tmp_path: Path, s3_server: LocalS3):
     entries = build_corpus(tmp_path / "corpus", REPOS)
     feed = write_feed(tmp_path / "feed.json", entries)
     bucket = s3_server.make_bucket(f"scaleout-{tmp_path.name.lower().replace('_', '-')[:40]}")
@@ -144,7 +145,7 @@ def three_machines(tmp_path: Path, s3_server: S3Server):
     return origin, bucket, machines, feed, entries
 
 
-def test_shards_on_separate_machines_meet_in_the_run_cache(three_machines, s3_server: S3Server, tmp_path: Path):
+def test_shards_on_separate_machines_meet_in_the_run_cache(three_machines, s3_server: LocalS3, tmp_path: Path):
     origin, bucket, machines, feed, entries = three_machines
     (coord, coord_spy), (a, _), (b, b_spy) = machines["coordinator"], machines["worker-a"], machines["worker-b"]
     b.set_params(ingest={"workers": 1})  # not tracked: a machine may tune it without changing any run-cache key
@@ -249,7 +250,7 @@ def test_machines_refuse_to_run_other_code_or_params(three_machines) -> None:
     ), result.stderr
     (a.path / "stages" / "shard.py").write_text((a.path / "stages" / "shard.py").read_text() + "\n# edited\n")
     result = make(a, "worker", "OFFSET=0", check=False)
-    assert result.returncode == 2 and "stages/ or dvc.yaml differ from the last commit" in result.stderr
+    assert result.returncode == 2 and "stages/, xgov_digests/ or dvc.yaml differ from the last commit" in result.stderr
 
     result = make(coord, "collect", "REMOTE=local", check=False)  # dvc repro --pull reads only the default remote
     assert result.returncode == 2 and "REMOTE=local is not the default remote (r2)" in result.stderr, result.stderr

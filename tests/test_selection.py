@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from stages.feed import Repo, parse_feed
-from stages.manifest import ManifestError, read_manifest, render, write_manifest
-from stages.selection import SelectionError, check_offsets, select
+from xgov_digests.feed import Repo, parse_feed
+from xgov_digests.manifest import ManifestError, read_manifest, render, write_manifest
+from xgov_digests.selection import SelectionError, check_offsets, select
 
 
 def repos(n: int) -> list[Repo]:

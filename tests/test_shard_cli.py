@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.feed import parse_feed
-from stages.selection import select
 from tests.conftest import GitSpy, write_feed
+from xgov_digests.feed import parse_feed
+from xgov_digests.selection import select
 
 
 def test_help_shows_examples(workspace_factory) -> None:

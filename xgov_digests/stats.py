@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.files import write_atomic
-
-STATS_DIR = Path("data/stats")
-STATUSES = ("ok", "cached", "failed", "empty")
+from xgov_digests.files import STATS_DIR, write_atomic
 
 
 @dataclass
@@ -63,3 +60,8 @@ def read_stats(path: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
     return frame[COLUMNS].astype(DTYPES)
+
+
+def failed_shards(frame: pd.DataFrame) -> list[str]:
+    """The shard stages (``shard@K``) that hold failed repos in a merged stats frame."""
+    return [f"shard@{k}" for k in sorted(set(frame.loc[frame["status"] == "failed", "offset"]))]

@@ -105,22 +105,3 @@ def check_remote(name: str | None = None, dvc_dir: Path = DVC_DIR, timeout: floa
             "check the endpoint (make r2 R2_ACCOUNT_ID=…), the bucket name and the credentials"
         ) from None
     return f"remote '{name}': {url} at {options['endpoint_url']}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "check" or len(args) > 2:
-        print("usage: python -m stages.s3 check [REMOTE]", file=sys.stderr)
-        return 2
-    try:
-        print(check_remote(args[1] if len(args) == 2 else None))
-    except S3ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from stages.logs import redact
+from xgov_digests.logs import redact
 
 log = logging.getLogger(__name__)
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9._-]{0,99}$")

@@ -17,10 +17,10 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from stages.digest import FORMAT_VERSION, GITINGEST_VERSION
-from stages.feed import Repo
-from stages.files import write_atomic
-from stages.params import IngestParams
+from xgov_digests.digest import FORMAT_VERSION, GITINGEST_VERSION
+from xgov_digests.feed import Repo
+from xgov_digests.files import write_atomic
+from xgov_digests.params import IngestParams
 
 log = logging.getLogger(__name__)
 ENTRY_VERSION = 1
@@ -131,7 +131,7 @@ def open_cache(settings: IngestParams) -> DigestCache | None:
         return None
     options: dict[str, Any] = {}
     if url.startswith("s3://"):
-        from stages.s3 import storage_options
+        from xgov_digests.s3 import storage_options
 
         options = storage_options("r2")
     return DigestCache(url, fingerprint(settings), options)

@@ -1,4 +1,4 @@
-"""Small filesystem helpers: atomic writes, and where the digests live."""
+"""Where the pipeline's files live (one place for every path) and atomic writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import os
 import tempfile
 from pathlib import Path
 
-SUMMARIES_DIR = Path("data/summaries")
+SNAPSHOT = Path("data/repos.json")  # the feed snapshot written by fetch
+MANIFEST_DIR = Path("data/manifests")  # one manifest per shard, written by fetch
+SUMMARIES_DIR = Path("data/summaries")  # shard-<K>/<owner>/<name>.txt, written by the shards
+STATS_DIR = Path("data/stats")  # shard-<K>.parquet, written by the shards
+MERGED_STATS = Path("data/stats.parquet")  # every shard's rows, written by aggregate
+METRICS = Path("reports/metrics.json")
+REPORT = Path("reports/report.md")
 
 
 def summaries_path(offset: int, directory: Path = SUMMARIES_DIR) -> Path:

@@ -1,7 +1,7 @@
 """Running one shard: clone and digest each assigned repo, ``workers`` at a time, one stats row each.
 
 Clones wait on the network, so ``workers`` threads keep that many in flight. A digest takes milliseconds
-(stages/digest.py), so it runs in the repo's own thread; removing a checkout can take as long as cloning it on
+(xgov_digests/digest.py), so it runs in the repo's own thread; removing a checkout can take as long as cloning it on
 some disks, so that happens in the background.
 """
 
@@ -16,14 +16,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.cache import DigestCache, Entry
-from stages.clone import CloneError, EmptyRepo, check_url, clone, kill_running
-from stages.digest import Header, Limits, make_digest
-from stages.feed import Repo
-from stages.files import digest_path, write_atomic
-from stages.logs import redact
-from stages.params import IngestParams
-from stages.stats import Row
+from xgov_digests.cache import DigestCache, Entry
+from xgov_digests.clone import CloneError, EmptyRepo, check_url, clone, kill_running
+from xgov_digests.digest import Header, Limits, make_digest
+from xgov_digests.feed import Repo
+from xgov_digests.files import digest_path, write_atomic
+from xgov_digests.logs import redact
+from xgov_digests.params import IngestParams
+from xgov_digests.stats import Row
 
 log = logging.getLogger(__name__)
 

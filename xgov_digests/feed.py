@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from stages.logs import redact
+from xgov_digests.logs import redact
 
 log = logging.getLogger(__name__)
 

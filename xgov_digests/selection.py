@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from stages.feed import Repo
+from xgov_digests.feed import Repo
 
 
 class SelectionError(ValueError):

@@ -144,3 +144,16 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of stage sections (feed, shards, ingest)")
     return parse_params(raw)
+
+
+def update_params(path: Path, overrides: dict[str, dict[str, Any]]) -> None:
+    """Set keys of ``params.yaml`` section by section, keeping its comments, order, flow lists and quoting."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a long value such as the feed URL
+    data = yaml.load(path.read_text(encoding="utf-8"))
+    for section, values in overrides.items():
+        for key, value in values.items():
+            data[section][key] = value
+    with path.open("w", encoding="utf-8") as fh:
+        yaml.dump(data, fh)

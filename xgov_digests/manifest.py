@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.feed import Repo
-from stages.files import write_atomic
-
-MANIFEST_DIR = Path("data/manifests")
+from xgov_digests.feed import Repo
+from xgov_digests.files import MANIFEST_DIR, write_atomic
 
 
 class ManifestError(ValueError):

@@ -1,0 +1,1 @@
+"""xgov-digests: the library behind the pipeline's stages (feed, shards, clones, digests, stats, storage)."""
