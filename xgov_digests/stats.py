@@ -22,6 +22,7 @@ class Row:
     pushed_at: str | None
     status: str = "failed"
     error: str | None = None
+    failure_kind: str | None = None  # failed rows: transient | permanent | internal
     commit: str | None = None
     files: int = 0
     digest_bytes: int = 0
@@ -29,13 +30,16 @@ class Row:
     clone_s: float = 0.0
     digest_s: float = 0.0
     total_s: float = 0.0
+    walk_limit: str | None = None  # the limit that stopped the checkout's walk early, if any
+    warnings: str | None = None  # what the digest had to work around (e.g. an undecodable ignore file)
 
 
 COLUMNS = [f.name for f in fields(Row)]
 DTYPES = {
     "url": "string", "owner": "string", "name": "string", "offset": "int64", "batch_size": "int64",
-    "pushed_at": "string", "status": "string", "error": "string", "commit": "string", "files": "int64",
-    "digest_bytes": "int64", "truncated": "bool", "clone_s": "float64", "digest_s": "float64", "total_s": "float64",
+    "pushed_at": "string", "status": "string", "error": "string", "failure_kind": "string", "commit": "string",
+    "files": "int64", "digest_bytes": "int64", "truncated": "bool", "clone_s": "float64", "digest_s": "float64",
+    "total_s": "float64", "walk_limit": "string", "warnings": "string",
 }  # fmt: skip
 
 
