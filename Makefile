@@ -91,7 +91,7 @@ retry: install
 	$(BIN)/dvc repro --force --single-item $$shards && $(BIN)/dvc repro --single-item aggregate
 
 demo: install
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m scripts.demo
 
 bench: install
 	$(BIN)/python -m bench full
@@ -102,7 +102,7 @@ bench-quick: install
 clean:
 	rm -rf demo-workspace
 
-# ---- Scale out (issue 7) ----
+# ---- Scale out ----
 # Shards on separate machines, coordinated only through git and the DVC remote (README, "Scale out"):
 #   coordinator:  make fetch-publish                   then git push
 #   each worker:  git pull && make worker OFFSET=K      (OFFSET="1 3" for several shards)

@@ -175,7 +175,7 @@ def _best(cmd: list[str], ws: Path, env: dict[str, str], repeat: int) -> measure
 def incremental(work: Path, feed: Path, entries: list[dict[str, Any]], env: dict[str, str], max_file_size: int,
                 max_summary_bytes: int, log: Any, churn: float = 0.01, workers: int = 16,
                 repeat: int = 3) -> dict[str, Any]:  # fmt: skip
-    """Issue 5, item 3: on one workspace and digest cache (``ingest.cache``), over the same server, the full (cold)
+    """On one workspace and digest cache (``ingest.cache``), over the same server, the full (cold)
     run; a re-run after ``churn`` of the repos (at least one) got a new ``pushedAt``; a re-run with nothing changed.
 
     Then the shard CLI's fixed start-up, best of ``repeat``: the same command on a one-repo feed whose digest is

@@ -1,7 +1,7 @@
 """The whole job offline, in a scratch workspace: sample repos -> dvc repro -> dvc push to a local S3 server
 standing in for R2 -> dvc pull into a fresh clone -> check the pulled outputs are identical.
 
-    make demo        (or: .venv/bin/python scripts/demo.py [--dir demo-workspace])
+    make demo        (or: .venv/bin/python -m scripts.demo [--dir demo-workspace])
 """
 
 from __future__ import annotations

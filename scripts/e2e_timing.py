@@ -1,7 +1,7 @@
 """Wall time of the whole pipeline (``dvc repro``) on N local sample repos, in a scratch workspace.
 
-.venv/bin/python scripts/e2e_timing.py --repos 20 --workers 1 8          # full runs, no digest cache
-.venv/bin/python scripts/e2e_timing.py --repos 50 --workers 8 --incremental
+.venv/bin/python -m scripts.e2e_timing --repos 20 --workers 1 8          # full runs, no digest cache
+.venv/bin/python -m scripts.e2e_timing --repos 50 --workers 8 --incremental
     # full run; re-run after one repo's pushedAt (and commit) changed; re-run with nothing changed
 """
 

@@ -1,4 +1,4 @@
-"""Scale-out (issue 7): shards on separate machines, coordinated only through git and the DVC remote.
+"""Scale-out: shards on separate machines, coordinated only through git and the DVC remote.
 
 Three machines are three clones of one bare git repository, each with its own DVC cache (.dvc/cache), temp folder and
 DVC site cache: they share nothing but git and moto's S3 server on 127.0.0.1, which holds the DVC remote 'r2' and the

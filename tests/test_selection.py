@@ -1,4 +1,4 @@
-"""Shard selection and manifests: the seed's acceptance criteria."""
+"""Shard selection and manifests: which repos each shard takes, and the manifests that fix that choice."""
 
 from __future__ import annotations
 
