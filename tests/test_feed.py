@@ -8,7 +8,9 @@ import time
 import pytest
 
 from tests.fixtures.feed_server import Answer, FeedServer, serve_feed
-from xgov_digests.feed import FeedError, download, normalise_url, parse_feed
+from xgov_digests.download import FeedError, download
+from xgov_digests.feed import parse_feed
+from xgov_digests.repo import normalise_url
 
 
 def entry(owner: str = "alphagov", name: str = "repo", **kw) -> dict:
