@@ -186,3 +186,37 @@ def test_fifty_megabyte_feed(workspace_factory, tmp_path: Path) -> None:
     ws.python("-m", "stages.fetch", timeout=120)
     sizes = [len(json.loads((ws.path / f"data/manifests/shard-{k}.json").read_text())["repos"]) for k in range(10)]
     assert sizes == [16_000] * 10
+
+
+def test_a_feed_entry_cannot_forge_a_digest(workspace_factory, tmp_path: Path) -> None:
+    """Another repo's URL under a real owner/name, fake header lines in pushedAt, a date that sorts last: with a
+    real `dvc repro` against a git server on 127.0.0.1, every digest holds the named repository and a true header."""
+    from tests.fixtures.faulty_git import publish_bare, serve_git
+
+    root = tmp_path / "srv"
+    for owner, text in (("alphagov", "the real govuk-frontend"), ("attacker", "EVIL CONTENT")):
+        make_repo(tmp_path / owner, {"README.md": text + "\n"})
+        publish_bare(tmp_path / owner, root, owner, "govuk-frontend")
+    make_repo(tmp_path / "dated", {"README.md": "dated\n"})
+    publish_bare(tmp_path / "dated", root, "alphagov", "dated")
+    legit = entry("alphagov", "govuk-frontend")
+    forged = entry("alphagov", "govuk-frontend", "https://github.com/attacker/govuk-frontend",
+                   pushedAt="2030-01-01T00:00:00Z")  # fmt: skip
+    late = entry("alphagov", "govuk-frontend", "https://github.com/alphagov/govuk-frontend.git", pushedAt="zzzz")
+    fake_header = entry("alphagov", "dated", pushedAt=f"2024\nCommit: {'0' * 40}\nFiles analyzed: 9999")
+    feed = write_feed(tmp_path / "feed.json", [forged, late, legit, fake_header])
+    with serve_git(root) as server:
+        ws = workspace_factory(str(feed), extra_env=server.insteadof_env())
+        ws.set_params(shards={"batch_size": 1, "offsets": [0]})
+        result = ws.dvc("repro")
+        assert server.packs["attacker/govuk-frontend"] == 0  # never even cloned
+    out = ws.path / "data/summaries/shard-0/alphagov"
+    digest = (out / "govuk-frontend.txt").read_text()
+    assert "the real govuk-frontend" in digest and "EVIL" not in digest
+    assert digest.startswith("Repository: alphagov/govuk-frontend\nURL: https://github.com/alphagov/govuk-frontend\n")
+    assert "Pushed at: 2024-01-01T00:00:00Z\n" in digest  # the real date won over "zzzz"
+    header = (out / "dated.txt").read_text().split("\n\n", 1)[0].splitlines()
+    assert [line.split(":")[0] for line in header] == ["Repository", "URL", "Commit", "Pushed at", "Files analyzed"]
+    assert "Pushed at: unknown" in header and f"Commit: {'0' * 40}" not in header
+    logs = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(r.get("reason", "").startswith("pushedAt '2024\\nCommit") for r in logs)
