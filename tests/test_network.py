@@ -15,7 +15,8 @@ from tests.fixtures.sample import make_repo
 
 
 def feed_entry(owner: str, name: str) -> dict:
-    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}", "pushedAt": "2024-01-01T00:00:00Z"}
+    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}",
+            "pushedAt": "2024-01-01T00:00:00Z"}  # fmt: skip
 
 
 def git_processes_for(port: str) -> list[str]:

@@ -44,15 +44,13 @@ _TRANSIENT = (
     "couldn't connect",
     "connection refused",
     "connection reset",
-    "connection timed out",
-    "operation timed out",
     "timed out",
     "empty reply from server",
     "recv failure",
     "send failure",
     "transfer closed",
     "ssl",
-    "tls ",
+    "tls",
     "certificate",
     "returned error: 429",
     "returned error: 5",
@@ -75,15 +73,19 @@ TRANSIENT, PERMANENT = "transient", "permanent"
 _QUOTED_RE = re.compile(r"'[^'\n]*'")
 
 
+def _git_words(stderr: str) -> str:
+    """git's own words, lower-cased, without the URLs and paths it quotes (a repo named "openssl" says nothing)."""
+    lines = [ln for ln in stderr.lower().splitlines() if not ln.startswith("cloning into")]
+    return _QUOTED_RE.sub("''", "\n".join(lines))
+
+
 def failure_kind(stderr: str) -> str:
     """``transient`` when git got no complete answer from the server, ``permanent`` when the answer was an error.
 
     A failure git words in no known way counts as transient: it counts against ``ingest.max_failure_ratio``, which
     errs towards failing a shard (DVC records nothing) rather than recording a network outage as results.
     """
-    # git's own lines only, without the quoted URLs and paths (a repo named "openssl" or "timed out" says nothing).
-    lines = [ln for ln in stderr.lower().splitlines() if not ln.startswith("cloning into")]
-    text = _QUOTED_RE.sub("''", "\n".join(lines))
+    text = _git_words(stderr)
     if any(p in text for p in _TRANSIENT):
         return TRANSIENT
     if any(p in text for p in _PERMANENT + _BROKEN):
@@ -232,7 +234,7 @@ def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, bac
         if _STOPPING.is_set():
             raise CloneError("git clone killed: the shard is stopping")
         error, kind = _last_line(result.stderr), failure_kind(result.stderr)
-        if any(p in result.stderr.lower() for p in _PERMANENT):
+        if any(p in _git_words(result.stderr) for p in _PERMANENT):
             raise CloneError(f"git clone failed: {error}", PERMANENT)
         if attempt < retries:
             log.warning("clone failed, retrying", extra={"url": redact(url), "attempt": attempt + 1, "error": error})
