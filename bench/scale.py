@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus, dvc_scale, measure
+from xgov_digests.files import SUMMARIES_DIR, digest_path, summaries_path
 from xgov_digests.manifest import manifest_path, read_manifest
 from xgov_digests.stats import Row, stats_path, write_stats
 
@@ -29,7 +30,7 @@ ingest:
 
 
 def synthetic_rows(ws: Path, batch: int, seed: int) -> int:
-    """One stats row per manifest repo, as a finished shard would write them."""
+    """One stats row per manifest repo, and a digest file per ok/cached row, as a finished shard would write them."""
     rng = random.Random(seed)
     n = 0
     for k in range(batch):
@@ -44,6 +45,10 @@ def synthetic_rows(ws: Path, batch: int, seed: int) -> int:
                 files=rng.randint(1, 3000), digest_bytes=rng.randint(1000, 524288), truncated=rng.random() < 0.2,
                 clone_s=clone_s, digest_s=digest_s, total_s=clone_s + digest_s,
             ))  # fmt: skip
+            if status in ("ok", "cached"):
+                out = digest_path(summaries_path(k, ws / SUMMARIES_DIR), repo.owner, repo.name)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(b"synthetic digest\n")
         write_stats(ws / stats_path(k), rows)
         n += len(rows)
     return n

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from xgov_digests.feed import normalise_url
 from xgov_digests.files import MERGED_STATS, METRICS, REPORT, write_atomic
 from xgov_digests.logs import redact, setup_logging
 from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
+from xgov_digests.outputs import DigestMismatch, check_digests
 from xgov_digests.params import ParamsError, load_params
+from xgov_digests.repo import normalise_url
 from xgov_digests.report import markdown, metrics
 from xgov_digests.stats import read_stats, stats_path
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         offsets = list(params.shards.offsets)
         frame = combine(params.shards.batch_size, offsets)
-    except (ParamsError, ManifestError, AggregateError) as exc:
+        check_digests(frame, offsets)
+    except (ParamsError, ManifestError, AggregateError, DigestMismatch) as exc:
         log.error(str(exc))
         print(f"aggregate: error: {exc}", file=sys.stderr)
         return 2

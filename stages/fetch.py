@@ -6,13 +6,12 @@ python -m stages.fetch
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import sys
 from pathlib import Path
 
-from xgov_digests.feed import FeedError, load_snapshot
+from xgov_digests.feed import FeedError, load_snapshot, render_snapshot
 from xgov_digests.files import MANIFEST_DIR, SNAPSHOT, write_atomic
 from xgov_digests.logs import redact, setup_logging
 from xgov_digests.manifest import manifest_path, write_manifest
@@ -39,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error(str(exc))
         print(f"fetch: error: {exc}", file=sys.stderr)
         return 2
-    body = json.dumps(snap.records, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
-    write_atomic(SNAPSHOT, body.encode("utf-8"))
+    write_atomic(SNAPSHOT, render_snapshot(snap.records))
     # The manifests folder is this stage's output: rewrite it whole, so no stale shard file lingers.
     shutil.rmtree(MANIFEST_DIR, ignore_errors=True)
     sizes = []

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from xgov_digests.feed import FeedError, load_snapshot
-from xgov_digests.files import summaries_path
+from xgov_digests.files import remove_temps, summaries_path
 from xgov_digests.logs import redact, setup_logging
 from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
 from xgov_digests.params import ParamsError, load_params
@@ -118,20 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     out_dir = summaries_path(args.offset)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.rglob(".*.tmp"):  # a killed earlier run's unfinished atomic write
-        stale.unlink()
+    remove_temps(out_dir)  # a killed earlier run's unfinished atomic writes
     rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
     write_stats(stats_path(args.offset), rows)
     counts = Counter(r.status for r in rows)
+    kinds = Counter(r.failure_kind for r in rows if r.status == "failed")
     log.info(
         f"Batch {args.batch_size}, offset {args.offset} complete: "
         f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
-        extra={"empty": counts["empty"], "repos": len(rows)},
+        extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds)},
     )
-    if rows and counts["failed"] / len(rows) > settings.max_failure_ratio:
+    # A repository that answered with an error is a result; only failures to get an answer can mean the network
+    # is down, and only those fail the stage.
+    if rows and kinds["transient"] / len(rows) > settings.max_failure_ratio:
         log.error(
-            f"{counts['failed']} of {len(rows)} repos failed, more than ingest.max_failure_ratio "
-            f"{settings.max_failure_ratio}: failing the stage so DVC records nothing (is the network down?)"
+            f"{kinds['transient']} of {len(rows)} repos failed without a complete answer from their server "
+            f"(transient), more than ingest.max_failure_ratio {settings.max_failure_ratio}: failing the stage so "
+            "DVC records nothing (is the network down?)"
         )
         return 1
     return 0

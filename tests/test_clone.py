@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.sample import commit, git, make_repo, write_files
-from xgov_digests.clone import CloneError, EmptyRepo, UrlRejected, check_url, clone
+from xgov_digests.clone import CloneError, EmptyRepo, UrlRejected, check_url, clone, failure_kind
 
 ALLOWED = ("github.com",)
 
@@ -63,3 +63,27 @@ def test_missing_repo_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(CloneError, match="git clone failed"):
         clone((tmp_path / "nope").as_uri(), tmp_path / "dst", retries=3, backoff=5)
     assert time.monotonic() - start < 4  # not retried: no backoff sleeps
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        ("fatal: unable to access 'https://github.com/o/r/': Could not resolve host: github.com", "transient"),
+        ("fatal: unable to access 'https://github.com/o/r/': Failed to connect to github.com port 443", "transient"),
+        ("error: RPC failed; curl 56 Recv failure: Connection reset by peer\nfatal: early EOF", "transient"),
+        ("fatal: unable to access 'https://github.com/o/r/': The requested URL returned error: 502", "transient"),
+        ("fatal: unable to access 'https://github.com/o/r/': The requested URL returned error: 429", "transient"),
+        ("fatal: unable to access 'https://github.com/o/r/': SSL certificate problem: expired", "transient"),
+        ("fatal: unable to access 'https://github.com/o/r/': gnutls_handshake() failed", "transient"),
+        ("fatal: something git never said before", "transient"),
+        ("remote: not found\nfatal: repository 'https://github.com/o/r/' not found", "permanent"),
+        ("fatal: could not read Username for 'https://github.com': terminal prompts disabled", "permanent"),
+        ("fatal: unable to access 'https://github.com/o/r/': The requested URL returned error: 403", "permanent"),
+        ("error: 176 bytes of body are still expected\nfatal: early EOF\nfatal: fetch-pack: invalid index-pack output",
+         "permanent"),
+        ("Cloning into '/tmp/xgov-clone-1/openssl-timed-out'...\nfatal: early EOF", "permanent"),
+        ("fatal: repository 'https://github.com/tls/ssl/' not found", "permanent"),
+    ],
+)
+def test_failure_kind_from_git_words(stderr: str, kind: str) -> None:
+    assert failure_kind(stderr) == kind

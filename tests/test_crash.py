@@ -115,8 +115,24 @@ def test_secrets_appear_nowhere(workspace_factory, tmp_path: Path, s3_server: Lo
         "GITHUB_TOKEN": "ghp_MARKER5d2e",
         "R2_ACCESS_KEY_ID": "r2id-MARKER-00aa",
     }
+    # secrets that only the feed carries, in every part of a URL a token can hide in
+    feed_markers = {
+        "query": "ghp_QUERY-MARKER-1",
+        "fragment": "ghp_FRAGMENT-MARKER-2",
+        "at-password": "AT-PASSWORD-MARKER-3",
+        "space-password": "SPACE-PASSWORD-MARKER-4",
+        "query-only": "QUERY-ONLY-MARKER-5",
+    }
     entries = build_corpus(tmp_path / "corpus", 6)
     entries.append(dict(entries[0], name="with-token", url=f"https://x:{markers['GITHUB_TOKEN']}@github.com/o/r"))
+    for name, url in {
+        "query": f"https://github.com/o/query?access_token={feed_markers['query']}",
+        "fragment": f"https://github.com/o/fragment#{feed_markers['fragment']}",
+        "at-password": f"https://x:p@ss{feed_markers['at-password']}@github.com/o/at-password",
+        "space-password": f"https://x:p ss{feed_markers['space-password']}@github.com/o/space-password",
+        "query-only": f"{entries[1]['url']}?token={feed_markers['query-only']}",
+    }.items():
+        entries.append(dict(entries[1], owner="o", name=name, url=url))
     feed = write_feed(tmp_path / "feed.json", entries)
     ws = workspace_factory(str(feed), extra_env={"AWS_ACCESS_KEY_ID": "id", **markers})
     ws.set_params(shards={"batch_size": 2, "offsets": [0, 1]})
@@ -132,7 +148,8 @@ def test_secrets_appear_nowhere(workspace_factory, tmp_path: Path, s3_server: Lo
     client = s3_server.client()
     objects = [client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in s3_server.objects(bucket)]
     assert len(objects) > 10
-    for marker in markers.values():
+    assert sum(text.count("dropping feed entry") for text in texts) == len(feed_markers) + 1
+    for marker in [*markers.values(), *feed_markers.values()]:
         assert all(marker not in text for text in texts), marker
         for path in files:
             assert marker.encode() not in path.read_bytes(), (marker, path)

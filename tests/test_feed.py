@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import time
 
 import pytest
 
 from tests.fixtures.feed_server import Answer, FeedServer, serve_feed
-from xgov_digests.feed import FeedError, download, normalise_url, parse_feed
+from xgov_digests.backoff import attempts, delay
+from xgov_digests.download import FeedError, download
+from xgov_digests.entries import shown_url
+from xgov_digests.feed import parse_feed, render_snapshot
+from xgov_digests.repo import normalise_url
 
 
 def entry(owner: str = "alphagov", name: str = "repo", **kw) -> dict:
@@ -110,3 +116,134 @@ def test_bad_bodies_fail_clearly(body: bytes, message: str) -> None:
 def test_null_pushed_at_kept_as_none() -> None:
     snap = parse_feed(json.dumps([entry(pushedAt=None)]).encode())
     assert snap.repos[0].pushed_at is None
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("https://github.com/alphagov/repo", "https://github.com/alphagov/repo"),
+        ("HTTPS://GitHub.COM/AlphaGov/Repo.git/", "https://github.com/alphagov/repo"),
+        ("https://github.com/alphagov/repo/", "https://github.com/alphagov/repo"),
+        ("file:///srv/git/repo.git", "file:///srv/git/repo.git"),
+    ],
+)
+def test_the_url_is_rebuilt_from_its_parts(url: str, canonical: str) -> None:
+    assert parse_feed(json.dumps([entry(url=url)]).encode()).repos[0].url == canonical
+
+
+def test_owner_and_name_must_agree_with_the_url(caplog) -> None:
+    legit = entry("alphagov", "govuk-frontend", pushedAt="2024-01-01T00:00:00Z")
+    forged = entry("alphagov", "govuk-frontend", pushedAt="2030-01-01T00:00:00Z",
+                   url="https://github.com/attacker/govuk-frontend")  # fmt: skip
+    for feed in ([legit, forged], [forged, legit]):
+        snap = parse_feed(json.dumps(feed).encode())
+        assert [r.url for r in snap.repos] == ["https://github.com/alphagov/govuk-frontend"]
+        assert snap.dropped == 1
+    reasons = [r.reason for r in caplog.records if r.getMessage() == "dropping feed entry"]
+    assert reasons[0] == "url https://github.com/… does not point to 'alphagov/govuk-frontend': its path disagrees " \
+        "with owner/name"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:tok@github.com/o/r", "https://github.com/…"),
+        ("https://user:p@ss@github.com/o/r?x=1#y", "https://github.com/…"),
+        ("https://user:secret/x@github.com/o/r", "https://user/…"),
+        ("https://[::1/o/r", "https:///…"),
+        ("git@github.com:o/r", "…"),
+        ("https://github.com\u2100evil.com/o/r", "…"),
+    ],
+)
+def test_warnings_show_a_url_only_up_to_its_host(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("2024-01-31T12:00:00Z", "2024-01-31T12:00:00Z"),
+        ("2024-01-31T12:00:00.123Z", "2024-01-31T12:00:00.123Z"),
+        ("2024-01-31T12:00:00+00:00", "2024-01-31T12:00:00+00:00"),
+        (None, None),
+        ("2024-01-31", None),
+        ("2024-01-31T12:00:00+01:00", None),
+        ("2024-13-01T00:00:00Z", None),
+        ("2024\nCommit: 0000\nFiles analyzed: 9999", None),
+        ("zzzz", None),
+        ("２０２４-01-31T12:00:00Z", None),
+        (20240131, None),
+    ],
+)
+def test_pushed_at_is_a_utc_time_or_null(value, kept, caplog) -> None:
+    snap = parse_feed(json.dumps([entry(pushedAt=value)]).encode())
+    assert snap.repos[0].pushed_at == kept and snap.records[0]["pushedAt"] == kept
+    notes = [r for r in caplog.records if r.getMessage() == "feed entry changed"]
+    assert len(notes) == (value is not None and kept is None)
+    if notes:
+        assert notes[0].index == 0 and "not an ISO-8601 UTC time" in notes[0].reason and "\n" not in notes[0].reason
+
+
+def test_duplicates_are_ordered_by_parsed_time() -> None:
+    """The latest push wins whatever the spelling; a forged date never wins."""
+    feed = [
+        entry(pushedAt="2024-05-01T00:00:00.5+00:00", description="latest"),
+        entry(pushedAt="2024-05-01T00:00:00Z", description="earlier"),
+        entry(pushedAt="zzzz", description="forged"),
+        entry(pushedAt=None, description="none"),
+    ]
+    for order in (feed, feed[::-1], feed[1:] + feed[:1]):
+        snap = parse_feed(json.dumps(order).encode())
+        assert snap.records[0]["description"] == "latest" and snap.duplicates == 3
+
+
+def test_names_must_match_whole() -> None:
+    bad = [entry(name="x\n"), entry(owner="o\n"), entry(name="x\r\n"), entry(name="a\u0085")]
+    snap = parse_feed(json.dumps([*bad, entry(name="ok")]).encode())
+    assert [r.name for r in snap.repos] == ["ok"] and snap.dropped == 4
+
+
+def test_dvc_special_names_are_dropped() -> None:
+    special = [entry(".git", "a"), entry(".HG", "b"), entry(".dvc", "c"), entry(".dvcignore", "d"),
+               entry("o", ".git"), entry("o", ".DVCignore")]  # fmt: skip
+    snap = parse_feed(json.dumps([*special, entry(".github", ".github")]).encode())
+    assert [(r.owner, r.name) for r in snap.repos] == [(".github", ".github")] and snap.dropped == 6
+
+
+def test_backoff_schedule() -> None:
+    assert [delay(n, 1.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert delay(20, 1.0) == 60.0
+    waits: list[float] = []
+    assert list(attempts(2, 0.001, lambda n, s: waits.append(s))) == [0, 1, 2]
+    assert waits == [0.001, 0.002]
+
+
+HOSTILE_TOKENS = [b"NaN", b"-Infinity", b"1e999", b"9" * 5000, b'"\\ud83d"', b'"\\udfff"', b"[" * 3000, b"{",
+                  b'"https://[::1/o/r"', '"github.com\u2100evil.com"'.encode(), b"\xff", b"\x00", b"null", b'"x\\n"',
+                  b'"2024\\nCommit: 0"', b"-0", b"1.5e308", b'{"a":' * 50]  # fmt: skip
+
+
+def test_no_body_crashes_parse_feed() -> None:
+    """Seeded mutations of a valid feed: every outcome is a snapshot of standard JSON or a FeedError."""
+    rng = random.Random(11)
+    base = json.dumps([entry("o", f"r{i}", topics=["a", {"b": [1, 2.5]}], pushedAt=None) for i in range(4)]).encode()
+    outcomes = {"snapshot": 0, "error": 0}
+    for _ in range(1500):
+        body = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(body))
+            if rng.random() < 0.6:
+                body[at:at] = rng.choice(HOSTILE_TOKENS)
+            else:
+                del body[at : at + rng.randint(1, 8)]
+        try:
+            snap = parse_feed(bytes(body))
+        except FeedError:
+            outcomes["error"] += 1
+            continue
+        outcomes["snapshot"] += 1
+        text = render_snapshot(snap.records).decode("utf-8")
+        json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the snapshot"))
+        for repo in snap.repos:  # canonical, and naming the repo it claims to be
+            assert re.fullmatch(rf"https://[a-z0-9.-]+/{re.escape(repo.owner)}/{re.escape(repo.name)}", repo.url)
+    assert min(outcomes.values()) > 100, outcomes

@@ -103,7 +103,7 @@ def test_hash_assignment_adds_a_repo_to_one_shard(setup, tmp_path: Path) -> None
     ws.set_params(shards={"assign": "hash"})
     ws.dvc("repro")
     extra = build_corpus(tmp_path / "extra", 13)[12]
-    extra = dict(extra, owner="neworg", name="added")
+    extra = dict(extra, owner="neworg")
     write_feed(feed, [*entries, extra])
     out = ws.dvc("repro").stdout
     assert len(shard_runs(ws, out)) == 1, out

@@ -15,7 +15,8 @@ from tests.fixtures.sample import make_repo
 
 
 def feed_entry(owner: str, name: str) -> dict:
-    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}", "pushedAt": "2024-01-01"}
+    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}",
+            "pushedAt": "2024-01-01T00:00:00Z"}  # fmt: skip
 
 
 def git_processes_for(port: str) -> list[str]:
@@ -31,14 +32,14 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_repo(src, {"README.md": "served over smart HTTP\n", "a/b.py": "x = 1\n"})
     root = tmp_path / "srv"
-    for owner in ("good", "reset", "flaky"):
+    for owner in ("good", "reset", "flaky", "broken"):
         publish_bare(src, root, owner, "repo")
-    names = ["good", "hang", "missing", "private", "reset", "flaky"]
+    names = ["good", "hang", "missing", "private", "reset", "flaky", "broken"]
     feed = write_feed(tmp_path / "feed.json", [feed_entry(owner, "repo") for owner in names])
     with serve_git(root) as server:
         ws = workspace_factory(str(feed), extra_env=server.insteadof_env())
         ws.set_params(
-            ingest={"clone_timeout": 3, "retries": 2, "max_failure_ratio": 1.0, "workers": 6},
+            ingest={"clone_timeout": 3, "retries": 2, "max_failure_ratio": 1.0, "workers": 7},
             shards={"batch_size": 1, "offsets": [0]},
         )
         start = time.monotonic()
@@ -58,6 +59,13 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     assert rows.loc["reset", "status"] == "failed" and "after 3 attempts" in rows.loc["reset", "error"]
     assert rows.loc["flaky", "status"] == "ok"  # two resets, then the third attempt succeeds
     assert server.packs["flaky/repo"] == 3 and server.packs["reset/repo"] == 3
+    assert rows.loc["broken", "status"] == "failed" and "after 3 attempts" in rows.loc["broken", "error"]
+    assert server.packs["broken/repo"] == 3  # an incomplete pack may be a passing fault: retried, then a result
+    kinds = rows.loc[rows["status"] == "failed", "failure_kind"].to_dict()
+    # no complete answer: transient; an answer that is an error (404, auth, a broken pack): permanent
+    assert kinds == {"hang": "transient", "reset": "transient", "missing": "permanent", "private": "permanent",
+                     "broken": "permanent"}  # fmt: skip
+    assert rows.loc[rows["status"] != "failed", "failure_kind"].isna().all()
     assert elapsed < 30
     digest = (ws.path / "data/summaries/shard-0/flaky/repo.txt").read_text()
     assert "served over smart HTTP" in digest

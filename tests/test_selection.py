@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from xgov_digests.feed import Repo, parse_feed
+from xgov_digests.feed import parse_feed
 from xgov_digests.manifest import ManifestError, read_manifest, render, write_manifest
+from xgov_digests.repo import Repo
 from xgov_digests.selection import SelectionError, check_offsets, select
 
 
@@ -56,14 +57,14 @@ def test_manifest_ignores_everything_but_url_owner_name_pushed_at() -> None:
             "owner": "o",
             "name": f"r{i}",
             "url": f"https://github.com/o/r{i}",
-            "pushedAt": "2024-01-01",
+            "pushedAt": "2024-01-01T00:00:00Z",
             "stargazersCount": i,
             "description": "d",
         }
         for i in range(20)
     ]
     changed = [dict(e, stargazersCount=e["stargazersCount"] + 100, description="new") for e in feed]
-    changed[3]["pushedAt"] = "2025-01-01"  # r3 is at index 13 in sorted order -> shard 3 only
+    changed[3]["pushedAt"] = "2025-01-01T00:00:00Z"  # r3 is at index 13 in sorted order -> shard 3 only
     a, b = parse_feed(json.dumps(feed).encode()).repos, parse_feed(json.dumps(changed).encode()).repos
     differs = [
         k for k in range(10) if render(10, k, "index", select(a, 10, k)) != render(10, k, "index", select(b, 10, k))

@@ -81,13 +81,26 @@ def test_logs_are_json_with_batch_and_offset(workspace_factory, corpus, tmp_path
     assert messages[-1] == "Batch 2, offset 1 complete: 2 ok, 0 cached, 0 failed"
 
 
-def test_too_many_failures_fail_the_stage(workspace_factory, tmp_path: Path, corpus) -> None:
+def test_too_many_transient_failures_fail_the_stage(workspace_factory, tmp_path: Path, corpus) -> None:
+    """3 of 4 repos get no answer (github.com is a closed local port here): the network looks down."""
+    _, entries = corpus
+    down = [dict(entries[0], owner="o", name=f"down{i}", url=f"https://github.com/o/down{i}") for i in range(3)]
+    feed = write_feed(tmp_path / "feed.json", [entries[0], *down])
+    ws = workspace_factory(str(feed), retries=0)
+    result = ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed), check=False)
+    assert result.returncode == 1 and "max_failure_ratio" in result.stderr and "(transient)" in result.stderr
+
+
+def test_permanent_failures_never_fail_the_stage(workspace_factory, tmp_path: Path, corpus) -> None:
+    """3 of 4 repos are missing: each is a failed row (a result), and the stage succeeds."""
     _, entries = corpus
     gone = [dict(entries[0], name=f"gone{i}", url=(tmp_path / f"gone{i}").as_uri()) for i in range(3)]
     feed = write_feed(tmp_path / "feed.json", [entries[0], *gone])
     ws = workspace_factory(str(feed))
-    result = ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed), check=False)
-    assert result.returncode == 1 and "max_failure_ratio" in result.stderr
+    ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed))
+    rows = pd.read_parquet(ws.path / "data/stats/shard-0.parquet").set_index("name")
+    assert rows.loc[entries[0]["name"], "status"] == "ok"
+    assert [rows.loc[f"gone{i}", "failure_kind"] for i in range(3)] == ["permanent"] * 3
 
 
 def test_workers_overlap(workspace_factory, corpus, git_spy: GitSpy, tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from xgov_digests.digest import FORMAT_VERSION, GITINGEST_VERSION
-from xgov_digests.feed import Repo
 from xgov_digests.files import write_atomic
 from xgov_digests.params import IngestParams
+from xgov_digests.repo import Repo
 
 log = logging.getLogger(__name__)
 ENTRY_VERSION = 1

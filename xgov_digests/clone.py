@@ -10,15 +10,15 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from xgov_digests.backoff import attempts
 from xgov_digests.logs import redact
 
 log = logging.getLogger(__name__)
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9._-]{0,99}$")
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9._-]{0,99}", re.ASCII)
 
 # Failures that another attempt cannot fix: fail at once instead of retrying.
 _PERMANENT = (
@@ -34,18 +34,89 @@ _PERMANENT = (
     "returned error: 404",
     "dubious ownership",
 )
+# git's words (through curl) for a server that gave no complete answer: no connection, DNS, TLS, a cut-off transfer,
+# 429 and 5xx. These are retried, and stay transient when every attempt fails. Checked before _BROKEN: a cut-off
+# transfer also ends in "early EOF".
+_TRANSIENT = (
+    "rpc failed",
+    "could not resolve",
+    "failed to connect",
+    "couldn't connect",
+    "connection refused",
+    "connection reset",
+    "timed out",
+    "empty reply from server",
+    "recv failure",
+    "send failure",
+    "transfer closed",
+    "ssl",
+    "tls",
+    "certificate",
+    "returned error: 429",
+    "returned error: 5",
+)
+# A complete answer holding a broken repository: an incomplete or corrupt pack. Retried (a server may heal), then
+# permanent.
+_BROKEN = (
+    "early eof",
+    "index-pack",
+    "unexpected disconnect",
+    "bytes of body are still expected",
+    "bad pack",
+    "did not send all necessary objects",
+    "protocol error",
+    "bad object",
+    "remote: fatal",
+    "unpack",
+)
+TRANSIENT, PERMANENT = "transient", "permanent"
+_QUOTED_RE = re.compile(r"'[^'\n]*'")
+
+
+def _git_words(stderr: str) -> str:
+    """git's own words, lower-cased, without the URLs and paths it quotes (a repo named "openssl" says nothing)."""
+    lines = [ln for ln in stderr.lower().splitlines() if not ln.startswith("cloning into")]
+    return _QUOTED_RE.sub("''", "\n".join(lines))
+
+
+def failure_kind(stderr: str) -> str:
+    """``transient`` when git got no complete answer from the server, ``permanent`` when the answer was an error.
+
+    A failure git words in no known way counts as transient: it counts against ``ingest.max_failure_ratio``, which
+    errs towards failing a shard (DVC records nothing) rather than recording a network outage as results.
+    """
+    text = _git_words(stderr)
+    if any(p in text for p in _TRANSIENT):
+        return TRANSIENT
+    if any(p in text for p in _PERMANENT + _BROKEN):
+        return PERMANENT
+    return TRANSIENT
 
 
 class CloneError(RuntimeError):
-    """The repo could not be cloned; the message is safe to log (credentials redacted)."""
+    """The repo could not be cloned; the message is safe to log (credentials redacted).
+
+    ``kind`` is the stats' ``failure_kind``: ``transient`` (no complete answer from the server after the retries)
+    or ``permanent`` (the server answered, and the answer was an error).
+    """
+
+    def __init__(self, message: str, kind: str = TRANSIENT) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class EmptyRepo(CloneError):
     """The repository exists but has no commits."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, PERMANENT)
+
 
 class UrlRejected(CloneError):
     """The URL is not allowed by ``ingest.allowed_hosts`` / ``ingest.allow_file_urls``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, PERMANENT)
 
 
 def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = False) -> None:
@@ -67,7 +138,7 @@ def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = 
     if host not in {h.lower() for h in allowed_hosts}:
         raise UrlRejected(f"host {host!r} is not in ingest.allowed_hosts {list(allowed_hosts)}")
     segments = parts.path.strip("/").removesuffix(".git").split("/")
-    if len(segments) != 2 or not all(_SEGMENT_RE.match(seg) for seg in segments) or parts.query or parts.fragment:
+    if len(segments) != 2 or not all(_SEGMENT_RE.fullmatch(seg) for seg in segments) or parts.query or parts.fragment:
         raise UrlRejected("URL must be https://<host>/<owner>/<name> (plain names, no query or fragment)")
 
 
@@ -155,22 +226,21 @@ def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, bac
         "git", "-c", "credential.helper=", "-c", "core.symlinks=true", "-c", "core.longpaths=true",
         "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--", url, str(dest),
     ]  # fmt: skip
-    error = ""
-    for attempt in range(1, retries + 2):
-        if attempt > 1:
-            time.sleep(backoff * 2 ** (attempt - 2))
+    error, kind = "", TRANSIENT
+    for attempt in attempts(retries, backoff):
         result = _run(cmd, timeout)  # a timeout raises: a hanging server is not retried
         if result.returncode == 0:
             break
         if _STOPPING.is_set():
             raise CloneError("git clone killed: the shard is stopping")
-        error = _last_line(result.stderr)
-        if any(p in result.stderr.lower() for p in _PERMANENT):
-            raise CloneError(f"git clone failed: {error}")
-        log.warning("clone failed, retrying", extra={"url": redact(url), "attempt": attempt, "error": error})
+        error, kind = _last_line(result.stderr), failure_kind(result.stderr)
+        if any(p in _git_words(result.stderr) for p in _PERMANENT):
+            raise CloneError(f"git clone failed: {error}", PERMANENT)
+        if attempt < retries:
+            log.warning("clone failed, retrying", extra={"url": redact(url), "attempt": attempt + 1, "error": error})
         shutil.rmtree(dest, ignore_errors=True)
     else:
-        raise CloneError(f"git clone failed after {retries + 1} attempts: {error}")
+        raise CloneError(f"git clone failed after {retries + 1} attempts: {error}", kind)
     head = _run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], timeout, cwd=dest)
     if head.returncode != 0:
         raise EmptyRepo("repository has no commits")

@@ -19,10 +19,10 @@ from pathlib import Path
 from xgov_digests.cache import DigestCache, Entry
 from xgov_digests.clone import CloneError, EmptyRepo, check_url, clone, kill_running
 from xgov_digests.digest import Header, Limits, make_digest
-from xgov_digests.feed import Repo
 from xgov_digests.files import digest_path, write_atomic
 from xgov_digests.logs import redact
 from xgov_digests.params import IngestParams
+from xgov_digests.repo import Repo
 from xgov_digests.stats import Row
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,15 @@ class ShardRun:
                 self.cache.put(repo, Entry(digest.data, checkout.commit, digest.files, digest.truncated))
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
-        except CloneError as exc:
-            row.status, row.error = "failed", redact(str(exc))
+        except CloneError as exc:  # UrlRejected too: permanent
+            row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
         except Exception as exc:  # noqa: BLE001 - one repo's failure never stops the shard
             row.status, row.error = "failed", redact(f"{type(exc).__name__}: {exc}")
+            row.failure_kind = "permanent"  # the digest failed on the repo's content
         finally:
             row.total_s = time.perf_counter() - start
         if row.status == "failed":
-            log.warning("repo failed", extra={"url": row.url, "error": row.error})
+            log.warning("repo failed", extra={"url": row.url, "error": row.error, "failure_kind": row.failure_kind})
         return row
 
     def run(self) -> list[Row]:

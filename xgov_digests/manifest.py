@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from xgov_digests.feed import Repo
 from xgov_digests.files import MANIFEST_DIR, write_atomic
+from xgov_digests.repo import Repo
 
 
 class ManifestError(ValueError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from xgov_digests.feed import Repo
+from xgov_digests.repo import Repo
 
 
 class SelectionError(ValueError):
