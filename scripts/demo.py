@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     print(f"pushed {pushed} objects; pulled {len(files)} output files, all byte-identical to the originals")
     print(f"digests:  {ws}/data/summaries/shard-*/<owner>/<name>.txt")
-    print(f"metrics:  {ws}/reports/metrics.json   (cd {ws} && dvc metrics show)")
+    print(f"metrics:  {ws}/reports/metrics.json   (cd {ws} && {bin_dir}/dvc metrics show)")
     print(f"clone:    {clone}")
     print(f"demo finished in {time.monotonic() - start:.0f} s")
     return 0

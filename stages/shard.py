@@ -1,4 +1,4 @@
-"""Stage ``shard``: clone and digest the repos where ``index % batch_size == offset``."""
+"""Stage ``shard``: clone and digest the repos of shard ``offset`` of ``batch_size`` (``shards.assign``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ examples:
   python -m stages.shard --batch-size 10 --offset 3
       digest shard 3 of 10 from data/manifests/shard-3.json (what `dvc repro shard@3` runs)
   python -m stages.shard --batch-size 10 --offset 3 --dry-run
-      list the repos shard 3 would process; clone nothing
+      list the repos shard 3 would process; clone nothing (reads the manifest: in a fresh clone, run
+      `dvc repro fetch` or `dvc pull` first)
   python -m stages.shard --batch-size 10 --offset 0 --feed repos.json --workers 4
       standalone, without DVC: read the feed (URL or path), select, digest
 
@@ -35,7 +36,11 @@ outputs: data/summaries/shard-<offset>/<owner>/<name>.txt and data/stats/shard-<
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stages.shard",
-        description="Clone and digest one shard of the repository feed: the repos where index %% batch_size == offset.",
+        description=(
+            "Clone and digest one shard of the repository feed: the repos where\n"
+            "  index % batch_size == offset                    (shards.assign: index, over the sorted snapshot)\n"
+            "  sha256(normalised URL) % batch_size == offset   (shards.assign: hash)"
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
