@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only a real run needs gitingest, pandas and fsspec: a dry run stays quick.
     from xgov_digests.cache import open_cache
     from xgov_digests.ingest import ShardRun
+    from xgov_digests.progress import ShardProgress
     from xgov_digests.s3 import S3ConfigError
     from xgov_digests.stats import stats_path, write_stats
 
@@ -108,12 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = params.ingest
     if args.workers is not None:
         settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
-    step = max(1, len(repos) // 20)
-
-    def progress(done: int, total: int) -> None:
-        if done % step == 0 or done == total:
-            log.info(f"Processing batch {args.batch_size}, offset {args.offset}: {done}/{total} repos")
-
     try:
         cache = open_cache(settings)
     except S3ConfigError as exc:
@@ -125,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.rglob(".*.tmp"):  # a killed earlier run's unfinished atomic write
         stale.unlink()
-    rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
-    write_stats(stats_path(args.offset), rows)
+    progress = ShardProgress(args.batch_size, args.offset, len(repos))
+    started = time.monotonic()
+    with progress.active():
+        rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
+    write_stats(stats_path(args.offset), rows, wall_s=time.monotonic() - started)
     counts = Counter(r.status for r in rows)
     log.info(
         f"Batch {args.batch_size}, offset {args.offset} complete: "
