@@ -17,6 +17,8 @@ REPORT = Path("reports/report.md")
 PLOTS_DIR = Path("reports/plots")  # the DVC plots' data, written by aggregate
 SHARDS_TABLE = PLOTS_DIR / "shards.csv"  # one row per shard
 SECONDS_PLOT = PLOTS_DIR / "seconds.csv"  # clone and digest seconds by percentile
+SIZES_PLOT = PLOTS_DIR / "sizes.csv"  # digest sizes by percentile, and the cap
+FAILURES_PLOT = PLOTS_DIR / "failures.csv"  # failed repos by reason
 
 
 def project_root() -> Path:

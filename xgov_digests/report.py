@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -9,8 +10,9 @@ import pandas as pd
 from xgov_digests.files import digest_path, summaries_path
 
 PERCENTILES = list(range(0, 101))  # the rows of the distribution files: one per percentile of the repos
-SHARD_COLUMNS = ["shard", "offset", "repos", "ok", "cached", "empty", "failed", "digest_bytes", "truncated",
+SHARD_COLUMNS = ["shard", "offset", "wall_s", "repos", "ok", "cached", "empty", "failed", "digest_bytes", "truncated",
                  "p50_total_s", "p95_total_s"]  # fmt: skip
+TOP_REASONS = 12  # failure reasons plotted one by one; the rest are summed as "other"
 
 
 def _counts(frame: pd.DataFrame) -> dict[str, int]:
@@ -38,8 +40,8 @@ def _quantile(series: pd.Series, q: float) -> float:
     return round(float(series.quantile(q)), 3) if len(series) else 0.0
 
 
-def shard_table(frame: pd.DataFrame, offsets: list[int]) -> pd.DataFrame:
-    """One row per shard: repo counts by status, bytes, truncations and per-repo seconds (p50, p95)."""
+def shard_table(frame: pd.DataFrame, offsets: list[int], walls: dict[int, float | None]) -> pd.DataFrame:
+    """One row per shard: wall time, repo counts by status, bytes, truncations and per-repo seconds (p50, p95)."""
     width = len(str(max(offsets, default=0)))
     rows = []
     for k in offsets:
@@ -47,6 +49,7 @@ def shard_table(frame: pd.DataFrame, offsets: list[int]) -> pd.DataFrame:
         rows.append({
             "shard": str(k).zfill(width),  # zero-padded: a plot's category axis sorts it as a number
             "offset": k,
+            "wall_s": round(walls[k], 3) if walls.get(k) is not None else None,
             "repos": len(part),
             **_counts(part),
             "digest_bytes": int(part["digest_bytes"].sum()),
@@ -69,8 +72,40 @@ def seconds_distribution(frame: pd.DataFrame) -> pd.DataFrame:
     })  # fmt: skip
 
 
+def size_distribution(frame: pd.DataFrame, cap_bytes: int) -> pd.DataFrame:
+    """Digest sizes (KB) of the run's digests at each percentile, beside the cap (``ingest.max_summary_bytes``)."""
+    kb = frame.loc[frame["status"].isin(["ok", "cached"]), "digest_bytes"] / 1024
+    if kb.empty:
+        return pd.DataFrame(columns=["percentile", "digest_kb", "cap_kb"])
+    return pd.DataFrame({
+        "percentile": PERCENTILES,
+        "digest_kb": [_quantile(kb, p / 100) for p in PERCENTILES],
+        "cap_kb": round(cap_bytes / 1024, 3),
+    })  # fmt: skip
+
+
+def failure_reason(kind: object, error: object) -> str:
+    """A failure's kind and the first clause of its message, with URLs, paths and numbers taken out, so that the
+    failures of many repos group into a few reasons."""
+    text = re.sub(r"\S+://\S+|(?<!\w)/\S+", "…", str(error or "no message"))
+    text = re.sub(r"\d+(\.\d+)?", "N", text).split(": ")[0].strip()
+    return f"{kind if isinstance(kind, str) else 'unclassified'}: {text[:60]}"
+
+
+def failure_reasons(frame: pd.DataFrame) -> pd.DataFrame:
+    """Failed repos by reason, the most frequent first (ties by name); beyond the top few, one "other" row."""
+    failed = frame[frame["status"] == "failed"]
+    reasons = pd.Series([failure_reason(k, e) for k, e in zip(failed["failure_kind"], failed["error"], strict=True)],
+                        dtype="object")  # fmt: skip
+    counts = sorted(reasons.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
+    rows = [{"reason": r, "repos": int(n)} for r, n in counts[:TOP_REASONS]]
+    if rest := sum(n for _, n in counts[TOP_REASONS:]):
+        rows.append({"reason": "other", "repos": int(rest)})
+    return pd.DataFrame(rows, columns=["reason", "repos"])
+
+
 def markdown(m: dict[str, Any], shards: pd.DataFrame, frame: pd.DataFrame) -> str:
-    cols = ["repos", "ok", "cached", "failed", "empty", "digest_bytes", "truncated", "p95_total_s"]
+    cols = ["repos", "ok", "cached", "failed", "empty", "digest_bytes", "truncated", "p95_total_s", "wall_s"]
     lines = [
         f"# Digest run: {m['repos']} repos in {m['shards']} shards",
         "",
@@ -83,7 +118,7 @@ def markdown(m: dict[str, Any], shards: pd.DataFrame, frame: pd.DataFrame) -> st
     ]
     for s in shards.itertuples():
         lines.append(f"| {s.offset} | " + " | ".join(str(getattr(s, c)) for c in cols) + " |")
-    totals = {**m, "p95_total_s": _quantile(frame["total_s"], 0.95)}
+    totals = {**m, "p95_total_s": _quantile(frame["total_s"], 0.95), "wall_s": ""}
     lines.append("| all | " + " | ".join(str(totals[c]) for c in cols) + " |")
     failed = frame[frame["status"] == "failed"].sort_values("url")
     lines += ["", f"## Failures ({len(failed)})", ""]
