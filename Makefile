@@ -19,7 +19,7 @@ LIMIT ?=
 REMOTE ?=
 R2_PREFIX ?= dvc
 
-.PHONY: help install lint test repro run push pull r2 retry demo publish bench bench-quick clean
+.PHONY: help install lint test repro run push pull r2 retry demo publish bench bench-quick clean plots shards
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
@@ -30,6 +30,8 @@ help:
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
+	@echo "make plots     render the DVC plots to dvc_plots/index.html (REV=HEAD~1: against that revision)"
+	@echo "make shards N=20   set shards.batch_size and shards.offsets together, then show what dvc repro will run"
 	@echo "make lint      ruff (installs the test extras)"
 	@echo "make bench-quick / make bench   the benchmark against the field's baseline (bench/README.md)"
 	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (README: Scale out)"
@@ -118,8 +120,16 @@ bench: $(VENV)/.installed-bench
 bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m bench quick
 
+plots: install
+	$(BIN)/dvc plots $(if $(REV),diff $(REV),show) --out dvc_plots
+	@echo "plots: $(CURDIR)/dvc_plots/index.html"
+
+shards: install
+	@test -n "$(N)" || { echo "make shards: set N=<number of shards>, e.g. make shards N=20" >&2; exit 2; }
+	$(BIN)/python -m stages.set_shards $(N)
+
 clean:
-	rm -rf demo-workspace
+	rm -rf demo-workspace dvc_plots
 
 # ---- Scale out (issue 7) ----
 # Shards on separate machines, coordinated only through git and the DVC remote (README, "Scale out"):

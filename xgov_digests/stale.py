@@ -69,14 +69,26 @@ def _drop_lock_entries(lockfile: Path, keep: set[int]) -> list[str]:
     return gone
 
 
+def _locked_offsets(lockfile: Path) -> set[int]:
+    if not lockfile.exists():
+        return set()
+    stages = (YAML(typ="safe").load(lockfile.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    return {int(n.split("@", 1)[1]) for n in stages if n.startswith(f"{SHARD_STAGE}@") and n.split("@", 1)[1].isdigit()}
+
+
+def stale_offsets(offsets: Iterable[int], lockfile: Path = LOCKFILE) -> list[int]:
+    """Offsets not in ``offsets`` that still have outputs on disk or an entry in ``dvc.lock`` (sorted)."""
+    return sorted((_offsets_on_disk() | _locked_offsets(lockfile)) - set(offsets))
+
+
 def remove_stale_shards(offsets: Iterable[int], lockfile: Path = LOCKFILE) -> list[int]:
     """Delete every trace of shards whose offset is not in ``offsets``; returns the offsets removed (sorted)."""
     keep = set(offsets)
-    stale = _offsets_on_disk() - keep
+    stale = stale_offsets(keep, lockfile)
     for k in stale:
         shutil.rmtree(summaries_path(k), ignore_errors=True)
         (STATS_DIR / f"shard-{k}.parquet").unlink(missing_ok=True)
     _drop_gitignore_lines(SUMMARIES_DIR / ".gitignore", keep, "")
     _drop_gitignore_lines(STATS_DIR / ".gitignore", keep, ".parquet")
-    gone = _drop_lock_entries(lockfile, keep)
-    return sorted(stale | {int(name.split("@", 1)[1]) for name in gone})
+    _drop_lock_entries(lockfile, keep)
+    return stale
