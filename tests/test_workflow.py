@@ -279,7 +279,9 @@ def test_shard_help_states_both_assignment_rules(workspace_factory) -> None:
 def test_make_help_lists_every_everyday_target() -> None:
     out = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
-    for target in ("demo", "test", "install", "run", "repro", "push", "pull", "retry", "lint", "bench", "clean"):
+    targets = ("demo", "test", "install", "run", "repro", "push", "pull", "retry", "lint", "bench", "clean", "plots",
+               "shards")  # fmt: skip
+    for target in targets:
         assert re.search(rf"^make {target}\b|/ make {target}\b", out, re.M), (target, out)
 
 
@@ -337,3 +339,6 @@ def test_demo_closing_hints_work_without_activating_the_venv(tmp_path: Path) -> 
     shown = subprocess.run(["sh", "-c", hint[1]], env=bare, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "reports/metrics.json" in shown.stdout and "repos" in shown.stdout
+    last = out.stdout.strip().splitlines()[-1]  # the demo ends with where its plots are
+    assert re.fullmatch(r"plots: +(\S+/dvc_plots/index\.html) .*", last), last
+    assert Path(last.split()[1]).read_text().count("vegaEmbed(") == 5
