@@ -101,7 +101,8 @@ r2: install
 	$(BIN)/dvc remote modify r2 endpointurl https://$(R2_ACCOUNT_ID).r2.cloudflarestorage.com
 	$(BIN)/dvc remote modify r2 region auto
 	$(BIN)/dvc remote default r2
-	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ACCOUNT_ID).r2.cloudflarestorage.com (default)."
+	@git add .dvc/config 2>/dev/null || true
+	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ACCOUNT_ID).r2.cloudflarestorage.com (default; .dvc/config staged for git)."
 	@echo "Set R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY in your environment, then: make push"
 
 retry: install

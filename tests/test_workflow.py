@@ -342,3 +342,11 @@ def test_demo_closing_hints_work_without_activating_the_venv(tmp_path: Path) -> 
     last = out.stdout.strip().splitlines()[-1]  # the demo ends with where its plots are
     assert re.fullmatch(r"plots: +(\S+/dvc_plots/index\.html) .*", last), last
     assert Path(last.split()[1]).read_text().count("vegaEmbed(") == 5
+
+
+def test_make_r2_stages_the_remote_for_the_first_commit(workspace_factory) -> None:
+    ws = workspace_factory("feed.json")
+    out = make(ws, "r2", "R2_ACCOUNT_ID=acct", "R2_BUCKET=bkt").stdout
+    assert ".dvc/config staged for git" in out
+    assert ws.git("diff", "--cached", "--name-only").split() == [".dvc/config"]
+    assert "url = s3://bkt/dvc" in ws.git("diff", "--cached") and "remote = r2" in ws.git("diff", "--cached")
