@@ -350,3 +350,34 @@ def test_make_r2_stages_the_remote_for_the_first_commit(workspace_factory) -> No
     assert ".dvc/config staged for git" in out
     assert ws.git("diff", "--cached", "--name-only").split() == [".dvc/config"]
     assert "url = s3://bkt/dvc" in ws.git("diff", "--cached") and "remote = r2" in ws.git("diff", "--cached")
+
+
+def test_remove_stale_shards_edits_only_what_dvc_wrote_for_removed_offsets(tmp_path: Path, monkeypatch) -> None:
+    from xgov_digests.stale import remove_stale_shards, stale_offsets
+
+    monkeypatch.chdir(tmp_path)
+    for k in range(6):
+        (tmp_path / f"data/summaries/shard-{k}/o").mkdir(parents=True)
+        (tmp_path / f"data/summaries/shard-{k}/o/r.txt").write_text("digest")
+        (tmp_path / "data/stats").mkdir(exist_ok=True)
+        (tmp_path / f"data/stats/shard-{k}.parquet").write_text("rows")
+    (tmp_path / "data/summaries/.gitignore").write_text("".join(f"/shard-{k}\n" for k in range(6)) + "/keep-me\n")
+    (tmp_path / "data/stats/.gitignore").write_text("".join(f"/shard-{k}.parquet\n" for k in range(6)))
+    lock = "schema: '2.0'\nstages:\n" + "".join(f"  shard@{k}:\n    cmd: run {k}\n" for k in range(6))
+    lock += "  aggregate:\n    cmd: python -m stages.aggregate  # kept\n"
+    (tmp_path / "dvc.lock").write_text(lock)
+
+    assert stale_offsets([0, 1, 2, 3]) == [4, 5]
+    assert remove_stale_shards([0, 1, 2, 3]) == [4, 5]
+    assert sorted(p.name for p in (tmp_path / "data/summaries").iterdir()) == [
+        ".gitignore", "shard-0", "shard-1", "shard-2", "shard-3"
+    ]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "data/stats").iterdir()) == [
+        ".gitignore", *[f"shard-{k}.parquet" for k in range(4)]
+    ]  # fmt: skip
+    assert (tmp_path / "data/summaries/.gitignore").read_text() == "/shard-0\n/shard-1\n/shard-2\n/shard-3\n/keep-me\n"
+    assert (tmp_path / "data/stats/.gitignore").read_text().split() == [f"/shard-{k}.parquet" for k in range(4)]
+    expected = "schema: '2.0'\nstages:\n" + "".join(f"  shard@{k}:\n    cmd: run {k}\n" for k in range(4))
+    expected += "  aggregate:\n    cmd: python -m stages.aggregate  # kept\n"
+    assert (tmp_path / "dvc.lock").read_text() == expected
+    assert remove_stale_shards([0, 1, 2, 3]) == []  # nothing left to remove; nothing rewritten

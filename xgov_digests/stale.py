@@ -46,34 +46,34 @@ def _drop_gitignore_lines(gitignore: Path, keep: set[int], suffix: str) -> None:
         gitignore.unlink()  # what DVC does with a .gitignore it emptied
 
 
-def _drop_lock_entries(lockfile: Path, keep: set[int]) -> list[str]:
-    """Remove ``shard@K`` entries of ``dvc.lock`` whose K is not in ``keep``; returns the removed names."""
+def _lock_offset(name: str) -> int | None:
+    """``shard@7`` -> 7; any other stage name -> None."""
+    stage, _, item = name.partition("@")
+    return int(item) if stage == SHARD_STAGE and item.isdigit() else None
+
+
+def _drop_lock_entries(lockfile: Path, keep: set[int]) -> None:
+    """Remove the ``shard@K`` entries of ``dvc.lock`` whose K is not in ``keep``."""
     if not lockfile.exists():
-        return []
+        return
     yaml = YAML()  # round trip, as DVC itself rewrites dvc.lock
     yaml.default_flow_style = False
-    text = lockfile.read_text(encoding="utf-8")
-    data = yaml.load(text)
+    data = yaml.load(lockfile.read_text(encoding="utf-8"))
     stages = (data or {}).get("stages") or {}
-    gone = [
-        name for name in stages
-        if name.startswith(f"{SHARD_STAGE}@") and name.split("@", 1)[1].isdigit()
-        and int(name.split("@", 1)[1]) not in keep
-    ]  # fmt: skip
+    gone = [name for name in stages if (k := _lock_offset(name)) is not None and k not in keep]
     if gone:
         for name in gone:
             del stages[name]
         out = StringIO()
         yaml.dump(data, out)
         write_atomic(lockfile, out.getvalue().encode("utf-8"))
-    return gone
 
 
 def _locked_offsets(lockfile: Path) -> set[int]:
     if not lockfile.exists():
         return set()
     stages = (YAML(typ="safe").load(lockfile.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    return {int(n.split("@", 1)[1]) for n in stages if n.startswith(f"{SHARD_STAGE}@") and n.split("@", 1)[1].isdigit()}
+    return {k for name in stages if (k := _lock_offset(name)) is not None}
 
 
 def stale_offsets(offsets: Iterable[int], lockfile: Path = LOCKFILE) -> list[int]:
