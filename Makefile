@@ -19,28 +19,44 @@ LIMIT ?=
 REMOTE ?=
 R2_PREFIX ?= dvc
 
-.PHONY: help install lint test repro run push pull r2 retry demo publish bench bench-quick clean
+.PHONY: help install lint test repro run push pull r2 retry demo publish bench bench-quick clean plots shards
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
-	@echo "make test      create .venv, install, lint and run the tests"
-	@echo "make run       the real feed: dvc repro, then dvc push (LIMIT=N for the first N repos)"
+	@echo "make test      install the test extras, lint and run the tests"
+	@echo "make install   create .venv with the runtime dependencies only (every target does this when needed)"
+	@echo "make run       the real feed: dvc repro, stage the results for git, dvc push (LIMIT=N: the first N repos)"
+	@echo "make repro     dvc repro only: no push, nothing staged"
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
-	@echo "make retry     re-run exactly the shards that have failed repos"
+	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
+	@echo "make plots     render the DVC plots to dvc_plots/index.html (REV=HEAD~1: against that revision)"
+	@echo "make shards N=20   set shards.batch_size and shards.offsets together, then show what dvc repro will run"
+	@echo "make lint      ruff (installs the test extras)"
 	@echo "make bench-quick / make bench   the benchmark against the field's baseline (bench/README.md)"
 	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (README: Scale out)"
 	@echo "make publish   copy the digests to R2 as <prefix>/<owner>/<name>.txt for search consumers (PRUNE=1, DRY_RUN=1)"
+	@echo "make clean     remove demo-workspace/"
 
+# One venv; a stamp file per dependency set. The runtime set (pyproject's dependencies) is all that run, worker and
+# the image need; the test and bench extras come only with the targets that use them.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
 install: $(VENV)/.installed
 
-lint: install
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check stages xgov_digests tests scripts bench
 
 test: lint
@@ -54,12 +70,16 @@ define push_outputs
 	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
 endef
 
+# What a run changes for git: dvc.lock, params.yaml, the .gitignore files DVC writes, the metrics and plot data.
+define stage_results
+	@git add -A -- dvc.lock params.yaml data reports && git status --short -- dvc.lock params.yaml data reports \
+	 && echo "$@: the run's files are staged; next: git commit -m 'digests $$(date +%F)' && git push"
+endef
+
 run: install
-ifneq ($(LIMIT),)
-	$(BIN)/dvc exp run --set-param feed.limit=$(LIMIT)
-else
+	$(BIN)/python -m stages.set_params feed.limit=$(or $(LIMIT),0)
 	$(BIN)/dvc repro
-endif
+	$(stage_results)
 	$(push_outputs)
 	@if [ "$$($(BIN)/dvc remote default)" = "r2" ]; then $(BIN)/python -m stages.publish; \
 	else echo "default remote is not r2: skipping 'make publish' (see make r2)"; fi
@@ -81,7 +101,8 @@ r2: install
 	$(BIN)/dvc remote modify r2 endpointurl https://$(R2_ACCOUNT_ID).r2.cloudflarestorage.com
 	$(BIN)/dvc remote modify r2 region auto
 	$(BIN)/dvc remote default r2
-	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ACCOUNT_ID).r2.cloudflarestorage.com (default)."
+	@git add .dvc/config 2>/dev/null || true
+	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ACCOUNT_ID).r2.cloudflarestorage.com (default; .dvc/config staged for git)."
 	@echo "Set R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY in your environment, then: make push"
 
 retry: install
@@ -89,18 +110,27 @@ retry: install
 	if [ -z "$$shards" ]; then echo "no failed repos in data/stats.parquet: nothing to retry"; exit 0; fi; \
 	echo "retrying $$shards"; \
 	$(BIN)/dvc repro --force --single-item $$shards && $(BIN)/dvc repro --single-item aggregate
+	$(stage_results)
 
-demo: install
+demo: $(VENV)/.installed-test
 	$(BIN)/python -m scripts.demo
 
-bench: install
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench full
 
-bench-quick: install
+bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m bench quick
 
+plots: install
+	$(BIN)/dvc plots $(if $(REV),diff $(REV),show) --out dvc_plots
+	@echo "plots: $(CURDIR)/dvc_plots/index.html"
+
+shards: install
+	@test -n "$(N)" || { echo "make shards: set N=<number of shards>, e.g. make shards N=20" >&2; exit 2; }
+	$(BIN)/python -m stages.set_shards $(N)
+
 clean:
-	rm -rf demo-workspace
+	rm -rf demo-workspace dvc_plots
 
 # ---- Scale out ----
 # Shards on separate machines, coordinated only through git and the DVC remote (README, "Scale out"):

@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         s3.stop()
 
+    print("5. dvc plots show: where the time and bytes went, as HTML")
+    run(["dvc", "plots", "show", "--out", "dvc_plots"], ws, env)
+
     files = outputs(ws)
     _, mismatch, errors = filecmp.cmpfiles(ws, clone, [str(f) for f in files], shallow=False)
     if mismatch or errors:
@@ -87,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     print(f"pushed {pushed} objects; pulled {len(files)} output files, all byte-identical to the originals")
     print(f"digests:  {ws}/data/summaries/shard-*/<owner>/<name>.txt")
-    print(f"metrics:  {ws}/reports/metrics.json   (cd {ws} && dvc metrics show)")
+    print(f"metrics:  {ws}/reports/metrics.json   (cd {ws} && {bin_dir}/dvc metrics show)")
     print(f"clone:    {clone}")
     print(f"demo finished in {time.monotonic() - start:.0f} s")
+    print(f"plots:    {ws}/dvc_plots/index.html   (open it in a browser; in your project: make plots)")
     return 0
 
 

@@ -13,14 +13,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from xgov_digests.files import MERGED_STATS, METRICS, REPORT, write_atomic
+from xgov_digests.files import (
+    DIGEST_INDEX,
+    FAILURES_PLOT,
+    MERGED_STATS,
+    METRICS,
+    REPORT,
+    SECONDS_PLOT,
+    SHARDS_TABLE,
+    SIZES_PLOT,
+    write_atomic,
+)
 from xgov_digests.logs import redact, setup_logging
 from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
 from xgov_digests.outputs import DigestMismatch, check_digests
 from xgov_digests.params import ParamsError, load_params
 from xgov_digests.repo import normalise_url
-from xgov_digests.report import markdown, metrics
-from xgov_digests.stats import read_stats, stats_path
+from xgov_digests.report import (
+    digest_index,
+    failure_reasons,
+    markdown,
+    metrics,
+    seconds_distribution,
+    shard_table,
+    size_distribution,
+)
+from xgov_digests.stats import read_stats, stats_path, wall_seconds
 
 log = logging.getLogger("stages.aggregate")
 
@@ -73,10 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         log.error(str(exc))
         print(f"aggregate: error: {exc}", file=sys.stderr)
         return 2
-    m = metrics(frame, offsets)
+    m = metrics(frame, params.shards.batch_size)
+    shards = shard_table(frame, offsets, {k: wall_seconds(stats_path(k)) for k in offsets})
     write_atomic(MERGED_STATS, frame.to_parquet(index=False))
+    write_atomic(DIGEST_INDEX, (json.dumps(digest_index(frame), indent=1, sort_keys=True) + "\n").encode())
     write_atomic(METRICS, (json.dumps(m, indent=2) + "\n").encode())
-    write_atomic(REPORT, markdown(m, frame, params.shards.batch_size).encode())
+    write_atomic(SHARDS_TABLE, shards.to_csv(index=False).encode())
+    write_atomic(SECONDS_PLOT, seconds_distribution(frame).to_csv(index=False).encode())
+    write_atomic(SIZES_PLOT, size_distribution(frame, params.ingest.max_summary_bytes).to_csv(index=False).encode())
+    write_atomic(FAILURES_PLOT, failure_reasons(frame).to_csv(index=False).encode())
+    write_atomic(REPORT, markdown(m, shards, frame).encode())
     log.info("aggregated", extra={k: m[k] for k in ("repos", "ok", "cached", "failed", "empty")})
     return 0
 

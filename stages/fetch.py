@@ -17,6 +17,7 @@ from xgov_digests.logs import redact, setup_logging
 from xgov_digests.manifest import manifest_path, write_manifest
 from xgov_digests.params import ParamsError, load_params
 from xgov_digests.selection import SelectionError, check_offsets, select
+from xgov_digests.stale import remove_stale_shards
 
 log = logging.getLogger("stages.fetch")
 
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         repos = select(snap.repos, params.shards.batch_size, offset, params.shards.assign)
         write_manifest(manifest_path(offset), params.shards.batch_size, offset, params.shards.assign, repos)
         sizes.append(len(repos))
+    if removed := remove_stale_shards(params.shards.offsets):
+        log.info("removed shards no longer in shards.offsets (outputs, .gitignore and dvc.lock entries)",
+                 extra={"offsets": removed})  # fmt: skip
     log.info(
         "snapshot written",
         extra={"repos": len(snap.repos), "dropped": snap.dropped, "duplicates": snap.duplicates,

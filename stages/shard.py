@@ -1,4 +1,4 @@
-"""Stage ``shard``: clone and digest the repos where ``index % batch_size == offset``."""
+"""Stage ``shard``: clone and digest the repos of shard ``offset`` of ``batch_size`` (``shards.assign``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,8 @@ examples:
   python -m stages.shard --batch-size 10 --offset 3
       digest shard 3 of 10 from data/manifests/shard-3.json (what `dvc repro shard@3` runs)
   python -m stages.shard --batch-size 10 --offset 3 --dry-run
-      list the repos shard 3 would process; clone nothing
+      list the repos shard 3 would process; clone nothing (reads the manifest: in a fresh clone, run
+      `dvc repro fetch` or `dvc pull` first)
   python -m stages.shard --batch-size 10 --offset 0 --feed repos.json --workers 4
       standalone, without DVC: read the feed (URL or path), select, digest
 
@@ -35,7 +37,11 @@ outputs: data/summaries/shard-<offset>/<owner>/<name>.txt and data/stats/shard-<
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stages.shard",
-        description="Clone and digest one shard of the repository feed: the repos where index %% batch_size == offset.",
+        description=(
+            "Clone and digest one shard of the repository feed: the repos where\n"
+            "  index % batch_size == offset                    (shards.assign: index, over the sorted snapshot)\n"
+            "  sha256(normalised URL) % batch_size == offset   (shards.assign: hash)"
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only a real run needs gitingest, pandas and fsspec: a dry run stays quick.
     from xgov_digests.cache import open_cache
     from xgov_digests.ingest import ShardRun
+    from xgov_digests.progress import ShardProgress
     from xgov_digests.s3 import S3ConfigError
     from xgov_digests.stats import stats_path, write_stats
 
@@ -103,12 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = params.ingest
     if args.workers is not None:
         settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
-    step = max(1, len(repos) // 20)
-
-    def progress(done: int, total: int) -> None:
-        if done % step == 0 or done == total:
-            log.info(f"Processing batch {args.batch_size}, offset {args.offset}: {done}/{total} repos")
-
     try:
         cache = open_cache(settings)
     except S3ConfigError as exc:
@@ -119,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = summaries_path(args.offset)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_temps(out_dir)  # a killed earlier run's unfinished atomic writes
-    rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
-    write_stats(stats_path(args.offset), rows)
+    progress = ShardProgress(args.batch_size, args.offset, len(repos))
+    started = time.monotonic()
+    with progress.active():
+        rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
+    write_stats(stats_path(args.offset), rows, wall_s=time.monotonic() - started)
     counts = Counter(r.status for r in rows)
     kinds = Counter(r.failure_kind for r in rows if r.status == "failed")
     log.info(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -71,8 +70,8 @@ def test_nightly_changes(setup, git_spy: GitSpy) -> None:
     assert set(rows[rows["name"] != target["name"]]["status"]) == {"cached"}
     digest = ws.path / f"data/summaries/shard-{offset}/{target['owner']}/{target['name']}.txt"
     assert f"Commit: {new_head}" in digest.read_text() and "FILE: NEW.md" in digest.read_text()
-    metrics = json.loads((ws.path / "reports/metrics.json").read_text())
-    assert metrics["shards"][str(offset)]["cache_hits"] == len(rows) - 1
+    shards = pd.read_csv(ws.path / "reports/plots/shards.csv").set_index("offset")
+    assert shards.loc[offset, "cached"] == len(rows) - 1
     second = snapshot(ws)
     assert {k for k in first if first[k] != second[k]} == {
         f"{target['owner']}/{target['name']}.txt".join([f"shard-{offset}/", ""])

@@ -51,7 +51,9 @@ def test_repro_end_to_end(workspace_factory, corpus, tmp_path: Path, monkeypatch
         metrics = json.loads((ws.path / "reports/metrics.json").read_text())
         assert (metrics["repos"], metrics["ok"], metrics["failed"], metrics["processed"]) == (21, 20, 1, 20)
         assert metrics["digest_bytes"] == sum(p.stat().st_size for p in digests) == stats["digest_bytes"].sum()
-        assert sum(s["repos"] for s in metrics["shards"].values()) == 21
+        assert metrics["shards"] == 10 and all(isinstance(v, int | float) for v in metrics.values())  # flat
+        shards = pd.read_csv(ws.path / "reports/plots/shards.csv")
+        assert list(shards["offset"]) == list(range(10)) and shards["repos"].sum() == 21
         report = (ws.path / "reports/report.md").read_text()
         assert "org9/missing" in report and "| all | 21 | 20 |" in report
         shown = ws.dvc("metrics", "show").stdout

@@ -37,7 +37,8 @@ STABLE = ["url", "owner", "name", "offset", "batch_size", "pushed_at", "error", 
           "truncated"]  # fmt: skip
 # All that the coordinator may commit: what DVC writes for git.
 DVC_GIT_FILES = {"dvc.lock", "data/.gitignore", "data/stats/.gitignore", "data/summaries/.gitignore",
-                 "reports/.gitignore", "reports/metrics.json"}  # fmt: skip
+                 "reports/.gitignore", "reports/metrics.json", "reports/plots/shards.csv",
+                 "reports/plots/seconds.csv", "reports/plots/sizes.csv", "reports/plots/failures.csv"}  # fmt: skip
 
 
 def make_cmd(*args: str) -> list[str]:

@@ -18,7 +18,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from xgov_digests.digest import FORMAT_VERSION, GITINGEST_VERSION
-from xgov_digests.files import write_atomic
+from xgov_digests.files import resolve_location, write_atomic
 from xgov_digests.params import IngestParams
 from xgov_digests.repo import Repo
 
@@ -126,7 +126,7 @@ class DigestCache:
 
 def open_cache(settings: IngestParams) -> DigestCache | None:
     """The cache at ``ingest.cache`` ('' disables it); ``s3://`` uses the DVC remote 'r2' endpoint and credentials."""
-    url = settings.cache
+    url = resolve_location(settings.cache)  # relative: against the project root, not a temporary experiment's copy
     if not url:
         return None
     options: dict[str, Any] = {}

@@ -12,8 +12,29 @@ MANIFEST_DIR = Path("data/manifests")  # one manifest per shard, written by fetc
 SUMMARIES_DIR = Path("data/summaries")  # shard-<K>/<owner>/<name>.txt, written by the shards
 STATS_DIR = Path("data/stats")  # shard-<K>.parquet, written by the shards
 MERGED_STATS = Path("data/stats.parquet")  # every shard's rows, written by aggregate
-METRICS = Path("reports/metrics.json")
+DIGEST_INDEX = Path("data/index.json")  # owner/name -> digest path, written by aggregate
+METRICS = Path("reports/metrics.json")  # flat totals (DVC metrics)
 REPORT = Path("reports/report.md")
+PLOTS_DIR = Path("reports/plots")  # the DVC plots' data, written by aggregate
+SHARDS_TABLE = PLOTS_DIR / "shards.csv"  # one row per shard
+SECONDS_PLOT = PLOTS_DIR / "seconds.csv"  # clone and digest seconds by percentile
+SIZES_PLOT = PLOTS_DIR / "sizes.csv"  # digest sizes by percentile, and the cap
+FAILURES_PLOT = PLOTS_DIR / "failures.csv"  # failed repos by reason
+
+
+def project_root() -> Path:
+    """The DVC project's root folder: ``DVC_ROOT``, which DVC sets for every stage command (for an experiment run in a
+    temporary copy, ``dvc exp run --temp`` or ``dvc queue``, it names the workspace the experiment started from); the
+    working directory when a command runs outside DVC."""
+    return Path(os.environ.get("DVC_ROOT") or ".")
+
+
+def resolve_location(location: str) -> str:
+    """A relative local path (such as ``ingest.cache: .cache/digests``) made relative to :func:`project_root`, so that
+    every run of the project, temporary experiments included, shares it; URLs and absolute paths as given."""
+    if not location or "://" in location or Path(location).is_absolute():
+        return location
+    return str(project_root() / location)
 
 
 # Names DVC or git treat specially inside an output folder: DVC skips ``.git``, ``.hg`` and ``.dvc`` folders (and

@@ -37,7 +37,7 @@ class ShardRun:
     offset: int
     out_dir: Path
     settings: IngestParams
-    on_progress: Callable[[int, int], None] | None = None
+    on_progress: Callable[[int, int, Row], None] | None = None  # (done, total, the row just finished)
     cache: DigestCache | None = None
 
     def _process(self, repo: Repo, janitor: ThreadPoolExecutor) -> Row:
@@ -99,7 +99,7 @@ class ShardRun:
                 for future in as_completed(futures):
                     rows.append(future.result())
                     if self.on_progress:
-                        self.on_progress(len(rows), len(self.repos))
+                        self.on_progress(len(rows), len(self.repos), rows[-1])
             except BaseException:  # Ctrl-C or SIGTERM: stop now, not after the shard's remaining repos
                 pool.shutdown(wait=False, cancel_futures=True)
                 log.warning("stopping: killed the running clones", extra={"clones": kill_running()})

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.scalarstring import ScalarString
+
+from xgov_digests.files import write_atomic
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -146,14 +151,33 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     return parse_params(raw)
 
 
-def update_params(path: Path, overrides: dict[str, dict[str, Any]]) -> None:
-    """Set keys of ``params.yaml`` section by section, keeping its comments, order, flow lists and quoting."""
+def _keep_style(old: Any, value: Any) -> Any:
+    """``value`` in the layout of the node it replaces: a flow list stays a flow list (with its comment), a quoted
+    string stays quoted."""
+    if isinstance(old, CommentedSeq) and isinstance(value, list | tuple):
+        old[:] = list(value)  # in place: keeps the flow style and the comment attached to the list
+        return old
+    if isinstance(old, ScalarString) and isinstance(value, str):
+        return type(old)(value)
+    return value
+
+
+def update_params(path: Path, overrides: dict[str, dict[str, Any]]) -> bool:
+    """Set keys of ``params.yaml`` section by section, keeping its comments, order, flow lists and quoting: only the
+    lines of the keys that change are rewritten. Returns whether the file changed (it is not written otherwise)."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a long value such as the feed URL
-    data = yaml.load(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    data = yaml.load(text)
     for section, values in overrides.items():
         for key, value in values.items():
-            data[section][key] = value
-    with path.open("w", encoding="utf-8") as fh:
-        yaml.dump(data, fh)
+            data[section][key] = _keep_style(data[section].get(key), value)
+    out = StringIO()
+    yaml.dump(data, out)
+    if out.getvalue() == text:
+        return False
+    mode = path.stat().st_mode
+    write_atomic(path, out.getvalue().encode("utf-8"))
+    path.chmod(mode)
+    return True

@@ -30,7 +30,8 @@ def check_offsets(offsets: Sequence[int], batch_size: int) -> None:
     if list(offsets) != expected:
         raise SelectionError(
             f"params.yaml: shards.offsets is {list(offsets)} but shards.batch_size is {batch_size}; "
-            f"set shards.offsets to {expected} (DVC's foreach needs the list, one item per shard)"
+            f"run 'make shards N={batch_size}' (python -m stages.set_shards {batch_size}), which sets both together, "
+            f"or set shards.offsets to {expected} (DVC's foreach needs the list, one item per shard)"
         )
 
 

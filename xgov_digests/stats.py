@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from xgov_digests.files import STATS_DIR, write_atomic
 
@@ -35,6 +37,7 @@ class Row:
 
 
 COLUMNS = [f.name for f in fields(Row)]
+WALL_KEY = b"xgov_digests.wall_s"  # parquet metadata key: the shard's wall time in seconds
 DTYPES = {
     "url": "string", "owner": "string", "name": "string", "offset": "int64", "batch_size": "int64",
     "pushed_at": "string", "status": "string", "error": "string", "failure_kind": "string", "commit": "string",
@@ -52,10 +55,22 @@ def to_frame(rows: list[Row]) -> pd.DataFrame:
     return frame.astype(DTYPES)
 
 
-def write_stats(path: Path, rows: list[Row]) -> None:
-    """Write rows (sorted by URL, so row order never depends on completion order) atomically."""
+def write_stats(path: Path, rows: list[Row], wall_s: float | None = None) -> None:
+    """Write rows (sorted by URL, so row order never depends on completion order) atomically; ``wall_s``, the shard's
+    wall time, goes in the file's metadata."""
     frame = to_frame(sorted(rows, key=lambda r: r.url.lower()))
-    write_atomic(path, frame.to_parquet(index=False))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if wall_s is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), WALL_KEY: f"{wall_s:.3f}".encode()})
+    out = pa.BufferOutputStream()
+    pq.write_table(table, out)
+    write_atomic(path, out.getvalue().to_pybytes())
+
+
+def wall_seconds(path: Path) -> float | None:
+    """The shard's wall time recorded by :func:`write_stats`, if any."""
+    value = (pq.read_schema(path).metadata or {}).get(WALL_KEY)
+    return float(value) if value is not None else None
 
 
 def read_stats(path: Path) -> pd.DataFrame:
