@@ -45,7 +45,8 @@ def test_a_broken_repository_never_stops_a_run(workspace_factory, tmp_path: Path
     assert {"shard@0", "shard@1", "shard@2", "aggregate"} <= locked_stages(ws)
     metrics = json.loads((ws.path / "reports/metrics.json").read_text())
     assert (metrics["failed"], metrics["failed_permanent"], metrics["failed_transient"]) == (1, 1, 0)
-    assert metrics["shards"]["1"]["failed_permanent"] == 1
+    table = pd.read_csv(ws.path / "reports/plots/shards.csv").set_index("offset")
+    assert list(table["failed_permanent"]) == [0, 1, 0] and list(table["failed_transient"]) == [0, 0, 0]
     report = (ws.path / "reports/report.md").read_text()
     assert "## Failures (1: 1 permanent)" in report and "### Permanent (1)" in report
     assert "`broken/repo`" in report.split("### Permanent (1)")[1]

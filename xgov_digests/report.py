@@ -12,8 +12,9 @@ from xgov_digests.files import digest_path, summaries_path
 FAILURE_KINDS = ("transient", "permanent", "internal")  # the stats' failure_kind values, in the report's order
 
 PERCENTILES = list(range(0, 101))  # the rows of the distribution files: one per percentile of the repos
-SHARD_COLUMNS = ["shard", "offset", "wall_s", "repos", "ok", "cached", "empty", "failed", "digest_bytes", "truncated",
-                 "p50_total_s", "p95_total_s"]  # fmt: skip
+SHARD_COLUMNS = ["shard", "offset", "wall_s", "repos", "ok", "cached", "empty", "failed", "failed_transient",
+                 "failed_permanent", "failed_internal", "digest_bytes", "truncated", "p50_total_s",
+                 "p95_total_s"]  # fmt: skip
 TOP_REASONS = 12  # failure reasons plotted one by one; the rest are summed as "other"
 
 
@@ -60,6 +61,7 @@ def shard_table(frame: pd.DataFrame, offsets: list[int], walls: dict[int, float 
             "wall_s": round(walls[k], 3) if walls.get(k) is not None else None,
             "repos": len(part),
             **_counts(part),
+            **_kinds(part),
             "digest_bytes": int(part["digest_bytes"].sum()),
             "truncated": int(part["truncated"].sum()),
             "p50_total_s": _quantile(part["total_s"], 0.5),
