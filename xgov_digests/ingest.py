@@ -1,7 +1,7 @@
 """Running one shard: clone and digest each assigned repo, ``workers`` at a time, one stats row each.
 
 Clones wait on the network, so ``workers`` threads keep that many in flight. A digest takes milliseconds
-(xgov_digests/digest.py), so it runs in the repo's own thread; removing a checkout can take as long as cloning it on
+(xgov_digests/digest/), so it runs in the repo's own thread; removing a checkout can take as long as cloning it on
 some disks, so that happens in the background.
 """
 
