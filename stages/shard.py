@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
         extra={"empty": counts["empty"], "repos": len(rows)},
     )
+    internal = sum(r.failure_kind == "internal" for r in rows)
+    if internal:
+        log.error(f"{internal} repos hit an internal error (a bug: see the tracebacks above): failing the stage so DVC "
+                  "records nothing")  # fmt: skip
+        return 1
     if rows and counts["failed"] / len(rows) > settings.max_failure_ratio:
         log.error(
             f"{counts['failed']} of {len(rows)} repos failed, more than ingest.max_failure_ratio "

@@ -23,6 +23,7 @@ def _totals(frame: pd.DataFrame) -> dict[str, Any]:
         "cache_hit_rate": round(cached / n, 4) if n else 0.0,
         "digest_bytes": int(frame["digest_bytes"].sum()),
         "truncated": int(frame["truncated"].sum()),
+        "walk_limited": int(frame["walk_limit"].notna().sum()),
         "p50_total_s": round(float(frame["total_s"].quantile(0.5)), 3) if n else 0.0,
         "p95_total_s": round(float(frame["total_s"].quantile(0.95)), 3) if n else 0.0,
     }

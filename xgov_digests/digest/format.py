@@ -8,7 +8,8 @@ from importlib import metadata
 
 # Bump when anything we write changes shape: it is part of the digest cache's fingerprint.
 # 2: the truncation notice no longer carries the full length (digests stop reading at the cap).
-FORMAT_VERSION = 2
+# 3: the cut is counted after removing the checkout path; ignore files are read only inside the checkout.
+FORMAT_VERSION = 3
 GITINGEST_VERSION = metadata.version("gitingest")
 
 
