@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -51,9 +52,14 @@ def _die_with_parent() -> None:
 def _serve(conn: Connection) -> None:
     """A worker: digest each job received on ``conn`` and send back ``("ok", Digest)`` or ``("error", text)``.
 
-    It ends when the shard closes ``conn`` or dies (end of file), or when the fork server dies (SIGKILL)."""
+    It ends when the shard closes ``conn`` or dies (end of file), or when the fork server dies (SIGKILL). The fork
+    server exits once no process holds its "shard alive" pipe, which multiprocessing hands to every child as well:
+    the worker closes every inherited descriptor but ``conn`` and stdio, so only the shard holds it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the shard decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    keep = conn.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
     _die_with_parent()
     while True:
         try:
