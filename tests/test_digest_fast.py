@@ -253,7 +253,8 @@ def test_the_comparison_can_fail(tricky: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_latin1_ignore_file_is_read_as_latin1_where_stock_fails(tmp_path: Path) -> None:
     """A deliberate difference: stock gitingest fails the repo; we decode the file as Latin-1 and say so."""
     path = tmp_path / "bad"
-    make_repo(path, {"a.txt": "a\n", "café.txt": "hidden\n", "b.txt": "b\n", ".gitignore": "caf\xe9.txt\nb*\n".encode("latin-1")})
+    latin1 = "caf\xe9.txt\nb*\n".encode("latin-1")
+    make_repo(path, {"a.txt": "a\n", "café.txt": "hidden\n", "b.txt": "b\n", ".gitignore": latin1})
     with pytest.raises(UnicodeDecodeError):
         stock(path, MAX)
     digest = make_digest(path, HEADER, max_file_size=MAX, max_summary_bytes=10**6)
