@@ -7,7 +7,10 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ def _make_writable(func: object, path: str, exc_info: object) -> None:
             pass
     try:
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, onerror=_give_up)
+            _rmtree(path, _give_up)
         else:
             os.unlink(path)
     except OSError:
@@ -34,12 +37,19 @@ def _give_up(func: object, path: str, exc_info: object) -> None:
     pass
 
 
+def _rmtree(path: str | Path, handler: Callable[[Any, str, Any], None]) -> None:
+    if sys.version_info >= (3, 12):  # onerror is deprecated there; onexc gets the exception instead of exc_info
+        shutil.rmtree(path, onexc=handler)
+    else:
+        shutil.rmtree(path, onerror=handler)
+
+
 def remove_tree(path: Path) -> bool:
     """Remove ``path``; True when it is gone. Logs an error naming the path when it cannot be removed."""
     if not os.path.lexists(path):
         return True
     try:
-        shutil.rmtree(path, onerror=_make_writable)
+        _rmtree(path, _make_writable)
     except (OSError, RecursionError):
         pass
     if os.path.lexists(path):  # deeper than shutil's recursion: the system's tools walk it without recursing
