@@ -11,8 +11,10 @@ kernel sends it SIGKILL (``PR_SET_PDEATHSIG``). The children inherit the environ
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import multiprocessing
 import os
 import signal
@@ -30,6 +32,7 @@ from xgov_digests.digest.walk import Limits
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.2  # how often a waiting digest checks whether the pool is closing
+_PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size: what an unprivileged process may ask for
 
 
 class DigestTimeout(RuntimeError):
@@ -49,40 +52,54 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _serve(conn: Connection) -> None:
-    """A worker: digest each job received on ``conn`` and send back ``("ok", Digest)`` or ``("error", text)``.
+def _close_all_but(*keep: int) -> None:
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
-    It ends when the shard closes ``conn`` or dies (end of file), or when the fork server dies (SIGKILL). The fork
+
+def _grow(conn: Connection) -> None:
+    """A pipe that holds a whole capped digest: the worker writes its answer in one go, the shard reads it in one."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+def _serve(jobs: Connection, answers: Connection) -> None:
+    """A worker: digest each job received on ``jobs``; answer ``("ok", Digest)`` or ``("error", text)``.
+
+    It ends when the shard closes ``jobs`` or dies (end of file), or when the fork server dies (SIGKILL). The fork
     server exits once no process holds its "shard alive" pipe, which multiprocessing hands to every child as well:
-    the worker closes every inherited descriptor but ``conn`` and stdio, so only the shard holds it."""
+    the worker closes every inherited descriptor but its two pipes and stdio, so only the shard holds it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the shard decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    keep = conn.fileno()
-    os.closerange(3, keep)
-    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+    _close_all_but(jobs.fileno(), answers.fileno())
     _die_with_parent()
     while True:
         try:
-            checkout, header, kwargs = conn.recv()
+            checkout, header, kwargs = jobs.recv()
         except (EOFError, OSError):
             return
         try:
             reply: tuple[str, Any] = ("ok", make_digest(checkout, header, **kwargs))
         except Exception as exc:  # noqa: BLE001 - sent to the shard, which treats it as a bug
             reply = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        conn.send(reply)
+        answers.send(reply)
 
 
 class _Worker:
-    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+    def __init__(self, process: BaseProcess, jobs: Connection, answers: Connection) -> None:
         self.process = process
-        self.conn = conn
+        self.jobs = jobs
+        self.answers = answers
 
     def kill(self) -> None:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
-        self.conn.close()
+        self.jobs.close()
+        self.answers.close()
 
 
 class DigestPool:
@@ -110,11 +127,14 @@ class DigestPool:
                 raise DigestStopped("digest not started: the shard is stopping")
             if self._idle:
                 return self._idle.pop()
-            ours, theirs = self._ctx.Pipe()
-            process = self._ctx.Process(target=_serve, args=(theirs,), daemon=True, name="digest")
+            job_r, job_w = self._ctx.Pipe(duplex=False)
+            answer_r, answer_w = self._ctx.Pipe(duplex=False)
+            _grow(answer_w)
+            process = self._ctx.Process(target=_serve, args=(job_r, answer_w), daemon=True, name="digest")
             process.start()
-            theirs.close()
-            worker = _Worker(process, ours)
+            job_r.close()
+            answer_w.close()
+            worker = _Worker(process, job_w, answer_r)
             self._all.add(worker)
             return worker
 
@@ -133,13 +153,13 @@ class DigestPool:
             worker = self._take()
             deadline = time.monotonic() + self.timeout
             try:
-                worker.conn.send((checkout, header, kwargs))
-                while not worker.conn.poll(max(0.0, min(_POLL_S, deadline - time.monotonic()))):
+                worker.jobs.send((checkout, header, kwargs))
+                while not worker.answers.poll(max(0.0, min(_POLL_S, deadline - time.monotonic()))):
                     if self._closed:
                         raise DigestStopped("digest stopped: the shard is stopping")
                     if time.monotonic() >= deadline:
                         raise DigestTimeout(f"digest timed out after {self.timeout:g} s")
-                status, value = worker.conn.recv()
+                status, value = worker.answers.recv()
             except (EOFError, OSError) as exc:
                 self._drop(worker)
                 raise DigestStopped(f"digest process died ({type(exc).__name__}, exit code "
