@@ -95,7 +95,8 @@ class ShardRun:
             row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
         except Exception as exc:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
             log.exception("internal error", extra={"url": row.url})
-            row.status, row.error, row.failure_kind = "failed", redact(f"{type(exc).__name__}: {exc}"), "internal"
+            first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
+            row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
         finally:
             row.total_s = time.perf_counter() - start
         if row.status == "failed":
