@@ -8,6 +8,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -233,3 +234,22 @@ def test_checkout_removal_survives_read_only_folders_and_deep_nesting(tmp_path: 
     finally:
         os.close(fd)
     assert remove_tree(root) and not root.exists()
+
+
+def test_the_budget_works_under_a_long_tmpdir(tmp_path: Path) -> None:
+    """The fork server's socket lives under TMPDIR, and an AF_UNIX path holds at most 107 bytes."""
+    long_tmp = tmp_path / ("t" * 100)
+    long_tmp.mkdir()
+    repo = tmp_path / "repo"
+    make_repo(repo, {"README.md": "r\n"})
+    script = ("import sys; from pathlib import Path; from xgov_digests.digest import Header; "
+              "from xgov_digests.digest.budget import DigestPool\n"
+              "if __name__ == '__main__':\n"
+              "    with DigestPool(1, 30) as pool:\n"
+              f"        d = pool.digest(Path({str(repo)!r}), Header('o', 'n', 'u', 'c', None), max_file_size=10**6, "
+              "max_summary_bytes=10**6)\n"
+              "    sys.stdout.write(str(d.files))\n")  # fmt: skip
+    (tmp_path / "probe.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "probe.py")], env={**os.environ, "TMPDIR": str(long_tmp)},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "1", done.stderr

@@ -17,7 +17,9 @@ import ctypes.util
 import fcntl
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -32,6 +34,7 @@ from xgov_digests.digest.walk import Limits
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.2  # how often a waiting digest checks whether the pool is closing
+_SHORT_TMPDIR = 60  # TMPDIR + "/pymp-xxxxxxxx/listener-xxxxxxxx" must stay under 108 bytes
 _PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size: what an unprivileged process may ask for
 
 
@@ -102,6 +105,19 @@ class _Worker:
         self.answers.close()
 
 
+def _short_temp_dir() -> None:
+    """multiprocessing puts the fork server's socket in a folder under ``TMPDIR``, and an AF_UNIX path holds at most
+    107 bytes: under a long ``TMPDIR`` use a folder in /tmp instead (what Python 3.12's multiprocessing does)."""
+    from multiprocessing import process, util
+
+    config = process.current_process()._config  # type: ignore[attr-defined]
+    if "tempdir" in config or len(tempfile.gettempdir()) <= _SHORT_TMPDIR:
+        return
+    tempdir = tempfile.mkdtemp(prefix="pymp-", dir="/tmp")
+    util.Finalize(None, shutil.rmtree, args=(tempdir, True), exitpriority=-100)
+    config["tempdir"] = tempdir
+
+
 class DigestPool:
     """Up to ``size`` digests at once, each in a child process killed after ``timeout`` seconds."""
 
@@ -127,6 +143,7 @@ class DigestPool:
                 raise DigestStopped("digest not started: the shard is stopping")
             if self._idle:
                 return self._idle.pop()
+            _short_temp_dir()
             job_r, job_w = self._ctx.Pipe(duplex=False)
             answer_r, answer_w = self._ctx.Pipe(duplex=False)
             _grow(answer_w)
