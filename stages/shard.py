@@ -132,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
         extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds)},
     )
+    internal = sum(r.failure_kind == "internal" for r in rows)
+    if internal:
+        log.error(f"{internal} repos hit an internal error (a bug: see the tracebacks above): failing the stage so DVC "
+                  "records nothing")  # fmt: skip
+        return 1
     # A repository that answered with an error is a result; only failures to get an answer can mean the network
     # is down, and only those fail the stage.
     if rows and kinds["transient"] / len(rows) > settings.max_failure_ratio:

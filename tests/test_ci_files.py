@@ -261,7 +261,8 @@ def test_shipped_code_imports_no_test_or_bench_code() -> None:
     import tomllib
 
     packaged = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    assert sorted(packaged) == ["stages", "xgov_digests"]
+    packages = [".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("xgov_digests/**/__init__.py")]
+    assert sorted(packaged) == sorted(["stages", *packages])  # every subpackage is installed too
 
 
 def test_dockerfile_entrypoint_runs_as_in_the_image(tmp_path: Path) -> None:

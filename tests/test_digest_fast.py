@@ -12,7 +12,8 @@ import gitingest.ingestion
 import gitingest.output_formatter
 import pytest
 
-import xgov_digests.digest
+import xgov_digests.digest.content
+import xgov_digests.digest.walk
 from tests.fixtures.sample import make_repo
 from xgov_digests.digest import Header, ingest_tree, make_digest, render_header, truncate
 
@@ -244,18 +245,24 @@ def test_sample_corpus_matches_stock(corpus: tuple[Path, list[dict]]) -> None:
 
 def test_the_comparison_can_fail(tricky: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A one-character change in the fast path's ordering is caught: these tests are not vacuous."""
-    monkeypatch.setattr(xgov_digests.digest, "_sort_key", lambda child: (0, child.name))
+    monkeypatch.setattr(xgov_digests.digest.walk, "_sort_key", lambda child: (0, child.name))
     with pytest.raises(AssertionError, match="differs from stock gitingest"):
         assert_same(tricky)
 
 
-def test_bad_ignore_file_fails_like_stock(tmp_path: Path) -> None:
+def test_latin1_ignore_file_is_read_as_latin1_where_stock_fails(tmp_path: Path) -> None:
+    """A deliberate difference: stock gitingest fails the repo; we decode the file as Latin-1 and say so."""
     path = tmp_path / "bad"
-    make_repo(path, {"a.txt": "a\n", ".gitignore": "caf\xe9\n".encode("latin-1")})
+    latin1 = "caf\xe9.txt\nb*\n".encode("latin-1")
+    make_repo(path, {"a.txt": "a\n", "café.txt": "hidden\n", "b.txt": "b\n", ".gitignore": latin1})
     with pytest.raises(UnicodeDecodeError):
         stock(path, MAX)
-    with pytest.raises(UnicodeDecodeError):
-        fast(path, MAX)
+    digest = make_digest(path, HEADER, max_file_size=MAX, max_summary_bytes=10**6)
+    assert digest.warnings == (".gitignore: not UTF-8 (byte 0xe9 at 3), read as Latin-1",)
+    (path / ".gitignore").write_text("café.txt\nb*\n", encoding="utf-8")  # the same patterns, as UTF-8
+    expected = stock(path, MAX)
+    assert "FILE: a.txt" in expected and "café.txt" not in expected and "b.txt" not in expected
+    assert digest.data.decode().split("\n", 6)[6] == expected
 
 
 @pytest.mark.parametrize("cap", [1024, 1500, 2048, 4096, 6000, 10**6])
@@ -283,8 +290,8 @@ def test_files_after_the_cap_are_not_read(tmp_path: Path, monkeypatch: pytest.Mo
     path = tmp_path / "capped"
     make_repo(path, files)
     opened: list[str] = []
-    real = xgov_digests.digest._read
-    monkeypatch.setattr(xgov_digests.digest, "_read", lambda p, size: opened.append(p) or real(p, size))
+    real = xgov_digests.digest.content._read
+    monkeypatch.setattr(xgov_digests.digest.content, "_read", lambda p, size: opened.append(p) or real(p, size))
     digest = make_digest(path, HEADER, max_file_size=10**6, max_summary_bytes=20_000)
     assert digest.truncated and digest.files == 200
     assert len(opened) < 15  # ~10 files fill 20 kB; the other 190 are never opened

@@ -32,6 +32,8 @@ class Entry:
     commit: str
     files: int
     truncated: bool
+    walk_limit: str | None = None
+    warnings: str | None = None
 
 
 def fingerprint(settings: IngestParams) -> str:
@@ -61,6 +63,8 @@ def encode_entry(entry: Entry) -> bytes:
         "commit": entry.commit,
         "files": entry.files,
         "truncated": entry.truncated,
+        "walk_limit": entry.walk_limit,
+        "warnings": entry.warnings,
     }
     return json.dumps(head, sort_keys=True).encode() + b"\n" + entry.data
 
@@ -75,7 +79,9 @@ def decode_entry(blob: bytes) -> Entry:
         raise ValueError(f"entry version {head.get('v')}")
     if len(data) != head["size"] or hashlib.sha256(data).hexdigest() != head["sha256"]:
         raise ValueError("checksum mismatch")
-    return Entry(data, head["commit"], int(head["files"]), bool(head["truncated"]))
+    return Entry(
+        data, head["commit"], int(head["files"]), bool(head["truncated"]), head.get("walk_limit"), head.get("warnings")
+    )
 
 
 class DigestCache:

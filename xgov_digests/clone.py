@@ -11,9 +11,11 @@ import signal
 import subprocess
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from xgov_digests import reaper
 from xgov_digests.backoff import attempts
 from xgov_digests.logs import redact
 
@@ -188,6 +190,7 @@ def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.
             start_new_session=True,
         )
         _LIVE.add(proc.pid)
+        reaper.watch(proc.pid)  # killed with its helpers if the shard dies, even by SIGKILL
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -201,6 +204,7 @@ def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(proc.pid)
+        reaper.forget(proc.pid)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -209,6 +213,29 @@ def _last_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     reasons = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
     return redact((reasons or lines or ["no output"])[-1])
+
+
+@lru_cache(maxsize=1)
+def _no_filter_drivers() -> tuple[str, ...]:
+    """``-c`` options that switch off every filter driver configured on this machine (system, global or
+    environment config): a repository's ``.gitattributes`` may name one, and a clone must run no program of its
+    choosing. Checked once per process."""
+    found = subprocess.run(
+        ["git", "config", "--name-only", "--get-regexp", r"^filter\..*\.(smudge|clean|process|required)$"],
+        env=git_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", check=False,
+    )  # fmt: skip
+    drivers = sorted({name.rsplit(".", 1)[0] for name in found.stdout.split()})
+    return tuple(
+        opt for d in drivers for opt in ("-c", f"{d}.smudge=", "-c", f"{d}.process=", "-c", f"{d}.required=false")
+    )
+
+
+def _remote_has_branches(dest: Path, timeout: float) -> list[str]:
+    """The branches the clone's remote has (after a clone that checked out nothing)."""
+    found = _run(["git", "ls-remote", "--heads", "origin"], timeout, cwd=dest)
+    if found.returncode != 0:
+        return []
+    return [ln.split("refs/heads/", 1)[1] for ln in found.stdout.splitlines() if "refs/heads/" in ln]
 
 
 @dataclass(frozen=True)
@@ -223,7 +250,8 @@ def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, bac
     Transient failures are retried ``retries`` times; a missing or private repo fails at once.
     """
     cmd = [
-        "git", "-c", "credential.helper=", "-c", "core.symlinks=true", "-c", "core.longpaths=true",
+        "git", *_no_filter_drivers(),
+        "-c", "credential.helper=", "-c", "core.symlinks=true", "-c", "core.longpaths=true",
         "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--", url, str(dest),
     ]  # fmt: skip
     error, kind = "", TRANSIENT
@@ -243,5 +271,12 @@ def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, bac
         raise CloneError(f"git clone failed after {retries + 1} attempts: {error}", kind)
     head = _run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], timeout, cwd=dest)
     if head.returncode != 0:
+        branches = _remote_has_branches(dest, timeout)
+        if branches:
+            raise CloneError(
+                "the repository's HEAD names a branch that does not exist, so nothing was checked out; "
+                f"it has commits on {', '.join(sorted(branches)[:5])}: its owner must fix the default branch",
+                PERMANENT,
+            )
         raise EmptyRepo("repository has no commits")
     return Checkout(dest, head.stdout.strip())

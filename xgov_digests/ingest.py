@@ -1,24 +1,27 @@
 """Running one shard: clone and digest each assigned repo, ``workers`` at a time, one stats row each.
 
 Clones wait on the network, so ``workers`` threads keep that many in flight. A digest takes milliseconds
-(xgov_digests/digest.py), so it runs in the repo's own thread; removing a checkout can take as long as cloning it on
-some disks, so that happens in the background.
+(xgov_digests/digest/) but runs in a child process killed at ``ingest.digest_timeout`` (xgov_digests/digest/budget.py);
+removing a checkout can take as long as cloning it on some disks, so that happens in the background.
+An exception this module does not expect is a bug, not a property of the repo: its row is ``failure_kind: internal``
+and the shard fails.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xgov_digests.cache import DigestCache, Entry
+from xgov_digests.cleanup import remove_tree
 from xgov_digests.clone import CloneError, EmptyRepo, check_url, clone, kill_running
-from xgov_digests.digest import Header, Limits, make_digest
+from xgov_digests.digest import Header, Limits
+from xgov_digests.digest.budget import DigestPool, DigestStopped, DigestTimeout
 from xgov_digests.files import digest_path, write_atomic
 from xgov_digests.logs import redact
 from xgov_digests.params import IngestParams
@@ -39,6 +42,7 @@ class ShardRun:
     settings: IngestParams
     on_progress: Callable[[int, int, Row], None] | None = None  # (done, total, the row just finished)
     cache: DigestCache | None = None
+    _pool: DigestPool | None = field(default=None, init=False, repr=False)
 
     def _process(self, repo: Repo, janitor: ThreadPoolExecutor) -> Row:
         s = self.settings
@@ -50,7 +54,7 @@ class ShardRun:
             if self.cache and (entry := self.cache.get(repo)):
                 write_atomic(out, entry.data)
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
-                row.digest_bytes = len(entry.data)
+                row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
                 return row
             tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
             try:
@@ -59,7 +63,8 @@ class ShardRun:
                 row.clone_s = time.perf_counter() - t
                 row.commit = checkout.commit
                 t = time.perf_counter()
-                digest = make_digest(
+                assert self._pool is not None, "run() opens the digest pool"
+                digest = self._pool.digest(
                     checkout.path,
                     Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at),
                     max_file_size=s.max_file_size,
@@ -69,18 +74,29 @@ class ShardRun:
                 write_atomic(out, digest.data)
                 row.digest_s = time.perf_counter() - t
             finally:
-                janitor.submit(shutil.rmtree, tmp, ignore_errors=True)
+                janitor.submit(remove_tree, tmp)
             row.status, row.files, row.truncated = "ok", digest.files, digest.truncated
-            row.digest_bytes = len(digest.data)
+            row.digest_bytes, row.walk_limit = len(digest.data), digest.walk_limit
+            row.warnings = "; ".join(digest.warnings) or None
+            if row.walk_limit:
+                log.warning("walk stopped early: files left out", extra={"url": row.url, "walk_limit": row.walk_limit})
             if self.cache:
-                self.cache.put(repo, Entry(digest.data, checkout.commit, digest.files, digest.truncated))
+                self.cache.put(
+                    repo, Entry(digest.data, checkout.commit, digest.files, digest.truncated, row.walk_limit,
+                                row.warnings),
+                )  # fmt: skip
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
         except CloneError as exc:  # UrlRejected too: permanent
             row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
-        except Exception as exc:  # noqa: BLE001 - one repo's failure never stops the shard
-            row.status, row.error = "failed", redact(f"{type(exc).__name__}: {exc}")
-            row.failure_kind = "permanent"  # the digest failed on the repo's content
+        except DigestTimeout as exc:  # a hostile repo (a pattern that backtracks for ever): it will time out again
+            row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
+        except DigestStopped as exc:  # the digest's process died (out of memory?) or the shard is stopping
+            row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
+        except Exception as exc:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
+            log.exception("internal error", extra={"url": row.url})
+            first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
+            row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
         finally:
             row.total_s = time.perf_counter() - start
         if row.status == "failed":
@@ -92,6 +108,7 @@ class ShardRun:
         rows: list[Row] = []
         with (
             ThreadPoolExecutor(1, thread_name_prefix="janitor") as janitor,
+            DigestPool(workers, self.settings.digest_timeout) as self._pool,
             ThreadPoolExecutor(workers, thread_name_prefix="repo") as pool,
         ):
             futures = [pool.submit(self._process, repo, janitor) for repo in self.repos]
@@ -103,5 +120,6 @@ class ShardRun:
             except BaseException:  # Ctrl-C or SIGTERM: stop now, not after the shard's remaining repos
                 pool.shutdown(wait=False, cancel_futures=True)
                 log.warning("stopping: killed the running clones", extra={"clones": kill_running()})
+                self._pool.close()
                 raise
         return rows

@@ -49,6 +49,7 @@ class IngestParams:
     max_files: int = 10000
     max_total_bytes: int = 524288000
     clone_timeout: float = 300.0
+    digest_timeout: float = 120.0
     retries: int = 2
     max_failure_ratio: float = 0.5
     allowed_hosts: tuple[str, ...] = ("github.com",)
@@ -127,6 +128,7 @@ def _validate(p: Params) -> None:
         ),
         (0 <= p.ingest.max_failure_ratio <= 1, "ingest.max_failure_ratio must be between 0 and 1"),
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),
+        (p.ingest.digest_timeout > 0, "ingest.digest_timeout must be > 0 seconds"),
         (isinstance(p.ingest.retries, int) and p.ingest.retries >= 0, "ingest.retries must be an integer >= 0"),
         (isinstance(p.publish.bucket, str), "publish.bucket must be a string ('' = the bucket of the 'r2' remote)"),
         (

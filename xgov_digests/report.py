@@ -41,6 +41,7 @@ def metrics(frame: pd.DataFrame, batch_size: int) -> dict[str, Any]:
         **_kinds(frame),
         "digest_bytes": int(frame["digest_bytes"].sum()),
         "truncated": int(frame["truncated"].sum()),
+        "walk_limited": int(frame["walk_limit"].notna().sum()),
         "shards": batch_size,
     }
 

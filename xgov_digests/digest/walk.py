@@ -1,0 +1,233 @@
+"""gitingest 0.3.1's walk of a local folder, in one pass: ignore files, the filtered tree, the files in output order.
+
+The result is byte-identical to gitingest's ``_process_node`` + ``_create_tree_structure`` + ``_gather_file_contents``
+for the same folder (``tests/test_digest_fast.py`` compares them), except where gitingest would read outside the
+checkout or fail the repository on an ignore file (:mod:`xgov_digests.digest.ignore_files`).
+The traversal limits are gitingest's (``MAX_FILES``, ``MAX_TOTAL_SIZE_BYTES``, ``MAX_DIRECTORY_DEPTH``, read from
+``gitingest.ingestion`` at call time) or ``ingest.max_files`` / ``ingest.max_total_bytes``; the first one that leaves
+something out is recorded in :attr:`Scan.walk_limit`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import gitingest.ingestion as _gi_ingestion
+from gitingest.schemas.filesystem import SEPARATOR
+from gitingest.utils.ignore_patterns import DEFAULT_IGNORE_PATTERNS
+
+from xgov_digests.digest.content import file_text, preferred_encodings
+from xgov_digests.digest.ignore_files import IGNORE_FILES, parse_ignore_file
+from xgov_digests.digest.patterns import IgnoreSpec
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of a checkout is walked (``ingest.max_files``, ``ingest.max_total_bytes``); 0 = gitingest's own."""
+
+    files: int = 0
+    total_bytes: int = 0
+
+
+_DIR, _FILE, _SYMLINK = 0, 1, 2
+
+
+class _Node:
+    __slots__ = ("kind", "name", "rel", "size", "file_count", "children", "target")
+
+    def __init__(self, kind: int, name: str, rel: str, size: int = 0) -> None:
+        self.kind = kind
+        self.name = name
+        self.rel = rel
+        self.size = size
+        self.file_count = 1 if kind != _DIR else 0
+        self.children: list[_Node] = []
+        self.target = ""  # a symlink's Path(os.readlink(path)).name
+
+
+def _sort_key(child: _Node) -> tuple[int, str]:
+    # gitingest's FileSystemNode.sort_children: README first, files, dotfiles, then directories and symlinks.
+    name = child.name.lower()
+    if child.kind == _FILE:
+        if name == "readme" or name.startswith("readme."):
+            return (0, name)
+        return (1 if not name.startswith(".") else 2, name)
+    return (3 if not name.startswith(".") else 4, name)
+
+
+def _exists(path: str) -> bool:
+    try:
+        os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class Scan:
+    """One checkout: ignore patterns, the filtered tree, the files in output order, and what was worked around."""
+
+    def __init__(self, checkout: Path, max_file_size: int, limits: Limits) -> None:
+        self.root_path = Path(str(checkout)).resolve()  # gitingest's parse_local_dir_path
+        self.root = str(self.root_path)
+        self.max_file_size = max_file_size
+        self.max_files = limits.files or _gi_ingestion.MAX_FILES
+        self.max_total = limits.total_bytes or _gi_ingestion.MAX_TOTAL_SIZE_BYTES
+        self.walk_limit: str | None = None  # the first limit that left something out
+        self.warnings: list[str] = []  # what was worked around (an ignore file not read as gitingest would)
+        self.listings: dict[str, list[os.DirEntry[str]]] = {}
+        found = self._list_all()
+        patterns = DEFAULT_IGNORE_PATTERNS.copy()  # gitingest's process_patterns() ...
+        for name in IGNORE_FILES:  # ... then _apply_gitignores(): the same set operations, in the same order
+            loaded: set[str] = set()
+            for rel_dir in found[name]:
+                loaded.update(parse_ignore_file(self.root, rel_dir, name, self.warnings))
+            patterns.update(loaded)
+        self.spec = IgnoreSpec(patterns)
+        self.total_files = 0
+        self.total_size = 0
+        slug = self.root_path.name if str(checkout) == "." else str(checkout).strip("/")
+        self.tree = _Node(_DIR, self.root_path.name or slug, ".")
+        self._walk(self.tree, "", 0, 0)
+
+    def _abs(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def _list_all(self) -> dict[str, list[str]]:
+        """``Path.rglob``'s walk (pre-order, scandir order, symlinked directories not followed), remembering
+        each listing for the ingest walk and where the ignore files are (rglob's ``exists()`` follows links).
+        Iterative: a checkout may nest folders deeper than Python's recursion limit."""
+        found: dict[str, list[str]] = {name: [] for name in IGNORE_FILES}
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            path = self._abs(rel_dir)
+            try:
+                with os.scandir(path) as it:
+                    entries = list(it)
+            except OSError:
+                for name in IGNORE_FILES:
+                    if _exists(f"{path}/{name}"):
+                        found[name].append(rel_dir)
+                continue
+            self.listings[rel_dir] = entries
+            for entry in entries:
+                if entry.name in found and (not entry.is_symlink() or _exists(entry.path)):
+                    found[entry.name].append(rel_dir)
+            subdirs = []
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    subdirs.append(f"{rel_dir}/{entry.name}" if rel_dir else entry.name)
+            stack.extend(reversed(subdirs))
+        return found
+
+    def _limit(self, name: str) -> None:
+        if self.walk_limit is None:
+            self.walk_limit = name
+
+    def _walk(self, node: _Node, rel_dir: str, depth: int, above: int) -> None:
+        """gitingest's ``_process_node``: same limits, same order, same skips."""
+        if depth > _gi_ingestion.MAX_DIRECTORY_DEPTH:
+            if self.listings.get(rel_dir, True):
+                self._limit("depth")
+            return
+        if self.total_files >= self.max_files or self.total_size >= self.max_total:
+            if self.listings.get(rel_dir, True):
+                self._limit("max_files" if self.total_files >= self.max_files else "max_total_bytes")
+            return
+        entries = self.listings.get(rel_dir)
+        if entries is None:  # unreadable in the first pass: let listing it raise as gitingest's iterdir would
+            with os.scandir(self._abs(rel_dir)) as it:
+                entries = list(it)
+        spec = self.spec
+        for entry in entries:
+            name = entry.name
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if spec.excluded(rel, name, above):
+                continue
+            if entry.is_symlink():
+                child = _Node(_SYMLINK, name, rel)
+                child.target = Path(os.readlink(entry.path)).name
+                self.total_files += 1
+                node.children.append(child)
+                node.file_count += 1
+            elif entry.is_file():
+                size = entry.stat().st_size
+                if size > self.max_file_size:
+                    continue
+                if self.total_files + 1 > self.max_files:
+                    self._limit("max_files")
+                    continue
+                if self.total_size + size > self.max_total:
+                    self._limit("max_total_bytes")
+                    continue
+                self.total_files += 1
+                self.total_size += size
+                node.children.append(_Node(_FILE, name, rel, size))
+                node.size += size
+                node.file_count += 1
+            elif entry.is_dir():
+                child = _Node(_DIR, name, rel)
+                self._walk(child, rel, depth + 1, above | spec.segment(name)[1])
+                if not child.children:
+                    continue
+                node.children.append(child)
+                node.size += child.size
+                node.file_count += child.file_count
+        node.children.sort(key=_sort_key)
+
+    # --- output ----------------------------------------------------------------------------------------------
+
+    def tree_text(self) -> str:
+        """gitingest's ``"Directory structure:\\n" + _create_tree_structure(...)``."""
+        out = ["Directory structure:\n"]
+
+        def add(node: _Node, prefix: str, is_last: bool) -> None:
+            display = node.name
+            if node.kind == _DIR:
+                display += "/"
+            elif node.kind == _SYMLINK:
+                display += " -> " + node.target
+            out.append(f"{prefix}{'└── ' if is_last else '├── '}{display}\n")
+            if node.kind == _DIR and node.children:
+                prefix += "    " if is_last else "│   "
+                last = len(node.children) - 1
+                for i, child in enumerate(node.children):
+                    add(child, prefix, i == last)
+
+        add(self.tree, "", True)
+        return "".join(out)
+
+    def leaves(self) -> Iterator[_Node]:
+        """Files and symlinks in gitingest's output order (depth first, sorted children)."""
+        stack = [iter(self.tree.children)]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+            elif child.kind == _DIR:
+                stack.append(iter(child.children))
+            else:
+                yield child
+
+    def content_pieces(self) -> Iterator[str]:
+        """gitingest's ``_gather_file_contents(root)`` in pieces: each file's block, "\\n" between blocks.
+
+        A file is read only when its piece is asked for."""
+        encodings = preferred_encodings()
+        first = True
+        for leaf in self.leaves():
+            if not first:
+                yield "\n"
+            first = False
+            if leaf.kind == _SYMLINK:
+                yield f"{SEPARATOR}\nSYMLINK: {leaf.rel} -> {leaf.target}\n{SEPARATOR}\n\n\n"
+            else:
+                text = file_text(self._abs(leaf.rel), leaf.name, leaf.size, encodings)
+                yield f"{SEPARATOR}\nFILE: {leaf.rel}\n{SEPARATOR}\n{text}\n\n"
