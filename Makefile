@@ -46,8 +46,25 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# `dvc repro -j N` does not exist (DVC issue 755): `make -j N repro` runs up to N shards at once, each its own
+# `dvc --wait-for-lock repro --single-item shard@K` (DVC releases its lock while a stage's command runs). fetch runs
+# first, aggregate last; the shards are the ones params.yaml lists when fetch is done. Without -j they run one by
+# one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
+# stages.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes on neither).
+DVC_GROUP = $(BIN)/python -m stages.group -- $(BIN)/dvc --wait-for-lock
+
+define repro_stages
+	$(DVC_GROUP) repro --single-item fetch
+	+@stages="$$($(BIN)/python -m stages.shard_stages)" || exit $$?; \
+	exec $(MAKE) --no-print-directory --keep-going -o $(VENV)/.installed $$stages
+	$(DVC_GROUP) repro --single-item aggregate
+endef
+
 repro: install
-	$(BIN)/dvc repro
+	$(repro_stages)
+
+shard@%: install
+	$(DVC_GROUP) repro --single-item $@
 
 define push_outputs
 	$(BIN)/python -m stages.check_remote $(REMOTE)
@@ -56,10 +73,9 @@ endef
 
 run: install
 ifneq ($(LIMIT),)
-	$(BIN)/dvc exp run --set-param feed.limit=$(LIMIT)
-else
-	$(BIN)/dvc repro
+	$(BIN)/python -m stages.set_params feed.limit=$(LIMIT)
 endif
+	$(repro_stages)
 	$(push_outputs)
 	@if [ "$$($(BIN)/dvc remote default)" = "r2" ]; then $(BIN)/python -m stages.publish; \
 	else echo "default remote is not r2: skipping 'make publish' (see make r2)"; fi
