@@ -19,7 +19,7 @@ LIMIT ?=
 REMOTE ?=
 R2_PREFIX ?= dvc
 
-.PHONY: help install lint test repro run push pull r2 retry demo publish bench bench-quick clean
+.PHONY: help install lint test repro aggregate run push pull r2 retry demo publish bench bench-quick clean
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
@@ -48,16 +48,16 @@ test: lint
 
 # `dvc repro -j N` does not exist (DVC issue 755): `make -j N repro` runs up to N shards at once, each its own
 # `dvc --wait-for-lock repro --single-item shard@K` (DVC releases its lock while a stage's command runs). fetch runs
-# first, aggregate last; the shards are the ones params.yaml lists when fetch is done. Without -j they run one by
+# first; then the shards of params.yaml that DVC's status shows changed, then aggregate. Without -j they run one by
 # one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
 # stages.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes on neither).
 DVC_GROUP = $(BIN)/python -m stages.group -- $(BIN)/dvc --wait-for-lock
 
 define repro_stages
 	$(DVC_GROUP) repro --single-item fetch
-	+@stages="$$($(BIN)/python -m stages.shard_stages)" || exit $$?; \
+	+@stages="$$($(BIN)/python -m stages.shard_stages --changed)" || exit $$?; \
+	if [ -z "$$stages" ]; then echo "no shard and no aggregate changed: nothing more to run"; exit 0; fi; \
 	exec $(MAKE) --no-print-directory --keep-going -o $(VENV)/.installed $$stages
-	$(DVC_GROUP) repro --single-item aggregate
 endef
 
 repro: install
@@ -65,6 +65,10 @@ repro: install
 
 shard@%: install
 	$(DVC_GROUP) repro --single-item $@
+
+# after the shards named on the same command line (make repro names the changed ones)
+aggregate: install $(filter shard@%,$(MAKECMDGOALS))
+	$(DVC_GROUP) repro --single-item aggregate
 
 define push_outputs
 	$(BIN)/python -m stages.check_remote $(REMOTE)

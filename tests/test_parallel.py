@@ -257,6 +257,6 @@ def test_repeated_parallel_runs_never_hit_a_lock_error(pipeline, tmp_path: Path)
         rwlock = json.loads((ws.path / ".dvc" / "tmp" / "rwlock").read_text())  # valid JSON, nothing held
         assert not any(rwlock.get(mode) for mode in ("read", "write")), rwlock
         assert locked_stages(ws) == {"fetch", "aggregate", *(f"shard@{k}" for k in range(4))}
-        assert status(ws) == {"fetch": ["always changed"]}
         metrics = json.loads((ws.path / "reports" / "metrics.json").read_text())
         assert metrics["ok"] == REPOS, metrics
+    assert status(ws) == {"fetch": ["always changed"]}
