@@ -25,6 +25,7 @@ help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
 	@echo "make test      create .venv, install, lint and run the tests"
 	@echo "make run       the real feed: dvc repro, then dvc push (LIMIT=N for the first N repos)"
+	@echo "make -j 10 repro / make -j 10 run   ten shards at once: dvc repro has no -j (README: Shards at once)"
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos"

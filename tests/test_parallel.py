@@ -167,6 +167,18 @@ def test_parallel_repro_equals_dvc_repro(pipeline, tmp_path: Path) -> None:
     assert outputs(serial) == expected
 
 
+def test_make_run_limit_goes_through_the_same_targets(pipeline) -> None:
+    ws = pipeline("run")
+    out = make(ws, "-j", "4", "run", "LIMIT=8").stdout
+    ran = ws.ran_stages(out)
+    assert ran[0] == "fetch" and ran[-1] == "aggregate" and sorted(ran[1:-1]) == [f"shard@{k}" for k in range(4)]
+    assert "--wait-for-lock repro --single-item shard@3" in out
+    assert load_params(ws.path / "params.yaml").feed.limit == 8
+    assert json.loads((ws.path / "reports" / "metrics.json").read_text())["repos"] == 8
+    assert "skipping 'make publish'" in out  # the default remote is the local one: pushed there, not published
+    assert status(ws) == {"fetch": ["always changed"]}
+
+
 def test_a_failed_shard_is_named_and_is_the_only_one_run_again(pipeline, tmp_path: Path) -> None:
     shim = tmp_path / "failbin"
     shim.mkdir()
