@@ -272,3 +272,29 @@ def test_repeated_parallel_runs_never_hit_a_lock_error(pipeline, tmp_path: Path)
         metrics = json.loads((ws.path / "reports" / "metrics.json").read_text())
         assert metrics["ok"] == REPOS, metrics
     assert status(ws) == {"fetch": ["always changed"]}
+
+
+def test_group_stops_a_command_that_ignores_sigint_after_its_grace(tmp_path: Path) -> None:
+    """stages.group: one SIGINT to the command's whole group; a group still running after --grace is killed."""
+    marker = tmp_path / "child.pid"
+    script = f"trap '' INT; sleep 30 & echo $! > {marker}; wait"  # ignores SIGINT, and so does its sleep
+    proc = subprocess.Popen([sys.executable, "-m", "stages.group", "--grace", "1", "--", "sh", "-c", script],
+                            cwd=ROOT, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not marker.exists() or not marker.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    assert time.monotonic() - start < 5
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+def test_group_passes_on_the_exit_status(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "stages.group", "--"]
+    assert subprocess.run([*run, "sh", "-c", "exit 3"], cwd=ROOT).returncode == 3
+    assert subprocess.run([*run, "sh", "-c", "kill -TERM $$"], cwd=ROOT).returncode == 128 + signal.SIGTERM
+    missing = subprocess.run([*run, str(tmp_path / "no-such-command")], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 127 and "cannot run" in missing.stderr

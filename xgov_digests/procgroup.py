@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -20,7 +21,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
     """Run ``cmd`` to completion and return its exit status (128 + the signal's number when stopped by a signal)."""
-    received: list[int] = []
+    received: list[tuple[int, float]] = []  # the first signal and when it came
     proc: subprocess.Popen[bytes] | None = None
 
     def stop_group() -> None:
@@ -30,7 +31,7 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
 
     def on_signal(signum: int, frame: object) -> None:
         if not received:  # once: a second SIGINT would cut short the command's own clean-up
-            received.append(signum)
+            received.append((signum, time.monotonic()))
             stop_group()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
@@ -39,16 +40,19 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
         proc = subprocess.Popen(list(cmd), process_group=0, stdin=subprocess.DEVNULL)
         if received:  # a signal arrived while the command was starting
             stop_group()
+        killed = False
         while True:
             try:
-                returncode = proc.wait(timeout=grace if received else None)
+                returncode = proc.wait(timeout=0.2)  # short: a signal handled meanwhile starts the grace period
                 break
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                if received and not killed and time.monotonic() - received[0][1] > grace:
+                    killed = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
-        return 128 + received[0]
+        return 128 + received[0][0]
     return returncode if returncode >= 0 else 128 - returncode
