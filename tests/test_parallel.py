@@ -207,12 +207,12 @@ def test_a_failed_shard_is_named_and_is_the_only_one_run_again(pipeline, tmp_pat
     assert status(ws) == {"fetch": ["always changed"]}
 
 
-def git_processes(ws: Workspace) -> list[list[str]]:
-    """Processes of this workspace still alive: dvc, the shards, git and the spy's sleeping clones."""
+def leftovers(root: Path) -> list[list[str]]:
+    """Processes of this test still alive (run in, or naming, ``root``): dvc, the shards, git, the spy's sleeps."""
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
         cmd, cwd = proc.info["cmdline"] or [], proc.info["cwd"] or ""
-        if cwd.startswith(str(ws.path)) or any(str(ws.path) in part or "xgov-clone-" in part for part in cmd):
+        if cwd.startswith(str(root)) or any(str(root) in part for part in cmd):
             found.append(cmd)
     return found
 
@@ -221,7 +221,8 @@ def git_processes(ws: Workspace) -> list[list[str]]:
 def test_stopping_make_stops_every_shard(pipeline, tmp_path: Path, how: str) -> None:
     """Ctrl-C (SIGINT to make's process group, as a terminal sends it) or SIGTERM to make alone."""
     spy = spy_in(tmp_path / "spy")
-    ws = pipeline("stopped", extra_env=spy.env(sleep=60))
+    (tmp_path / "tmp").mkdir()  # the clones' checkouts: inside tmp_path, so that leftovers() sees them
+    ws = pipeline("stopped", extra_env={**spy.env(sleep=60), "TMPDIR": str(tmp_path / "tmp")})
     log = (tmp_path / "make.log").open("w")
     proc = subprocess.Popen(make_cmd("-j", "4", "repro"), cwd=ws.path, env=ws.env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -244,7 +245,7 @@ def test_stopping_make_stops_every_shard(pipeline, tmp_path: Path, how: str) -> 
     output = (tmp_path / "make.log").read_text()
     assert proc.returncode != 0 and took < 10, (took, output)
     time.sleep(0.5)
-    assert git_processes(ws) == []
+    assert leftovers(tmp_path) == []
     assert len(spy.clones()) == 8  # the shards' other repos were never started
     assert all(f"failed to reproduce 'shard@{k}'" in output for k in range(4))
     assert "aggregate" not in ws.ran_stages(output)
