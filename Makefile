@@ -19,14 +19,15 @@ LIMIT ?=
 REMOTE ?=
 R2_PREFIX ?= dvc
 
-.PHONY: help install lint test repro run push pull r2 retry demo publish bench bench-quick clean plots shards
+.PHONY: help install lint test repro aggregate run push pull r2 retry demo publish bench bench-quick clean plots shards
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
 	@echo "make test      install the test extras, lint and run the tests"
 	@echo "make install   create .venv with the runtime dependencies only (every target does this when needed)"
 	@echo "make run       the real feed: dvc repro, stage the results for git, dvc push (LIMIT=N: the first N repos)"
-	@echo "make repro     dvc repro only: no push, nothing staged"
+	@echo "make repro     fetch, the changed shards, aggregate (like dvc repro): no push, nothing staged"
+	@echo "make -j 10 repro / make -j 10 run   ten shards at once: dvc repro has no -j (README: Shards at once)"
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
@@ -62,8 +63,29 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(BIN)/pytest
 
+# `dvc repro -j N` does not exist (DVC issue 755): `make -j N repro` runs up to N shards at once, each its own
+# `dvc --wait-for-lock repro --single-item shard@K` (DVC releases its lock while a stage's command runs). fetch runs
+# first; then the shards of params.yaml that DVC's status shows changed, then aggregate. Without -j they run one by
+# one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
+# stages.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes on neither).
+DVC_GROUP = $(BIN)/python -m stages.group -- $(BIN)/dvc --wait-for-lock
+
+define repro_stages
+	$(DVC_GROUP) repro --single-item fetch
+	+@stages="$$($(BIN)/python -m stages.shard_stages --changed)" || exit $$?; \
+	if [ -z "$$stages" ]; then echo "no shard and no aggregate changed: nothing more to run"; exit 0; fi; \
+	exec $(MAKE) --no-print-directory --keep-going -o $(VENV)/.installed $$stages
+endef
+
 repro: install
-	$(BIN)/dvc repro
+	$(repro_stages)
+
+shard@%: install
+	$(DVC_GROUP) repro --single-item $@
+
+# after the shards named on the same command line (make repro names the changed ones)
+aggregate: install $(filter shard@%,$(MAKECMDGOALS))
+	$(DVC_GROUP) repro --single-item aggregate
 
 define push_outputs
 	$(BIN)/python -m stages.check_remote $(REMOTE)
@@ -78,7 +100,7 @@ endef
 
 run: install
 	$(BIN)/python -m stages.set_params feed.limit=$(or $(LIMIT),0)
-	$(BIN)/dvc repro
+	$(repro_stages)
 	$(stage_results)
 	$(push_outputs)
 	@if [ "$$($(BIN)/dvc remote default)" = "r2" ]; then $(BIN)/python -m stages.publish; \

@@ -6,6 +6,7 @@ python -m bench throughput --repos 50 --latency 0.1 --workers 1 16
 python -m bench digest --trees 21 2 0
 python -m bench scale --entries 21000          # fetch, dry-runs, aggregate, then dvc-scale (or --no-dvc)
 python -m bench dvc-scale --entries 21000      # dvc repro / dvc status on a workspace of 21,000 cached digests
+python -m bench parallel --repos 40 --lock-repetitions 5   # dvc repro vs make -j 10 repro, -j x workers budget
 python -m bench corpus OUT --repos 200 --seed 7
 python -m bench serve ROOT --latency 0.1     # the git server alone, for poking at it with git clone
 
@@ -26,7 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # python bench/run.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import corpus, digest_bench, dvc_scale, measure, scale, throughput  # noqa: E402
+from bench import corpus, digest_bench, dvc_scale, measure, parallel, scale, throughput  # noqa: E402
 from tests.fixtures.gitserver import GitServer  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -193,6 +194,8 @@ def table(result: dict[str, Any]) -> str:
     ds = (sc or {}).get("dvc") or result.get("dvc_scale")
     if ds:
         lines.append(dvc_scale_lines(ds))
+    if result.get("parallel"):
+        lines += parallel.lines(result["parallel"])
     for name, t in result.get("targets", {}).items():
         lines.append(f"target {name}: {'MET' if t['met'] else 'NOT MET'} ({t})")
     return "\n".join(lines)
@@ -218,7 +221,8 @@ def dvc_scale_lines(ds: dict[str, Any]) -> str:
 
 
 def suite(name: str, *, repos: int, seed: int, workers: list[int], latency: float, bandwidth: float, tmpdir: str,
-          digest_trees: list[int], digest_repeat: int, scale_entries: int, dvc: bool) -> int:  # fmt: skip
+          digest_trees: list[int], digest_repeat: int, scale_entries: int, dvc: bool,
+          shards_at_once: bool = False) -> int:  # fmt: skip
     start = time.perf_counter()
     result: dict[str, Any] = {"name": name, "machine": measure.machine()}
     result["digest"] = digest_bench.run(WORK, RESULTS, seed=seed, indexes=digest_trees, repeat=digest_repeat,
@@ -230,6 +234,10 @@ def suite(name: str, *, repos: int, seed: int, workers: list[int], latency: floa
                    "tmpdir": tmpdir}  # fmt: skip
     result["scale"] = scale.run(WORK / name, entries=scale_entries, seed=seed, dvc=dvc, dvc_options=dvc_options,
                                 log=log)  # fmt: skip
+    if shards_at_once:  # dvc repro against make -j 10 repro on the same corpus and server latency
+        result["parallel"] = parallel.run(WORK / name, repos=repos, seed=seed, latency=latency, tmpdir=tmpdir,
+                                          budget_jobs=[1, 2, 5, 10], budget_workers=[2, 8], lock_repetitions=20,
+                                          scale_entries=scale_entries if dvc else 0, log=log)  # fmt: skip
     result["targets"] = targets(result)
     result["elapsed_s"] = round(time.perf_counter() - start, 1)
     path = save(name, result)
@@ -280,6 +288,22 @@ def main(argv: list[str] | None = None) -> int:
     ds.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
     ds.add_argument("--dvc-cache-type", default="", help="what-if: DVC's cache.type in the workspace (hardlink, ...)")
     ds.add_argument("--keep", action="store_true", help="keep the workspace and cache (several GB) in bench/work")
+    pa = sub.add_parser("parallel", help="dvc repro vs make -j N repro; -j x ingest.workers budget; lock check")
+    pa.add_argument("--repos", type=int, default=40)
+    pa.add_argument("--seed", type=int, default=7)
+    pa.add_argument("--latency", type=float, default=0.1, help="the server's seconds per request (0.1)")
+    pa.add_argument("--jobs", type=int, default=10, help="make -j for the comparison and the lock check (10)")
+    pa.add_argument("--workers", type=int, default=8, help="ingest.workers for the comparison and the lock check (8)")
+    pa.add_argument("--budget-jobs", type=int, nargs="*", default=[1, 2, 5, 10], help="-j of the budget table")
+    pa.add_argument("--budget-workers", type=int, nargs="*", default=[2, 8], help="ingest.workers of the budget table")
+    pa.add_argument("--lock-repetitions", type=int, default=20)
+    pa.add_argument(
+        "--scale-entries",
+        type=int,
+        default=0,
+        help="also the first repro of a workspace of this many cached digests, both ways (0: no)",
+    )
+    pa.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
     c = sub.add_parser("corpus", help="build a corpus and its feed")
     c.add_argument("out", type=Path)
     c.add_argument("--repos", type=int, default=200)
@@ -318,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             digest_repeat=9,
             scale_entries=21_000,
             dvc=True,
+            shards_at_once=True,
         )
     if args.command == "throughput":
         result = {"machine": measure.machine()}
@@ -360,6 +385,21 @@ def main(argv: list[str] | None = None) -> int:
         save("dvc-scale" + (f"-{args.dvc_cache_type}" if args.dvc_cache_type else ""), result)
         print(table(result))
         return 0 if result["dvc_scale"]["checks_passed"] else 1
+    if args.command == "parallel":
+        start = time.perf_counter()
+        result = {"machine": measure.machine()}
+        result["parallel"] = parallel.run(WORK / "parallel", repos=args.repos, seed=args.seed, latency=args.latency,
+                                          tmpdir=resolve_tmpdir(args.tmpdir), jobs=args.jobs, workers=args.workers,
+                                          budget_jobs=args.budget_jobs, budget_workers=args.budget_workers,
+                                          lock_repetitions=args.lock_repetitions, scale_entries=args.scale_entries,
+                                          log=log)  # fmt: skip
+        result["elapsed_s"] = round(time.perf_counter() - start, 1)
+        save("parallel", result)
+        print(table(result))
+        print(f"({result['elapsed_s']} s)")
+        p = result["parallel"]
+        passed = all(p["compare"]["checks"].values()) and p.get("locks", {}).get("passed", True)
+        return 0 if passed and all(p.get("scale", {}).get("checks", {}).values()) else 1
     if args.command == "corpus":
         feed, entries = corpus.build_corpus(args.out, args.repos, args.seed)
         print(feed)
