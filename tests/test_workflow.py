@@ -330,8 +330,8 @@ def test_runtime_dependencies_cover_the_shipped_code_without_the_test_tools() ->
 @pytest.mark.slow
 def test_demo_closing_hints_work_without_activating_the_venv(tmp_path: Path) -> None:
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("VIRTUAL_ENV")}
-    out = subprocess.run([sys.executable, "scripts/demo.py", "--dir", str(tmp_path / "demo"), "--repos", "3"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    demo = [sys.executable, "-m", "scripts.demo", "--dir", str(tmp_path / "demo"), "--repos", "3"]
+    out = subprocess.run(demo, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     hint = re.search(r"^metrics: .*\((cd .*)\)$", out.stdout, re.M)
     assert hint, out.stdout
