@@ -35,7 +35,6 @@ import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 import gitingest.ingestion as _gi_ingestion
@@ -44,15 +43,13 @@ from gitingest.utils.file_utils import _decodes, _get_preferred_encodings
 from gitingest.utils.ignore_patterns import DEFAULT_IGNORE_PATTERNS, _parse_ignore_file
 from gitingest.utils.notebook import process_notebook
 
+from xgov_digests.digest_version import FORMAT_VERSION, GITINGEST_VERSION  # noqa: F401 - re-exported
+
 try:  # pathspec >= 1.0: the non-deprecated class that gitingest's 'gitwildmatch' patterns subclass
     from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern as _Pattern
 except ImportError:  # pragma: no cover - pathspec < 1.0 (no deprecation warnings there)
     from pathspec.patterns.gitwildmatch import GitWildMatchPattern as _Pattern
 
-# Bump when anything we write changes shape: it is part of the digest cache's fingerprint.
-# 2: the truncation notice no longer carries the full length (digests stop reading at the cap).
-FORMAT_VERSION = 2
-GITINGEST_VERSION = metadata.version("gitingest")
 
 _IGNORE_FILES = (".gitignore", ".gitingestignore")
 _CHUNK_SIZE = 1024  # gitingest's binary sniffing window (gitingest.utils.file_utils._CHUNK_SIZE)
