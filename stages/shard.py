@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info(f"Processing batch {args.batch_size}, offset {args.offset}: {done}/{total} repos")
 
     try:
-        cache = open_cache(settings)
+        cache = open_cache(settings, params.storage.timeout)
     except S3ConfigError as exc:
         print(f"shard: error: ingest.cache {settings.cache}: {exc}", file=sys.stderr)
         return 2
