@@ -87,8 +87,6 @@ def _writes(r: _Round) -> bool:
 
 def run(bucket: Bucket, ws: WorkspaceDigests, settings: Params, opts: Options) -> tuple[Plan, Outcome]:
     reasons = workspace_reasons(settings, ws.rows) if opts.prune != "no" and not opts.force else []
-    if reasons and opts.prune == "yes":
-        raise PruneRefused(reasons)
     first = _plan(bucket, ws, settings, opts, reasons)  # read-only: a publish with nothing to do writes nothing
     outcome = Outcome()
     if opts.dry_run or not _writes(first):
