@@ -26,6 +26,8 @@ from xgov_digests.params import IngestParams
 
 log = logging.getLogger(__name__)
 ENTRY_VERSION = 2
+# S3 errors that concern the whole cache, not one entry: the cache is unavailable for the rest of the run.
+BUCKET_ERRORS = ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")
 T = TypeVar("T")
 
 
@@ -208,7 +210,8 @@ class DigestCache:
         from botocore.exceptions import ClientError
 
         error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, ClientError):  # the endpoint answered with an error: this entry only
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        if isinstance(exc, ClientError) and code not in BUCKET_ERRORS:  # an error about this entry only
             log.warning(f"digest cache {what} failed", extra={"url": repo.key, "error": error})
             return
         with self._lock:

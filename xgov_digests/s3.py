@@ -191,7 +191,7 @@ def check_remote(
         f"bucket '{remote.bucket}' at {remote.endpoint} (remote '{name}', credentials from {remote.credentials.source})"
     )
     try:
-        client.list_objects_v2(Bucket=remote.bucket, Prefix=remote.prefix + "/", MaxKeys=1)
+        client.list_objects_v2(Bucket=remote.bucket, Prefix=f"{remote.prefix}/" if remote.prefix else "", MaxKeys=1)
     except Exception as exc:  # noqa: BLE001 - turned into one clear message
         raise S3ConfigError(
             f"cannot use {where}: {reason(exc, secret)}; check the endpoint (make r2 R2_ACCOUNT_ID=…), the bucket "
