@@ -88,7 +88,7 @@ aggregate: install $(filter shard@%,$(MAKECMDGOALS))
 	$(DVC_GROUP) repro --single-item aggregate
 
 define push_outputs
-	$(BIN)/python -m stages.check_remote $(REMOTE)
+	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
 endef
 
@@ -106,8 +106,11 @@ run: install
 	@if [ "$$($(BIN)/dvc remote default)" = "r2" ]; then $(BIN)/python -m stages.publish; \
 	else echo "default remote is not r2: skipping 'make publish' (see make r2)"; fi
 
+# PRUNE=1: --prune (refused with exit 2 unless the prune guard passes; FORCE=1 overrides); PRUNE=auto: prune only
+# when the guard passes, else publish without pruning.
 publish: install
-	$(BIN)/python -m stages.publish $(if $(PRUNE),--prune) $(if $(DRY_RUN),--dry-run)
+	$(BIN)/python -m stages.publish $(if $(filter auto,$(PRUNE)),--prune-if-safe,$(if $(PRUNE),--prune))\
+	 $(if $(FORCE),--force) $(if $(DRY_RUN),--dry-run)
 
 push: install
 	$(push_outputs)
@@ -168,20 +171,13 @@ DVC_REMOTE_FLAG = $(if $(REMOTE),-r $(REMOTE))
 
 .PHONY: fetch-publish worker collect
 
-# The params.yaml keys that differ from the last commit and that dvc.yaml tracks (untracked ones such as
-# ingest.workers and ingest.cache may differ per machine: they are in no run-cache key).
-scaleout_params_changed = $(BIN)/dvc params diff --json | $(BIN)/python -c 'import json, sys; \
-	from ruamel.yaml import YAML; \
-	stages = YAML(typ="safe").load(open("dvc.yaml"))["stages"].values(); \
-	tracked = {p for s in stages for p in s.get("do", s).get("params", []) if isinstance(p, str)}; \
-	changed = json.load(sys.stdin).get("params.yaml", {}); \
-	print(" ".join(k for k in sorted(changed) if any(k == t or k.startswith(t + ".") for t in tracked)))'
-
 # Code and tracked params are part of every shard's run-cache key: all machines must run the committed ones.
 define scaleout_guard
 	@git diff --quiet HEAD -- stages xgov_digests dvc.yaml || { echo "make $@: stages/, xgov_digests/ or dvc.yaml differ from the last commit;\
 	 every machine must run the committed code (commit and git push first)" >&2; exit 2; }
-	@changed="$$($(scaleout_params_changed))"; test -z "$$changed" || { echo "make $@: tracked params differ from\
+	@changed="$$($(BIN)/python -m stages.scaleout params-changed)" || { echo "make $@: cannot tell whether tracked\
+	 params differ from the last commit (see above): refusing" >&2; exit 2; }; \
+	test -z "$$changed" || { echo "make $@: tracked params differ from\
 	 the last commit ($$changed); every machine must run the committed ones (commit and git push first)" >&2; exit 2; }
 endef
 
@@ -194,7 +190,7 @@ endef
 
 fetch-publish: install
 	$(scaleout_guard)
-	$(BIN)/python -m stages.check_remote $(REMOTE)
+	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	$(BIN)/dvc repro --single-item fetch
 	$(BIN)/dvc push $(DVC_REMOTE_FLAG) fetch
 	$(call scaleout_commit,scale-out: publish feed snapshot,dvc.lock data)
@@ -202,8 +198,9 @@ fetch-publish: install
 
 worker: install
 	@test -n "$(OFFSET)" || { echo "make worker: set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets" >&2; exit 2; }
+	@$(BIN)/python -m stages.scaleout check-offsets -- $(OFFSET) || exit 2
 	$(scaleout_guard)
-	$(BIN)/python -m stages.check_remote $(REMOTE)
+	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	@set -e; for k in $(OFFSET); do \
 	  echo "worker: shard@$$k"; \
 	  $(BIN)/dvc pull $(DVC_REMOTE_FLAG) data/manifests/shard-$$k.json; \
@@ -221,9 +218,9 @@ collect: install
 	  echo "make collect: REMOTE=$(REMOTE) is not the default remote ($${default:-none}); 'dvc repro --pull', which"\
 	   "restores the workers' shards, reads only the default remote: run 'dvc remote default --local $(REMOTE)'"\
 	   "(or make r2), then make collect again" >&2; exit 2; fi
-	$(BIN)/python -m stages.check_remote $(REMOTE)
+	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	$(BIN)/dvc pull $(DVC_REMOTE_FLAG) fetch
-	$(BIN)/dvc repro --pull --single-item shard aggregate
+	$(BIN)/python -m stages.scaleout collect $(if $(ALLOW_LOCAL),--allow-local)
 	$(BIN)/dvc push $(DVC_REMOTE_FLAG)
 	$(call scaleout_commit,scale-out: collect shards,dvc.lock data reports)
 	@echo "collect: next, git push"

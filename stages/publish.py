@@ -1,20 +1,26 @@
 """Publish the workspace's digests to R2 under readable keys, for search consumers.
 
-    python -m stages.publish [--dry-run] [--prune] [--jobs N]
+    python -m stages.publish [--dry-run] [--prune | --prune-if-safe] [--force] [--jobs N]
 
 ``dvc push`` stores outputs by content hash. This copies each current digest to
 ``s3://<publish.bucket>/<publish.prefix>/<owner>/<name>.txt`` on the endpoint of the DVC remote 'r2' (credentials
-from R2_ACCESS_KEY_ID/R2_SECRET_ACCESS_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), with metadata ``url``,
-``pushed-at``, ``commit`` and ``sha256``, and keeps ``<prefix>/_index.json`` (key -> sha256, commit, pushedAt, url,
-bytes) as the list of what is published.
+as DVC resolves them for that remote), with metadata ``url``, ``pushed-at``, ``commit`` and ``sha256``, and keeps
+``<prefix>/_index.json`` (key -> sha256, commit, pushedAt, url, bytes, etag) as the list of what is published.
 
-It is incremental: the index is read first and only new or changed digests are uploaded. The index is written
-after every upload has finished, so it never names an object that is not there yet; --prune deletes objects of
-repos no longer in the snapshot only after the index that drops them is written. A repo whose clone failed
-(status failed) or that is empty keeps its previous object and index entry.
+Each publish reads the index and lists the prefix (one paginated LIST), then uploads what is new, changed, or
+missing or different in the bucket. Writes happen under a lease object (<prefix>/_publish.lease), so publishers
+take turns; the index is written last and conditionally (If-Match), so it never names a missing object. A repo
+whose clone failed (status failed) or that is empty keeps its previous object and index entry.
 
-exit status: 0 done; 1 the bucket could not be reached, or an upload, the index write or a delete failed after
-retries (named on stderr); 2 configuration error (credentials, params, bucket, missing data/stats.parquet or digests).
+--prune deletes objects of repos no longer in the snapshot, after the index that drops them is written, and only
+from a complete, current workspace: it refuses (exit 2, nothing written) when feed.limit > 0, when the shards or
+aggregate are not up to date with dvc.lock, when the stats hold no rows, or when it would delete more than
+publish.max_prune_ratio of the published objects; --force prunes anyway; --prune-if-safe publishes without pruning
+when the guard says no. Every request is bounded by storage.timeout (params.yaml).
+
+exit status: 0 done; 1 the bucket could not be reached, another publish held the lease, or an upload, the index
+write or a delete failed (named on stderr); 2 configuration error (credentials, params, bucket, missing
+data/stats.parquet or digests) or a refused prune.
 """
 
 from __future__ import annotations
@@ -26,28 +32,25 @@ import time
 from pathlib import Path
 
 from xgov_digests.logs import setup_logging
-from xgov_digests.publish import (
-    DEFAULT_JOBS,
-    REMOTE,
-    PublishError,
-    RemoteError,
-    _name_failures,
-    filesystem,
-    load_target,
-    read_snapshot,
-    run,
-)
-from xgov_digests.s3 import S3ConfigError
+from xgov_digests.publish import DEFAULT_JOBS, DEFAULT_WAIT, Options, PruneRefused, name_failures, run
+from xgov_digests.publish_io import Bucket, LeaseError, RemoteError
+from xgov_digests.publish_plan import REMOTE, PublishError, load_settings, load_target, read_workspace
+from xgov_digests.s3 import S3ConfigError, open_remote
 
 log = logging.getLogger("xgov_digests.publish")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stages.publish", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would change; write and delete nothing")
-    parser.add_argument("--prune", action="store_true", help="delete objects of repos no longer in the snapshot")
+    prune = parser.add_mutually_exclusive_group()
+    prune.add_argument("--prune", action="store_true", help="delete objects of repos no longer in the snapshot")
+    prune.add_argument("--prune-if-safe", action="store_true", help="prune only when the prune guard allows it")
+    parser.add_argument("--force", action="store_true", help="prune even when the prune guard refuses")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"uploads in flight (default {DEFAULT_JOBS})")
+    parser.add_argument("--wait", type=float, default=DEFAULT_WAIT, help="seconds to wait for another publish")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
     parser.add_argument("--remote", default=REMOTE, help=f"DVC remote giving endpoint and credentials ({REMOTE})")
     args = parser.parse_args(argv)
@@ -55,24 +58,43 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     setup_logging(stage="publish")
     start = time.perf_counter()
+    opts = Options(
+        prune="yes" if args.prune else "if-safe" if args.prune_if_safe else "no",
+        force=args.force, dry_run=args.dry_run, jobs=args.jobs, wait=args.wait,
+    )  # fmt: skip
+    secret = None
     try:
-        target = load_target(args.params, args.remote)
-        fs = filesystem(args.jobs, args.remote)
-        snapshot = read_snapshot(target)
-        from fsspec.asyn import sync
-
-        plan, outcome = sync(fs.loop, run, fs, target, snapshot, prune=args.prune, dry_run=args.dry_run, jobs=args.jobs)
+        settings = load_settings(args.params)
+        target = load_target(settings, args.params, args.remote)
+        remote = open_remote(args.remote)
+        secret = remote.credentials.secret
+        log.info("credentials", extra={"source": remote.credentials.source, "remote": args.remote})
+        bucket = Bucket(remote.client(settings.storage.timeout, args.jobs), target, remote.endpoint, secret)
+        workspace = read_workspace(target)
+        plan, outcome = run(bucket, workspace, settings, opts)
+    except PruneRefused as exc:
+        print(f"publish: error: prune refused{' (dry run)' if args.dry_run else ''}:", file=sys.stderr)
+        for reason in exc.reasons:
+            print(f"  - {reason}", file=sys.stderr)
+        print(
+            "publish: nothing was written. Fix the above, or pass --force to prune anyway, or --prune-if-safe to "
+            "publish without pruning.",
+            file=sys.stderr,
+        )
+        log.error("prune refused", extra={"reasons": exc.reasons})
+        return 2
     except (S3ConfigError, PublishError) as exc:
         log.error(str(exc))
         print(f"publish: error: {exc}", file=sys.stderr)
         return 2
-    except RemoteError as exc:
+    except (RemoteError, LeaseError) as exc:
         log.error(str(exc))
-        print(f"publish: error: {exc}; nothing was published", file=sys.stderr)
+        print(f"publish: error: {exc}; nothing more was written", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
     counts = {
         "uploaded": outcome.uploaded,
+        "restored": outcome.restored,
         "new": plan.new,
         "unchanged": plan.unchanged,
         "kept": plan.kept,
@@ -83,21 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.dry_run:
         print(
-            f"publish (dry run): would upload {len(plan.upload)} ({plan.new} new), unchanged {plan.unchanged}, "
-            f"kept {plan.kept}, would prune {outcome.pruned}, bytes {outcome.bytes}, seconds {seconds:.2f} "
-            f"({target}); nothing was written"
+            f"publish (dry run): would upload {len(plan.upload)} ({plan.new} new, {plan.restored} restored), "
+            f"unchanged {plan.unchanged}, kept {plan.kept}, would prune {outcome.pruned}, bytes {outcome.bytes}, "
+            f"seconds {seconds:.2f} ({target}); nothing was written"
         )
         log.info("dry run", extra={**counts, "uploaded": 0, "would_upload": len(plan.upload), "target": str(target)})
         return 0
     print(
-        f"publish: uploaded {outcome.uploaded}, unchanged {plan.unchanged}, kept {plan.kept}, "
-        f"pruned {outcome.pruned}, failed {len(outcome.failed)}, bytes {outcome.bytes}, seconds {seconds:.2f}, "
-        f"index {'written' if outcome.index_written else 'unchanged'} ({target})"
+        f"publish: uploaded {outcome.uploaded}, restored {outcome.restored}, unchanged {plan.unchanged}, "
+        f"kept {plan.kept}, pruned {outcome.pruned}, failed {len(outcome.failed)}, bytes {outcome.bytes}, "
+        f"seconds {seconds:.2f}, index {outcome.index} ({target})"
     )
-    log.info("published", extra={**counts, "index_written": outcome.index_written, "target": str(target)})
+    log.info("published", extra={**counts, "index": outcome.index, "target": str(target)})
     if outcome.failed:
-        print(f"publish: error: {len(outcome.failed)} request(s) failed after retries:", file=sys.stderr)
-        for line in _name_failures(outcome.failed):
+        print(f"publish: error: {len(outcome.failed)} request(s) failed:", file=sys.stderr)
+        for line in name_failures(outcome.failed):
             print(line, file=sys.stderr)
         return 1
     return 0

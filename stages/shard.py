@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     setup_logging(batch_size=args.batch_size, offset=args.offset)
+    if os.environ.get("XGOV_SHARD_PROBE"):  # make collect's probe: DVC found no run-cache entry for this shard
+        print(f"shard@{args.offset}: not in the remote's run-cache; not digested here (collect probe)", file=sys.stderr)
+        return 3
     try:
         params = load_params(args.params)
         if args.feed:
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None:
         settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
     try:
-        cache = open_cache(settings)
+        cache = open_cache(settings, params.storage.timeout)
     except S3ConfigError as exc:
         print(f"shard: error: ingest.cache {settings.cache}: {exc}", file=sys.stderr)
         return 2

@@ -90,6 +90,18 @@ def test_workflow_structure_triggers_jobs_and_make_targets() -> None:
         assert "dvc repro" not in runs(job) and "dvc push" not in runs(job), f"{name}: use the make targets"
 
 
+def test_workflow_ends_with_publish_pruning_only_when_the_guard_passes() -> None:
+    """The nightly run refreshes the readable layout: its last step is publish, with --prune only if safe."""
+    collect = load_workflow()["jobs"]["collect"]
+    assert re.fullmatch(r"\s*make publish PRUNE=auto\s*", steps(collect)[-1]["run"])
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=auto"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "stages.publish --prune-if-safe" in dry and "--prune " not in dry + " "
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=1"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "stages.publish --prune" in dry and "--prune-if-safe" not in dry
+
+
 def test_workflow_structure_matrix_and_snapshot_flow() -> None:
     """Structural check: offsets and the published commit flow from fetch to the matrix workers and collect."""
     jobs = load_workflow()["jobs"]

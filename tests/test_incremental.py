@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import GitSpy, point_r2_at, write_feed
 from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.sample import build_corpus, commit, write_files
+from xgov_digests.cache import decode_entry
 
 pytestmark = pytest.mark.slow
 SHARDS = {"batch_size": 5, "offsets": [0, 1, 2, 3, 4]}
@@ -93,7 +94,7 @@ def test_nightly_changes(setup, git_spy: GitSpy) -> None:
     victim.write_bytes(victim.read_bytes()[:-10])
     result = ws.dvc("repro", "--force")
     assert len(git_spy.clones()) == 1
-    assert "corrupt digest cache entry" in result.stderr + result.stdout
+    assert "corrupt or misplaced digest cache entry" in result.stderr + result.stdout
     assert snapshot(ws) == second
 
 
@@ -144,3 +145,14 @@ def test_cache_on_s3(setup, s3_server: LocalS3, git_spy: GitSpy) -> None:
     ws.dvc("repro", "--force")
     assert git_spy.clones() == []
     assert snapshot(ws) == first
+
+    # an entry copied to another repo's key passes its checksum but not its identity: a miss, then replaced
+    client = s3_server.client()
+    keys = sorted(k for k in s3_server.objects(bucket, "cache/") if k.endswith(".digest"))
+    copied = client.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
+    client.put_object(Bucket=bucket, Key=keys[1], Body=copied)
+    result = ws.dvc("repro", "--force")
+    assert len(git_spy.clones()) == 1 and "corrupt or misplaced digest cache entry" in result.stderr + result.stdout
+    assert snapshot(ws) == first
+    replaced = client.get_object(Bucket=bucket, Key=keys[1])["Body"].read()
+    assert replaced != copied and decode_entry(replaced).data.startswith(b"Repository: ")

@@ -8,6 +8,7 @@ cut off half-way. The tests themselves read the bucket with boto3, straight from
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import subprocess
 import sys
@@ -37,13 +38,22 @@ def summary(result: subprocess.CompletedProcess) -> dict[str, str]:
     return match.groupdict()
 
 
+LEASE = "summaries/_publish.lease"
+
+
 def puts(requests: list[Request], bucket: str) -> list[str]:
-    """Keys PUT, in order."""
-    return [r.path.removeprefix(f"/{bucket}/") for r in requests if r.method == "PUT"]
+    """Keys PUT, in order (the publish lease aside)."""
+    keys = [r.path.removeprefix(f"/{bucket}/") for r in requests if r.method == "PUT"]
+    return [k for k in keys if k != LEASE]
 
 
 def writes(requests: list[Request]) -> list[Request]:
-    return [r for r in requests if r.method in ("PUT", "POST", "DELETE")]
+    """Writes to the bucket, the publish lease aside."""
+    return [r for r in requests if r.method in ("PUT", "POST", "DELETE") and not r.path.endswith("/" + LEASE)]
+
+
+def lease_requests(requests: list[Request]) -> list[str]:
+    return [r.method for r in requests if r.path.endswith("/" + LEASE)]
 
 
 @pytest.fixture
@@ -63,7 +73,7 @@ def test_first_publish_uploads_every_digest_with_metadata(site: Site) -> None:
     site.write()
     result = site.publish()
     assert summary(result) == {
-        "uploaded": "12", "unchanged": "0", "kept": "0", "pruned": "0", "failed": "0",
+        "uploaded": "12", "restored": "0", "unchanged": "0", "kept": "0", "pruned": "0", "failed": "0",
         "bytes": str(sum(len(r.text().encode()) for r in repos)), "index": "written",
     }  # fmt: skip
     assert f"s3://{site.bucket}/summaries" in result.stdout  # publish.bucket empty: the DVC remote's bucket
@@ -76,16 +86,19 @@ def test_first_publish_uploads_every_digest_with_metadata(site: Site) -> None:
             "url": r.url, "pushed-at": r.pushed_at, "commit": r.commit, "sha256": hashlib.sha256(body).hexdigest()
         }  # fmt: skip
         assert client.get_object(Bucket=site.bucket, Key=r.key)["Body"].read() == body
+    listing = site.listing()
     assert site.index() == {
         r.key: {"sha256": hashlib.sha256(r.text().encode()).hexdigest(), "commit": r.commit,
-                "pushedAt": r.pushed_at, "url": r.url, "bytes": len(r.text().encode())}
+                "pushedAt": r.pushed_at, "url": r.url, "bytes": len(r.text().encode()),
+                "etag": listing[r.key][0].strip('"')}
         for r in repos
     }  # fmt: skip
-    assert set(site.listing()) == {r.key for r in repos} | {"summaries/_index.json"}
+    assert set(listing) == {r.key for r in repos} | {"summaries/_index.json"}  # the lease is gone
     requests = site.s3.proxy.take()
     assert not [r for r in requests if r.method == "HEAD"], "no per-object HEAD requests"
     keys = puts(requests, site.bucket)
     assert sorted(keys[:-1]) == sorted(r.key for r in repos) and keys[-1] == "summaries/_index.json"
+    assert lease_requests(requests)[0] == "PUT" and lease_requests(requests)[-1] == "DELETE"
 
 
 def test_second_publish_uploads_nothing_and_one_change_uploads_one(site: Site) -> None:
@@ -99,6 +112,7 @@ def test_second_publish_uploads_nothing_and_one_change_uploads_one(site: Site) -
     assert summary(again)["index"] == "unchanged"
     requests = site.s3.proxy.take()
     assert writes(requests) == [] and not [r for r in requests if r.method == "HEAD"]
+    assert lease_requests(requests) == []  # nothing to write: no lease either
     assert site.listing() == before
 
     changed = repos[7]
@@ -152,6 +166,7 @@ def test_prune_removes_only_dropped_repos(site: Site) -> None:
 
 def test_dry_run_changes_nothing(site: Site) -> None:
     repos = site.add(8)
+    site.set_publish(max_prune_ratio=0.2)  # 1 of 8
     site.write()
     site.publish()
     before = site.state()
@@ -165,7 +180,7 @@ def test_dry_run_changes_nothing(site: Site) -> None:
     assert f"would upload {added.key} (new" in result.stdout
     assert f"would delete {repos[2].key}" in result.stdout
     assert "would write summaries/_index.json" in result.stdout
-    assert "would upload 2 (1 new)" in result.stdout and "would prune 1" in result.stdout
+    assert "would upload 2 (1 new, 0 restored)" in result.stdout and "would prune 1" in result.stdout
     assert writes(site.s3.proxy.take()) == []
     assert site.state() == before
 
@@ -206,12 +221,12 @@ def test_failed_upload_is_named_and_retried_next_time(site: Site) -> None:
     site.write()
     site.s3.proxy.fail = {f"/{site.bucket}/{bad.key}"}
 
-    result = site.publish(env={"AWS_MAX_ATTEMPTS": "2"}, expect=1)
+    result = site.publish(expect=1)
     s = summary(result)
     assert (s["uploaded"], s["failed"], s["index"]) == ("1", "1", "written")
-    assert bad.key in result.stderr and "failed after retries" in result.stderr
+    assert bad.key in result.stderr and "InternalError" in result.stderr
     keys = puts(site.s3.proxy.take(), site.bucket)
-    assert keys.count(bad.key) == 2  # botocore retried the 500 once (AWS_MAX_ATTEMPTS=2)
+    assert keys.count(bad.key) == 3  # botocore's bounded attempts: 3 in all
     index = site.index()
     assert index[bad.key] == index_before[bad.key]  # the old object is still there, so is its entry
     assert index[good.key]["commit"] == good.commit
@@ -233,7 +248,7 @@ def test_killed_publish_converges_to_a_clean_publish(site: Site) -> None:
     site.write()
 
     proxy = site.s3.proxy
-    proxy.hold_after = 10  # ten PUTs reach the bucket, the next ones hang: then the publisher is killed
+    proxy.hold_after = 11  # the lease and ten digests reach the bucket, later PUTs hang: then the publisher is killed
     proc = site.start("--jobs", "4", "--prune")
     deadline = time.monotonic() + 60
     while proxy.held == 0 and proc.poll() is None and time.monotonic() < deadline:
@@ -242,16 +257,21 @@ def test_killed_publish_converges_to_a_clean_publish(site: Site) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     deadline = time.monotonic() + 30
-    while proxy.forwarded_puts < 10 and time.monotonic() < deadline:
+    while proxy.forwarded_puts < 11 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert proxy.forwarded_puts == 10
+    assert proxy.forwarded_puts == 11
     state = site.state()
     new_bodies = {r.key for r in repos[:30] if state[r.key][0] == r.text().encode()}
     assert len(new_bodies) == 10  # half-way: ten new objects …
     assert site.index() == index_before  # … and the old index, which still names only complete objects
     proxy.reset()
 
+    resumed = site.publish("--prune", "--wait", "0", expect=1)  # the killed publish's lease has not expired
+    assert "another publish" in resumed.stderr and "holds s3://" in resumed.stderr
+    expired = json.dumps({"holder": "killed:1", "expires": time.time() - 1}).encode()
+    site.s3.client().put_object(Bucket=site.bucket, Key=LEASE, Body=expired)  # as if its 15 minutes had passed
     resumed = site.publish("--prune")
+    assert "taking over an expired publish lease" in resumed.stderr
     assert summary(resumed)["pruned"] == "1"
     second = f"pub-{uuid.uuid4().hex[:12]}"
     site.s3.client().create_bucket(Bucket=second)
@@ -302,3 +322,189 @@ def test_unknown_bucket_is_a_clear_error(site: Site) -> None:
     result = site.publish(expect=2)
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
     assert writes(site.s3.proxy.take()) == []
+
+
+# --- the prune guard -----------------------------------------------------------------------------------------
+
+
+def test_prune_from_a_limited_snapshot_is_refused_dry_run_too(site: Site) -> None:
+    repos = site.add(10)
+    site.write()
+    site.publish()
+    for r in repos[2:]:  # a trial run: feed.limit 2 left two repos in the workspace
+        del site.repos[r.key]
+    site.write()
+    yaml_params = site.path / "params.yaml"
+    yaml_params.write_text(yaml_params.read_text().replace("limit: 0 ", "limit: 2 "))
+    before = site.state()
+
+    for args in (("--prune",), ("--prune", "--dry-run")):
+        refused = site.publish(*args, expect=2)
+        assert "prune refused" in refused.stderr and "feed.limit: 2" in refused.stderr
+        assert "set feed.limit to 0 and run 'dvc repro'" in refused.stderr and "--force" in refused.stderr
+        assert "8 of 10 published digests" in refused.stderr  # the ratio guard says so too
+        assert writes(site.s3.proxy.take()) == [] and site.state() == before
+
+    safe = site.publish("--prune-if-safe")  # the nightly form: publish, but do not prune
+    assert "publish: not pruning: the snapshot is limited" in safe.stdout
+    assert summary(safe)["pruned"] == "0" and len(site.index()) == 10
+
+    forced = site.publish("--prune", "--force")
+    assert summary(forced)["pruned"] == "8" and set(site.index()) == {r.key for r in repos[:2]}
+
+
+def test_prune_from_a_stale_workspace_is_refused(site: Site) -> None:
+    repos = site.add(10)
+    site.write()
+    site.publish()
+    del site.repos[repos[0].key]
+    site.write()  # dvc.lock records this workspace …
+    site.change(repos[1])
+    rows_only = site.path / "data" / "stats.parquet"
+    site.lock = lambda: None  # … and the next write is not recorded: as after 'dvc repro --single-item fetch shard'
+    site.write()
+    assert rows_only.exists()
+    refused = site.publish("--prune", "--dry-run", expect=2)
+    assert "not up to date with dvc.lock (aggregate" in refused.stderr and "run 'dvc repro'" in refused.stderr
+    assert repos[0].key in site.listing()
+    (site.path / "dvc.lock").unlink()
+    assert "no dvc.lock" in site.publish("--prune", expect=2).stderr
+    assert repos[0].key in site.listing()
+
+
+def test_prune_of_zero_rows_and_above_the_ratio_is_refused(site: Site) -> None:
+    repos = site.add(10)
+    site.write()
+    site.publish()
+    kept = dict(site.repos)
+    site.repos.clear()
+    site.write()
+    refused = site.publish("--prune", expect=2)
+    assert "holds no rows" in refused.stderr and "10 of 10 published digests (100%)" in refused.stderr
+
+    site.repos.update(kept)
+    for r in repos[:2]:
+        del site.repos[r.key]
+    site.write()
+    refused = site.publish("--prune", expect=2)
+    assert "2 of 10 published digests (20%), more than publish.max_prune_ratio 0.1" in refused.stderr
+    assert "holds no rows" not in refused.stderr
+    site.set_publish(max_prune_ratio=0.25)
+    assert summary(site.publish("--prune"))["pruned"] == "2"
+
+
+# --- the bucket heals ----------------------------------------------------------------------------------------
+
+
+def test_objects_deleted_or_overwritten_outside_are_restored(site: Site) -> None:
+    repos = site.add(8)
+    site.write()
+    site.publish()
+    before = site.state()
+    client = site.s3.client()
+    client.delete_object(Bucket=site.bucket, Key=repos[2].key)
+    client.put_object(Bucket=site.bucket, Key=repos[5].key, Body=b"overwritten by someone else")
+
+    healed = site.publish()
+    s = summary(healed)
+    assert (s["uploaded"], s["restored"], s["unchanged"]) == ("2", "2", "6")
+    assert "2 object(s) missing or different in the bucket" in healed.stdout
+    assert sorted(puts(site.s3.proxy.take(), site.bucket)) == sorted([repos[2].key, repos[5].key])  # no index: same
+    assert site.state() == before
+    assert summary(site.publish())["uploaded"] == "0"
+
+
+def test_index_entry_of_a_vanished_object_is_dropped_when_no_digest_can_restore_it(site: Site) -> None:
+    repos = site.add(5)
+    site.write()
+    site.publish()
+    repos[1].status = "failed"  # no digest tonight …
+    site.write()
+    site.s3.client().delete_object(Bucket=site.bucket, Key=repos[1].key)  # … and its object is gone
+    result = site.publish()
+    assert "1 index entr(ies) dropped" in result.stdout and summary(result)["index"] == "written"
+    assert repos[1].key not in site.index()
+    listing = site.listing()
+    assert all(key in listing for key in site.index())
+
+
+def test_prune_racing_a_publish_leaves_an_index_of_present_objects(site: Site, moto_s3: S3, tmp_path: Path) -> None:
+    """A prunes X while B, which planned with X published, publishes: B re-plans under the lease and restores X."""
+    repos = site.add(10)
+    site.write()
+    site.publish()
+    other = Site(tmp_path / "other", moto_s3, site.bucket)
+    other.repos = dict(site.repos)
+    new = other.add(1, owner="new")[0]
+    other.write()
+    x = repos[4]
+    del site.repos[x.key]
+    site.write()
+
+    proxy = moto_s3.proxy
+    proxy.take()
+    proxy.hold_after = 1  # A's lease PUT passes; every later PUT waits
+    a = subprocess.Popen([sys.executable, "-m", "stages.publish", "--prune"], cwd=site.path, env=site.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_until(lambda: proxy.held >= 1)  # A holds the lease, its index write is waiting
+    b = subprocess.Popen([sys.executable, "-m", "stages.publish"], cwd=other.path, env=other.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_until(lambda: proxy.held >= 2)  # B planned with X in the bucket and now waits for the lease
+    proxy.reset()
+    out_a, out_b = a.communicate(timeout=120), b.communicate(timeout=120)
+    assert a.returncode == 0 and b.returncode == 0, (out_a, out_b)
+    assert "pruned 1" in out_a[0]
+    listing, index = site.listing(), site.index()
+    assert x.key in index and new.key in index  # B ran after A's prune and put X back
+    assert all(key in listing and listing[key][0].strip('"') == entry["etag"] for key, entry in index.items())
+    assert LEASE not in listing
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+# --- configuration and deadlines -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bucket", ["s3://bkt", "bkt/", "bkt/summaries", "Bkt"])
+def test_bucket_must_be_a_bare_name(site: Site, bucket: str) -> None:
+    site.add(2)
+    site.write()
+    site.set_publish(bucket=bucket)
+    result = site.publish(expect=2)
+    assert "publish.bucket must be a bare bucket name" in result.stderr and repr(bucket) in result.stderr
+    assert site.s3.proxy.take() == []
+
+
+def test_summary_reports_a_failed_index_write(site: Site) -> None:
+    site.add(3)
+    site.write()
+    site.s3.proxy.fail = {f"/{site.bucket}/summaries/_index.json"}
+    result = site.publish(expect=1)
+    assert summary(result)["index"] == "failed" and "summaries/_index.json" in result.stderr
+
+
+def test_publish_against_a_hanging_endpoint_fails_within_its_deadline(site: Site) -> None:
+    from tests.fixtures.silent_server import SilentServer
+
+    site.add(2)
+    site.write()
+    silent = SilentServer()
+    try:
+        site.path.joinpath(".dvc", "config").write_text(
+            site.path.joinpath(".dvc", "config").read_text().replace(site.s3.proxy.endpoint, silent.endpoint)
+        )
+        yaml_params = site.path / "params.yaml"
+        yaml_params.write_text(yaml_params.read_text().replace("timeout: 10 ", "timeout: 2 "))
+        start = time.monotonic()
+        result = site.publish(expect=1)
+        took = time.monotonic() - start
+    finally:
+        silent.stop()
+    assert "nothing more was written" in result.stderr and "Read timeout" in result.stderr, result.stderr
+    assert silent.connections == 3  # three attempts, then a clear error
+    assert took < 30, took  # 3 attempts x 2 s, botocore's backoff and the start-up

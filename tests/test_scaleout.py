@@ -244,6 +244,17 @@ def test_machines_refuse_to_run_other_code_or_params(three_machines) -> None:
     """A machine whose code or tracked params differ from the commit would miss every run-cache entry: refused."""
     machines = three_machines[2]
     (coord, _), (a, _) = machines["coordinator"], machines["worker-a"]
+    for bad in ("9", "-1", "abc", "0 7"):  # 4 shards: offsets 0..3; checked before DVC runs, twice in a row
+        for _ in range(2):
+            result = make(coord, "worker", f"OFFSET={bad}", check=False)
+            assert result.returncode == 2 and "not in shards.offsets [0, 1, 2, 3]" in result.stderr, result.stderr
+            assert "dvc" not in result.stdout and coord.git("status", "--porcelain") == ""
+    broken = a.path.parent / "broken-dvc-config"  # 'dvc params diff' fails: the param guard cannot tell, so refuses
+    broken.mkdir()
+    (broken / "config").write_text("[core\n")
+    result = make(a, "worker", "OFFSET=0", env={"DVC_GLOBAL_CONFIG_DIR": str(broken)}, check=False)
+    assert result.returncode == 2 and "cannot tell whether tracked params differ" in result.stderr, result.stderr
+    assert a.ran_stages(result.stdout) == []
     a.set_params(ingest={"max_file_size": 1000})  # tracked: part of every shard's run-cache key
     result = make(a, "worker", "OFFSET=0", check=False)
     assert result.returncode == 2 and "tracked params differ from the last commit (ingest.max_file_size)" in (
@@ -258,3 +269,30 @@ def test_machines_refuse_to_run_other_code_or_params(three_machines) -> None:
     result = make(coord, "worker", check=False)
     assert result.returncode == 2 and "set OFFSET=K" in result.stderr
     assert coord.ran_stages(result.stdout) == [] and not (coord.path / "dvc.lock").exists()
+
+
+def test_collect_reports_missing_workers_and_digests_them_only_when_allowed(three_machines) -> None:
+    machines = three_machines[2]
+    (coord, coord_spy), (a, _) = machines["coordinator"], machines["worker-a"]
+    make(coord, "fetch-publish")
+    coord.git("push", "-q", "origin", "HEAD")
+    a.git("pull", "-q")
+    make(a, "worker", "OFFSET=0 2")  # the worker for shards 1 and 3 never ran
+    coord_spy.reset()
+
+    refused = make(coord, "collect", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "2 shards are not in the remote's run-cache: shard@1, shard@3" in refused.stderr
+    assert 'make worker OFFSET="1 3"' in refused.stderr and "ALLOW_LOCAL=1" in refused.stderr
+    assert "from the run-cache: shard@0, shard@2" in refused.stderr
+    assert "shard@1: not in the remote's run-cache; not digested here" in refused.stdout  # DVC ran only the probe
+    assert coord_spy.clones() == [] and not (coord.path / "data" / "stats" / "shard-1.parquet").exists()
+
+    allowed = make(coord, "collect", "ALLOW_LOCAL=1").stdout
+    assert "collect: digesting shard@1, shard@3 here: not in the remote's run-cache" in allowed
+    assert "collect: from the run-cache: none; already here: shard@0, shard@2; digested here: shard@1, shard@3" in (
+        allowed
+    ), allowed
+    assert coord.ran_stages(allowed)[-3:] == ["shard@1", "shard@3", "aggregate"]  # after the probe's
+    assert (coord.path / "data" / "stats" / "shard-3.parquet").exists() and (coord.path / "data/stats.parquet").exists()
+    assert len(coord_spy.clones()) <= REPOS // 2

@@ -119,6 +119,8 @@ class ShardRun:
                         self.on_progress(len(rows), len(self.repos), rows[-1])
             except BaseException:  # Ctrl-C or SIGTERM: stop now, not after the shard's remaining repos
                 pool.shutdown(wait=False, cancel_futures=True)
+                if self.cache:
+                    self.cache.close()  # repos waiting on a hanging cache endpoint return at once
                 log.warning("stopping: killed the running clones", extra={"clones": kill_running()})
                 self._pool.close()
                 raise

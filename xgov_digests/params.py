@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
@@ -14,6 +15,7 @@ from ruamel.yaml.scalarstring import ScalarString
 from xgov_digests.files import write_atomic
 
 PARAMS_FILE = Path("params.yaml")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's and R2's rule for bucket names
 
 
 class ParamsError(ValueError):
@@ -63,6 +65,14 @@ class PublishParams:
 
     bucket: str = ""  # "" = the bucket of the DVC remote 'r2'
     prefix: str = "summaries"
+    max_prune_ratio: float = 0.1  # --prune refuses to delete more than this share of the published objects
+
+
+@dataclass(frozen=True)
+class StorageParams:
+    """``storage``: how long any S3 request may take (the digest cache, publish, the remote checks; not tracked)."""
+
+    timeout: float = 10.0  # seconds to connect and seconds per read; each request has at most 3 attempts
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Params:
     shards: ShardParams = field(default_factory=ShardParams)
     ingest: IngestParams = field(default_factory=IngestParams)
     publish: PublishParams = field(default_factory=PublishParams)
+    storage: StorageParams = field(default_factory=StorageParams)
 
 
 def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
@@ -102,6 +113,7 @@ def parse_params(raw: dict[str, Any]) -> Params:
         shards=_section(raw, "shards", ShardParams),
         ingest=_section(raw, "ingest", IngestParams),
         publish=_section(raw, "publish", PublishParams),
+        storage=_section(raw, "storage", StorageParams),
     )
     _validate(params)
     return params
@@ -130,7 +142,19 @@ def _validate(p: Params) -> None:
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),
         (p.ingest.digest_timeout > 0, "ingest.digest_timeout must be > 0 seconds"),
         (isinstance(p.ingest.retries, int) and p.ingest.retries >= 0, "ingest.retries must be an integer >= 0"),
-        (isinstance(p.publish.bucket, str), "publish.bucket must be a string ('' = the bucket of the 'r2' remote)"),
+        (
+            isinstance(p.publish.bucket, str) and (p.publish.bucket == "" or bool(BUCKET_NAME.match(p.publish.bucket))),
+            f"publish.bucket must be a bare bucket name such as 'my-bucket' (no s3://, no '/', no prefix: that is "
+            f"publish.prefix) or '' for the bucket of the 'r2' remote; got {p.publish.bucket!r}",
+        ),
+        (
+            isinstance(p.publish.max_prune_ratio, int | float) and 0 <= p.publish.max_prune_ratio <= 1,
+            "publish.max_prune_ratio must be between 0 and 1",
+        ),
+        (
+            isinstance(p.storage.timeout, int | float) and p.storage.timeout > 0,
+            "storage.timeout must be a number of seconds > 0",
+        ),
         (
             isinstance(p.publish.prefix, str) and p.publish.prefix.strip("/") != "",
             "publish.prefix must be a non-empty folder such as 'summaries'",

@@ -1,0 +1,220 @@
+"""Publish's requests to the bucket through boto3's public client: read and write the index (conditionally), list
+the prefix, upload, delete, and hold the publish lease."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+from xgov_digests.publish_plan import CONTENT_TYPE, Listed, LocalDigest, PublishError, Target
+from xgov_digests.s3 import error_code, reason
+
+log = logging.getLogger("xgov_digests.publish")
+
+LEASE_TTL = 900.0  # seconds a lease holds without renewal: a killed publisher blocks others at most this long
+CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+class RemoteError(RuntimeError):
+    """The bucket could not be read (network, endpoint) within the deadline: nothing was uploaded."""
+
+
+class LeaseError(RuntimeError):
+    """Another publish holds the lease (or took it over): nothing more is written."""
+
+
+def _md5(data: bytes) -> str:
+    """Content-MD5: the server checks the bytes it stored against it."""
+    return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+
+
+def _etag(value: str) -> str:
+    return value.strip('"')
+
+
+class Bucket:
+    """The publish target on one S3 client (every request bounded by ``storage.timeout``)."""
+
+    def __init__(self, client: Any, target: Target, endpoint: str | None, secret: str | None = None) -> None:
+        self.client, self.target, self.endpoint, self.secret = client, target, endpoint, secret
+
+    def _reason(self, exc: BaseException) -> str:
+        return reason(exc, self.secret)
+
+    def _raise(self, exc: BaseException, what: str) -> None:
+        code = error_code(exc)
+        if code == "NoSuchBucket":
+            raise PublishError(f"bucket '{self.target.bucket}' does not exist at {self.endpoint}") from None
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise PublishError(
+                f"access denied {what} at {self.endpoint}: check the credentials and that the token may read and "
+                f"write bucket '{self.target.bucket}' ({self._reason(exc)})"
+            ) from None
+        raise RemoteError(f"cannot {what} at {self.endpoint}: {self._reason(exc)}") from None
+
+    def read_index(self) -> tuple[bytes | None, str | None]:
+        """The index's bytes and ETag, or (None, None) before the first publish (one GET, no HEAD)."""
+        key = self.target.index_key
+        try:
+            obj = self.client.get_object(Bucket=self.target.bucket, Key=key)
+            return obj["Body"].read(), _etag(obj["ETag"])
+        except Exception as exc:  # noqa: BLE001 - sorted into clear errors below
+            if error_code(exc) in ("NoSuchKey", "404"):
+                log.info("no index yet: first publish", extra={"key": key})
+                return None, None
+            self._raise(exc, f"reading s3://{self.target.bucket}/{key}")
+            raise  # unreachable: _raise always raises
+
+    def list_digests(self) -> dict[str, Listed]:
+        """Every digest object under the prefix with its size and ETag (one paginated LIST, no per-object HEAD)."""
+        pattern = self.target.digest_key_re()
+        found: dict[str, Listed] = {}
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.target.bucket, Prefix=self.target.prefix + "/"
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if pattern.match(obj["Key"]):
+                        found[obj["Key"]] = Listed(int(obj["Size"]), _etag(obj["ETag"]))
+        except Exception as exc:  # noqa: BLE001
+            self._raise(exc, f"listing s3://{self.target.bucket}/{self.target.prefix}/")
+        return found
+
+    def upload(self, d: LocalDigest) -> dict[str, Any]:
+        """PUT one digest with its metadata; returns its index entry (hash of the bytes sent, the bucket's ETag)."""
+        sent, data = d.read()
+        out = self.client.put_object(
+            Bucket=self.target.bucket, Key=d.key, Body=data, ContentType=CONTENT_TYPE, Metadata=sent.metadata(),
+            ContentMD5=_md5(data),
+        )  # fmt: skip
+        return sent.entry(_etag(out["ETag"]))
+
+    def upload_all(
+        self, digests: list[LocalDigest], jobs: int, tick: Callable[[], None] | None = None
+    ) -> list[dict[str, Any] | BaseException]:
+        """Upload ``jobs`` at a time; a log line every 5%; ``tick`` after each (the lease's renewal)."""
+        results: list[dict[str, Any] | BaseException] = [RuntimeError("not run")] * len(digests)
+        step, done = max(1, len(digests) // 20), 0
+        with ThreadPoolExecutor(jobs, thread_name_prefix="upload") as pool:
+            futures = {pool.submit(self.upload, d): i for i, d in enumerate(digests)}
+            for future in as_completed(futures):
+                exc = future.exception()
+                results[futures[future]] = exc if exc is not None else future.result()
+                done += 1
+                if done % step == 0 or done == len(digests):
+                    log.info(f"uploaded {done}/{len(digests)} digests")
+                if tick:
+                    tick()
+        return results
+
+    def put_index(self, blob: bytes, etag: str | None) -> str:
+        """Write the index only if it is still the one read (``If-Match``), or still absent (``If-None-Match``)."""
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        out = self.client.put_object(
+            Bucket=self.target.bucket, Key=self.target.index_key, Body=blob, ContentType="application/json",
+            CacheControl="no-cache", ContentMD5=_md5(blob), **condition,
+        )  # fmt: skip
+        return _etag(out["ETag"])
+
+    def delete(self, keys: list[str]) -> dict[str, str]:
+        """DeleteObjects in batches of 1000; returns the keys that failed and why."""
+        failed: dict[str, str] = {}
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            try:
+                out = self.client.delete_objects(
+                    Bucket=self.target.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            except Exception as exc:  # noqa: BLE001 - reported per key
+                failed.update(dict.fromkeys(batch, self._reason(exc)))
+                continue
+            for err in out.get("Errors", []):
+                failed[err.get("Key", "?")] = f"{err.get('Code')}: {err.get('Message')}"
+        return failed
+
+
+class Lease:
+    """``<prefix>/_publish.lease``: one publisher writes at a time. Taken with ``If-None-Match: *``, renewed with
+    ``If-Match`` on its own ETag, taken over only once expired (a killed publisher), deleted at the end."""
+
+    def __init__(self, bucket: Bucket, ttl: float = LEASE_TTL) -> None:
+        self.bucket, self.ttl = bucket, ttl
+        self.etag: str | None = None
+        self.renewed = 0.0
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def key(self) -> str:
+        return self.bucket.target.lease_key
+
+    def _body(self) -> bytes:
+        return json.dumps({"holder": self.holder, "expires": time.time() + self.ttl}).encode()
+
+    def _put(self, **condition: str) -> None:
+        b = self.bucket
+        out = b.client.put_object(Bucket=b.target.bucket, Key=self.key, Body=self._body(), **condition)
+        self.etag, self.renewed = _etag(out["ETag"]), time.monotonic()
+
+    def acquire(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._put(IfNoneMatch="*")
+                return
+            except Exception as exc:  # noqa: BLE001
+                if error_code(exc) not in CONFLICT:
+                    self.bucket._raise(exc, f"taking the publish lease s3://{self.bucket.target.bucket}/{self.key}")
+            holder, expires, etag = self._current()
+            if etag and expires < time.time():
+                log.warning("taking over an expired publish lease", extra={"holder": holder, "key": self.key})
+                try:
+                    self._put(IfMatch=etag)
+                    return
+                except Exception as exc:  # noqa: BLE001
+                    if error_code(exc) not in CONFLICT:
+                        self.bucket._raise(exc, f"taking over the publish lease {self.key}")
+            if time.monotonic() >= deadline:
+                raise LeaseError(
+                    f"another publish ({holder}) holds s3://{self.bucket.target.bucket}/{self.key} until "
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(expires))}: run again when it has finished "
+                    "(a killed publish's lease expires by itself)"
+                )
+            time.sleep(0.5)
+
+    def _current(self) -> tuple[str, float, str | None]:
+        b = self.bucket
+        try:
+            obj = b.client.get_object(Bucket=b.target.bucket, Key=self.key)
+            info = json.loads(obj["Body"].read())
+            return str(info.get("holder", "?")), float(info.get("expires", 0)), _etag(obj["ETag"])
+        except Exception as exc:  # noqa: BLE001 - released meanwhile, or unreadable: try again / take over
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return "?", time.time() + self.ttl, None
+            return "?", 0.0, None
+
+    def renew_if_due(self) -> None:
+        if self.etag and time.monotonic() - self.renewed > self.ttl / 3:
+            try:
+                self._put(IfMatch=self.etag)
+            except Exception as exc:  # noqa: BLE001
+                raise LeaseError(f"lost the publish lease {self.key}: {self.bucket._reason(exc)}") from None
+
+    def release(self) -> None:
+        if not self.etag:
+            return
+        b = self.bucket
+        try:
+            if self._current()[2] == self.etag:
+                b.client.delete_object(Bucket=b.target.bucket, Key=self.key)
+        except Exception as exc:  # noqa: BLE001 - it expires by itself
+            log.warning("could not release the publish lease", extra={"key": self.key, "error": b._reason(exc)})
+        self.etag = None

@@ -1,0 +1,125 @@
+"""Scale-out checks and the coordinator's collect: which offsets exist, which tracked params changed, and which
+shards the remote's run-cache holds (and which had to be digested on the coordinator)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+# Set by collect's probe: a shard command that DVC runs (no run-cache entry) exits at once instead of digesting.
+PROBE_ENV = "XGOV_SHARD_PROBE"
+PROBE_EXIT = 3
+DVC = [sys.executable, "-m", "dvc"]
+
+
+class ScaleoutError(RuntimeError):
+    """A check failed; the message says what to do."""
+
+
+def check_offsets(values: Iterable[str], offsets: tuple[int, ...]) -> list[int]:
+    """``values`` as shard offsets, each one of ``shards.offsets``; raises ScaleoutError naming the bad ones."""
+    values = [v for value in values for v in value.split()]
+    if not values:
+        raise ScaleoutError(f"set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets {list(offsets)}")
+    bad = [v for v in values if not re.fullmatch(r"\d+", v) or int(v) not in offsets]
+    if bad:
+        raise ScaleoutError(
+            f"OFFSET {' '.join(repr(v) for v in bad)} not in shards.offsets {list(offsets)} (params.yaml): "
+            "nothing was run"
+        )
+    return [int(v) for v in values]
+
+
+def tracked_params(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
+    stages = YAML(typ="safe").load(dvc_yaml.read_text(encoding="utf-8"))["stages"].values()
+    return {p for s in stages for p in s.get("do", s).get("params", []) if isinstance(p, str)}
+
+
+def changed_tracked_params(root: Path = Path(".")) -> list[str]:
+    """params.yaml keys that differ from the last commit and that dvc.yaml tracks. Raises ScaleoutError when it
+    cannot tell (fail closed)."""
+    try:
+        result = subprocess.run([*DVC, "params", "diff", "--json"], cwd=root, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ScaleoutError(f"'dvc params diff' failed: {result.stderr.strip()[-500:]}")
+        changed = json.loads(result.stdout or "{}").get("params.yaml", {})
+        tracked = tracked_params(root / "dvc.yaml")
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ScaleoutError(f"cannot compare tracked params with the last commit: {type(exc).__name__}: {exc}") from exc
+    return sorted(k for k in changed if any(k == t or k.startswith(t + ".") for t in tracked))
+
+
+@dataclass
+class Collected:
+    from_run_cache: list[str] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    ran_here: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        def names(items: list[str]) -> str:
+            return ", ".join(items) or "none"
+
+        return (
+            f"collect: from the run-cache: {names(self.from_run_cache)}; already here: {names(self.up_to_date)}; "
+            f"digested here: {names(self.ran_here)}"
+        )
+
+
+def _stream(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output; returns (exit status, output)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout or []:
+        sys.stdout.write(line)
+        lines.append(line)
+    sys.stdout.flush()
+    return proc.wait(), "".join(lines)
+
+
+def probe(offsets: list[int]) -> Collected:
+    """Restore every shard that the remote's run-cache holds (``dvc repro --pull``); a shard it lacks is not
+    digested (its command exits at once): it is reported missing."""
+    targets = [f"shard@{k}" for k in offsets]
+    _, out = _stream([*DVC, "repro", "--pull", "--keep-going", "--single-item", *targets],
+                     {**os.environ, PROBE_ENV: "1"})  # fmt: skip
+    got = Collected()
+    for t in targets:
+        if f"Stage '{t}' is cached - skipping run" in out:
+            got.from_run_cache.append(t)
+        elif f"Stage '{t}' didn't change, skipping" in out:
+            got.up_to_date.append(t)
+        else:
+            got.missing.append(t)
+    return got
+
+
+def collect(offsets: list[int], allow_local: bool) -> Collected:
+    """The coordinator's step: shards from the run-cache, at most one missing shard digested here (any number with
+    ``allow_local``), then aggregate. Raises ScaleoutError when more shards are missing."""
+    got = probe(offsets)
+    if len(got.missing) > 1 and not allow_local:
+        ks = " ".join(m.split("@")[1] for m in got.missing)
+        raise ScaleoutError(
+            f"{len(got.missing)} shards are not in the remote's run-cache: {', '.join(got.missing)} (their workers "
+            f"did not run or did not push). Run them on workers (make worker OFFSET=\"{ks}\") and collect again, or "
+            "make collect ALLOW_LOCAL=1 to digest them on this machine. " + got.report()
+        )
+    if got.missing:
+        print(f"collect: digesting {', '.join(got.missing)} here: not in the remote's run-cache", flush=True)
+        status, _ = _stream([*DVC, "repro", "--pull", "--single-item", *got.missing], dict(os.environ))
+        if status != 0:
+            raise ScaleoutError(f"dvc repro of {', '.join(got.missing)} failed (exit {status})")
+        got.ran_here, got.missing = got.missing, []
+    status, _ = _stream([*DVC, "repro", "--pull", "--single-item", "aggregate"], dict(os.environ))
+    if status != 0:
+        raise ScaleoutError(f"dvc repro of aggregate failed (exit {status}). {got.report()}")
+    return got
