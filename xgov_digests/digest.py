@@ -478,6 +478,13 @@ def ingest_tree(checkout: Path, *, max_file_size: int, limits: Limits = Limits()
     return scan.tree_text(), "".join(scan.content_pieces()), scan.tree.file_count
 
 
+def ignore_spec(checkout: Path) -> IgnoreSpec:
+    """The patterns a digest of ``checkout`` applies: gitingest's defaults, then every ignore file found in it.
+
+    Only the ignore files on disk count, so a checkout holding just those gives the spec of the full checkout."""
+    return _Scan(checkout, 0, Limits()).spec
+
+
 def render_header(h: Header, files: int) -> str:
     return (
         f"Repository: {h.owner}/{h.name}\n"

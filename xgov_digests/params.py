@@ -49,6 +49,7 @@ class IngestParams:
     allowed_hosts: tuple[str, ...] = ("github.com",)
     allow_file_urls: bool = False
     cache: str = ".cache/digests"
+    clone_filter: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,10 @@ def _validate(p: Params) -> None:
         (0 <= p.ingest.max_failure_ratio <= 1, "ingest.max_failure_ratio must be between 0 and 1"),
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),
         (isinstance(p.ingest.retries, int) and p.ingest.retries >= 0, "ingest.retries must be an integer >= 0"),
+        (
+            p.ingest.clone_filter in ("auto", "off"),
+            "ingest.clone_filter must be 'auto' (fetch only the files a digest reads) or 'off' (full shallow clone)",
+        ),
         (isinstance(p.publish.bucket, str), "publish.bucket must be a string ('' = the bucket of the 'r2' remote)"),
         (
             isinstance(p.publish.prefix, str) and p.publish.prefix.strip("/") != "",
