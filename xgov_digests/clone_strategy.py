@@ -1,18 +1,21 @@
 """The clone strategy (``ingest.clone_filter``): download only the blobs a digest can read, same digest.
 
 ``off`` is a full shallow clone. ``auto`` clones the commit and its trees without blobs
-(``--filter=blob:none --no-checkout``), lists the tree, and checks out (non-cone sparse checkout, one batch fetch)
-every ``.gitignore``/``.gitingestignore``/``.gitattributes`` file plus every path that gitingest's default ignore
-patterns keep. The ignore files on disk then give the digest's own patterns (:func:`xgov_digests.digest.ignore_spec`);
-when they keep a path that the defaults drop (a negation), a second batch fetches it. Paths the walk skips are never
-downloaded; files it reads are on disk, written by git's own checkout (so ``.gitattributes`` conversions apply).
-A server that ignores the filter (git: "filtering not recognized by server") has sent every blob: the whole tree is
-checked out, as a full clone would be. Afterwards the checkout is no longer a partial clone, so nothing can be
-fetched lazily later.
+(``--filter=blob:none --no-checkout``) and lists the tree. One fetch then brings every
+``.gitignore``/``.gitingestignore``/``.gitattributes`` file and every path that gitingest's default ignore patterns
+keep: a folder whose every path is kept is asked for as its tree with ``--filter=blob:limit=<max_file_size+1>``, so
+its blobs over ``max_file_size`` (which the walk skips) stay on the server; other paths are asked for one by one.
+A non-cone sparse checkout writes exactly the fetched paths, with git's own checkout (``.gitattributes``
+conversions apply). The ignore files on disk then give the digest's own patterns
+(:func:`xgov_digests.digest.ignore_spec`); a path they keep that the defaults drop (a negation) comes in a second
+fetch. A server that ignores filters (git: "filtering not recognized by server") has sent every blob: the whole
+tree is checked out, as a full clone would be. Afterwards the checkout is no longer a partial clone, so no later
+git command can fetch anything lazily.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -45,44 +48,75 @@ class TreeEntry:
 
     path: str
     kind: str
+    oid: str = ""
+
+
+@dataclass(frozen=True)
+class Tree:
+    """HEAD's paths, and the tree object of every folder ('' is the root)."""
+
+    entries: list[TreeEntry]
+    folders: dict[str, str]
+
+
+_MAX_WANTS = 20_000  # more objects than this are left to the checkout's own batch fetch (command-line length)
 
 
 def clone_repo(
     url: str, dest: Path, *, clone_filter: str = "auto", timeout: float = 300.0, retries: int = 2,
-    backoff: float = 1.0,
+    backoff: float = 1.0, max_file_size: int = 524288,
 ) -> Checkout:  # fmt: skip
-    """Clone ``url`` into ``dest`` with the strategy ``clone_filter``; the work tree digests like a full clone's."""
+    """Clone ``url`` into ``dest`` with the strategy ``clone_filter``; the work tree digests like a full clone's
+    (for a digest with this ``max_file_size``)."""
     if clone_filter not in CLONE_FILTERS:
         raise ValueError(f"clone_filter must be one of {CLONE_FILTERS}, got {clone_filter!r}")
     if clone_filter == "off":
         return clone(url, dest, timeout=timeout, retries=retries, backoff=backoff)
     checkout = clone(url, dest, timeout=timeout, retries=retries, backoff=backoff, extra_args=PARTIAL_CLONE_ARGS)
-    step = _Steps(dest, time.monotonic() + timeout, retries, backoff)  # the steps after the clone share one timeout
-    if not step.missing_blobs():
+    step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size)  # one more timeout after it
+    if not step.missing():
         log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
-        step.check_out(None, [])
+        step.git("read-tree", "-mu", "HEAD")
     else:
-        entries = list_tree(step)
-        if any(e.kind == _LINK and e.path.rpartition("/")[2] in _IGNORE_FILES for e in entries):
-            step.check_out(None, entries)  # a symlinked ignore file may point anywhere in the tree
+        tree = list_tree(step)
+        if any(e.kind == _LINK and e.path.rpartition("/")[2] in _IGNORE_FILES for e in tree.entries):
+            step.git("read-tree", "-mu", "HEAD", attempts=retries + 1)  # a symlinked ignore file: check out all
         else:
-            step.check_out(walk_paths(entries, ignore_spec(dest)) | always_fetched(entries), entries)
-            wanted = walk_paths(entries, ignore_spec(dest))  # the patterns of the ignore files now on disk
-            if not wanted <= step.checked_out:
-                step.check_out(step.checked_out | wanted, entries)
+            first = walk_paths(tree.entries, ignore_spec(dest)) | always_fetched(tree.entries)
+            step.fetch(first, tree)
+            step.check_out(tree)
+            wanted = walk_paths(tree.entries, ignore_spec(dest))  # the patterns of the ignore files now on disk
+            if not wanted <= first:
+                step.fetch(wanted - first, tree)
+                step.check_out(tree)
+            if step.skipped and _reencodes(dest, tree.entries):  # a skipped blob may shrink on disk: fetch it
+                step.fetch(step.skipped, tree, whole=True)
+                step.check_out(tree)
     step.end_partial_clone()
     return checkout
+
+
+def _reencodes(dest: Path, entries: list[TreeEntry]) -> bool:
+    """Does a ``.gitattributes`` ask for ``working-tree-encoding`` (which can make a file smaller on disk)?"""
+    for entry in entries:
+        if entry.kind == _BLOB and entry.path.rpartition("/")[2] == ".gitattributes":
+            with contextlib.suppress(OSError):
+                if b"working-tree-encoding" in (dest / entry.path).read_bytes():
+                    return True
+    return False
 
 
 class _Steps:
     """The git commands after the clone, each bounded by what is left of the clone's timeout."""
 
-    def __init__(self, dest: Path, deadline: float, retries: int, backoff: float) -> None:
+    def __init__(self, dest: Path, deadline: float, retries: int, backoff: float, max_file_size: int) -> None:
         self.dest = dest
         self.deadline = deadline
         self.retries = retries
         self.backoff = backoff
-        self.checked_out: set[str] = set()
+        self.max_file_size = max_file_size
+        self.fetched: set[str] = set()  # paths asked for
+        self.skipped: set[str] = set()  # paths asked for whose blobs the size filter left on the server
 
     def git(self, *args: str, attempts: int = 1, ok: tuple[int, ...] = (0,)) -> str:
         error = ""
@@ -99,39 +133,61 @@ class _Steps:
         command = next(a for a in args if not a.startswith("-") and "=" not in a)
         raise CloneError(f"git {command} failed during the partial checkout: {error}")
 
-    def missing_blobs(self) -> bool:
-        """Did the server leave blobs out (it honoured the filter)? Lists them without fetching any."""
+    def missing(self) -> set[str]:
+        """The objects the server left out (none: it ignored the filter). Lists them without fetching any."""
         out = self.git("rev-list", "--objects", "--missing=print", "HEAD")
-        return any(line.startswith("?") for line in out.splitlines())
+        return {line[1:] for line in out.splitlines() if line.startswith("?")}
 
-    def check_out(self, paths: set[str] | None, entries: list[TreeEntry]) -> None:
-        """Check out ``paths`` (None: the whole tree); git fetches their missing blobs in one batch (retried on
-        failure like the clone)."""
-        patterns = None if paths is None else sparse_patterns(paths, entries)
-        if patterns is None or any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line
+    def fetch(self, paths: set[str], tree: Tree, *, whole: bool = False) -> None:
+        """One fetch for ``paths``: fully kept folders as trees under the size filter (unless ``whole``), the rest
+        and every ignore file blob by blob (a blob asked for by name is always sent)."""
+        folders, singles = cover(paths, tree.entries)
+        by_path = {e.path: e.oid for e in tree.entries}
+        always = always_fetched(tree.entries)
+        wants = sorted({tree.folders[f] for f in folders} | {by_path[p] for p in singles | (paths & always)})
+        self.fetched |= paths
+        if whole:
+            wants = sorted({by_path[p] for p in paths})
+        if len(wants) > _MAX_WANTS:
+            self.skipped = set()
+            return  # the checkout fetches what it needs, in one batch
+        limit = () if whole else (f"--filter=blob:limit={self.max_file_size + 1}",)
+        # --refetch (git >= 2.36): ask for the trees although they are here, so the server walks them for blobs
+        self.git("-c", "fetch.negotiationAlgorithm=noop", "fetch", "--refetch", "--quiet", "--no-tags",
+                 "--no-write-fetch-head", "--recurse-submodules=no", *limit, "origin", *wants,
+                 attempts=self.retries + 1)  # fmt: skip
+        missing = self.missing()
+        self.skipped = {p for p in self.fetched if by_path[p] in missing}
+
+    def check_out(self, tree: Tree) -> None:
+        """Write the fetched paths, less those left on the server: a non-cone sparse checkout that fetches nothing."""
+        patterns = sparse_patterns(self.fetched, tree.entries, self.skipped)
+        if any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line: check out the whole tree
             self.git("read-tree", "-mu", "HEAD", attempts=self.retries + 1)
             return
         sparse = self.dest / ".git" / "info" / "sparse-checkout"
         sparse.parent.mkdir(parents=True, exist_ok=True)
         sparse.write_bytes(b"".join(os.fsencode(p) + b"\n" for p in patterns))
         self.git("-c", "core.sparseCheckout=true", "read-tree", "-mu", "HEAD", attempts=self.retries + 1)
-        self.checked_out = set(paths or ())
 
     def end_partial_clone(self) -> None:
         """Missing blobs become plain missing objects: no later git command can fetch them behind our back."""
         self.git("config", "--remove-section", "remote.origin")  # its promisor and partialclonefilter keys
         self.git("config", "--unset-all", "extensions.partialClone", ok=(0, 5))  # 5: not set (git < 2.42 sets none)
 
-
-def list_tree(step: _Steps) -> list[TreeEntry]:
-    """HEAD's paths and kinds (``ls-tree`` reads trees only: no blob is fetched)."""
-    entries = []
-    for line in step.git("ls-tree", "-r", "--full-tree", "HEAD").splitlines():
-        meta, _, path = line.partition("\t")
-        mode = meta.split(" ", 1)[0]
+def list_tree(step: _Steps) -> Tree:
+    """HEAD's paths, kinds and objects (``ls-tree`` reads trees only: no blob is fetched)."""
+    entries, folders = [], {"": step.git("rev-parse", "HEAD^{tree}").strip()}
+    for line in step.git("ls-tree", "-r", "-t", "--full-tree", "HEAD").splitlines():
+        meta, _, quoted = line.partition("\t")
+        mode, kind, oid = meta.split(" ")
+        path = unquote(quoted)
+        if kind == "tree":
+            folders[path] = oid
+            continue
         kind = _GITLINK if mode == "160000" else _LINK if mode == "120000" else _BLOB
-        entries.append(TreeEntry(unquote(path), kind))
-    return entries
+        entries.append(TreeEntry(path, kind, oid))
+    return Tree(entries, folders)
 
 
 _ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
@@ -188,9 +244,8 @@ def walk_paths(entries: Iterable[TreeEntry], spec: IgnoreSpec) -> set[str]:
     return keep
 
 
-def sparse_patterns(paths: set[str], entries: list[TreeEntry]) -> list[str] | None:
-    """Anchored, escaped non-cone patterns for ``paths``: a folder whose every entry is wanted is one pattern.
-    None when every entry is wanted (check out the whole tree)."""
+def cover(paths: set[str], entries: list[TreeEntry]) -> tuple[set[str], set[str]]:
+    """``paths`` as (folders whose every entry is in ``paths``, outermost only; the other paths)."""
     total: Counter[str] = Counter()
     wanted: Counter[str] = Counter()
     for entry in entries:
@@ -198,13 +253,22 @@ def sparse_patterns(paths: set[str], entries: list[TreeEntry]) -> list[str] | No
             total[folder] += 1
             if entry.path in paths:
                 wanted[folder] += 1
-    if entries and wanted[""] == total[""]:
-        return None
-    out = set()
+    folders, singles = set(), set()
     for path in paths:
-        full = next((f for f in _folders(path)[1:] if wanted[f] == total[f]), None)
-        out.add(f"/{_escape(full)}/" if full else f"/{_escape(path)}")
-    return sorted(out)
+        full = next((f for f in _folders(path) if wanted[f] == total[f]), None)
+        if full is None:
+            singles.add(path)
+        else:
+            folders.add(full)
+    return folders, singles
+
+
+def sparse_patterns(paths: set[str], entries: list[TreeEntry], leave_out: set[str] = frozenset()) -> list[str]:
+    """Anchored, escaped non-cone patterns for ``paths`` less ``leave_out``: a folder whose every entry is wanted
+    is one pattern ('/*' for the root)."""
+    folders, singles = cover(paths, entries)
+    out = sorted(f"/{_escape(f)}/" if f else "/*" for f in folders) + sorted(f"/{_escape(p)}" for p in singles)
+    return out + sorted(f"!/{_escape(p)}" for p in leave_out)
 
 
 def _folders(path: str) -> list[str]:
