@@ -106,7 +106,8 @@ def test_negated_default_pattern_fetched_in_a_second_batch(served: Served, tmp_p
 
 
 def test_file_over_max_file_size_in_an_included_folder(served: Served, tmp_path: Path) -> None:
-    files = {"src/app.py": "x = 1\n", "src/huge.txt": random.Random(2).randbytes(3000).hex(), "src/small.txt": "s\n"}
+    files = {"src/app.py": "x = 1\n", "src/huge.txt": random.Random(2).randbytes(3000).hex(), "src/small.txt": "s\n",
+             "src/exact.txt": "e" * 999 + "\n"}  # exactly max_file_size: kept  # fmt: skip
     make_repo(tmp_path / "src", files)
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=1000)
@@ -115,6 +116,7 @@ def test_file_over_max_file_size_in_an_included_folder(served: Served, tmp_path:
     assert served.filtering.bytes_sent - before < 2500  # the 3 kB random blob is not downloaded
     digest = make_digest(checkout.path, HEADER, max_file_size=1000, max_summary_bytes=10**6).data
     assert b"src/app.py" in digest and b"huge.txt" not in digest and not (checkout.path / "src/huge.txt").exists()
+    assert b"FILE: src/exact.txt" in digest
 
 
 def test_gitattributes_conversions_apply_as_in_a_full_checkout(served: Served, tmp_path: Path) -> None:

@@ -172,8 +172,9 @@ class _Steps:
 
     def end_partial_clone(self) -> None:
         """Missing blobs become plain missing objects: no later git command can fetch them behind our back."""
-        self.git("config", "--remove-section", "remote.origin")  # its promisor and partialclonefilter keys
-        self.git("config", "--unset-all", "extensions.partialClone", ok=(0, 5))  # 5: not set (git < 2.42 sets none)
+        # Its promisor and partialclonefilter keys go with it. Where git also set extensions.partialClone, a lazy
+        # fetch now fails instead of reaching the network.
+        self.git("config", "--remove-section", "remote.origin")
 
 def list_tree(step: _Steps) -> Tree:
     """HEAD's paths, kinds and objects (``ls-tree`` reads trees only: no blob is fetched)."""
