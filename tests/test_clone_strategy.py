@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -172,6 +173,20 @@ def test_blob_batch_cut_off_is_retried(tmp_path: Path) -> None:
     with CutsFirstBlobBatch(tmp_path / "srv", lifetime=120) as server:
         checkout = clone_repo(f"{server.url}org/repo", tmp_path / "c" / "repo", timeout=60, retries=1, backoff=0.1)
         assert server.packs == 3 and len(list(checkout.path.glob("f*.txt"))) == 20
+
+
+def test_git_server_counts_bytes_and_shares_its_link_cap(tmp_path: Path) -> None:
+    """Two clones at once over a 1 MB/s link: together they take about twice one 0.6 MB pack's time."""
+    make_repo(tmp_path / "src", {"blob.bin": random.Random(3).randbytes(600_000)})
+    publish(tmp_path / "src", tmp_path / "srv")
+    with GitServer(tmp_path / "srv", link_bandwidth=1_000_000, lifetime=120) as server:
+        start = time.monotonic()
+        clones = [subprocess.Popen(["git", "clone", "-q", "--depth", "1", f"{server.url}org/repo", str(tmp_path / d)])
+                  for d in ("a", "b")]  # fmt: skip
+        assert [c.wait(60) for c in clones] == [0, 0]
+        elapsed = time.monotonic() - start
+        assert server.bytes_sent > 1_200_000 and server.stats()["link_bandwidth_bytes_per_s"] == 1_000_000
+        assert elapsed >= 1.1, elapsed  # 1.2 MB through one 1 MB/s link (each alone would take 0.6 s)
 
 
 def test_missing_repo_still_fails_at_once(served: Served) -> None:
