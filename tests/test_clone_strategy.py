@@ -3,6 +3,7 @@ filter support, and downloads less."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -104,6 +105,24 @@ def test_negated_default_pattern_fetched_in_a_second_batch(served: Served, tmp_p
     auto, _ = digest_of(served.filtering, "org/repo", tmp_path / "again", "auto", 524288)
     assert b"FILE: keep" in auto and b"drop.log" not in auto and b"vendor" not in auto
     assert sent["auto"] < sent["off"]
+
+
+def test_awkward_names_become_exact_sparse_patterns(served: Served, tmp_path: Path) -> None:
+    """Names that mean something in a pattern, or are not UTF-8, are checked out exactly (git quotes them)."""
+    files: dict[str, str | bytes] = {name: f"{i}\n" for i, name in enumerate([
+        "#hash.txt", "!bang.txt", "trailing space ", "br[ack]et.txt", "star*.txt", "q?.txt", "back\\slash.txt",
+        "tab\there.txt", 'quote".txt', "dir [x]/in.txt", "dir [x]/node_modules/skip.js", "é/ü.txt",
+    ])}  # fmt: skip
+    src = tmp_path / "src"
+    make_repo(src, files)
+    (src / os.fsdecode(b"latin1-caf\xe9.txt")).write_text("not UTF-8\n")
+    commit(src, "a name that is not UTF-8")
+    publish(src, served.root)
+    assert_identical(served, "org/repo", tmp_path / "c")
+    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", timeout=60)
+    on_disk = {os.fsencode(p.relative_to(checkout.path)) for p in checkout.path.rglob("*") if p.is_file()}
+    assert b"latin1-caf\xe9.txt" in on_disk and b"trailing space " in on_disk and b"tab\there.txt" in on_disk
+    assert not any(b"node_modules" in p for p in on_disk if not p.startswith(b".git/"))
 
 
 def test_file_over_max_file_size_in_an_included_folder(served: Served, tmp_path: Path) -> None:
