@@ -118,7 +118,7 @@ class _Steps:
         self.fetched: set[str] = set()  # paths asked for
         self.skipped: set[str] = set()  # paths asked for whose blobs the size filter left on the server
 
-    def git(self, *args: str, attempts: int = 1, ok: tuple[int, ...] = (0,)) -> str:
+    def git(self, *args: str, attempts: int = 1) -> str:
         error = ""
         for attempt in range(1, attempts + 1):
             if attempt > 1:
@@ -127,7 +127,7 @@ class _Steps:
             if left <= 0:
                 raise CloneError("timed out during the partial checkout")
             result = _run([*_GIT, *args], left, cwd=self.dest)
-            if result.returncode in ok:
+            if result.returncode == 0:
                 return result.stdout
             error = _last_line(result.stderr)
         command = next(a for a in args if not a.startswith("-") and "=" not in a)
@@ -175,6 +175,7 @@ class _Steps:
         # Its promisor and partialclonefilter keys go with it. Where git also set extensions.partialClone, a lazy
         # fetch now fails instead of reaching the network.
         self.git("config", "--remove-section", "remote.origin")
+
 
 def list_tree(step: _Steps) -> Tree:
     """HEAD's paths, kinds and objects (``ls-tree`` reads trees only: no blob is fetched)."""
