@@ -7,6 +7,7 @@ python -m bench digest --trees 21 2 0
 python -m bench scale --entries 21000          # fetch, dry-runs, aggregate, then dvc-scale (or --no-dvc)
 python -m bench dvc-scale --entries 21000      # dvc repro / dvc status on a workspace of 21,000 cached digests
 python -m bench parallel --repos 40 --lock-repetitions 5   # dvc repro vs make -j 10 repro, -j x workers budget
+python -m bench clones --repos 40 --link 20e6   # bytes and wall: baseline, clone_filter off and auto
 python -m bench corpus OUT --repos 200 --seed 7
 python -m bench serve ROOT --latency 0.1     # the git server alone, for poking at it with git clone
 
@@ -27,12 +28,13 @@ from typing import Any
 if __package__ in (None, ""):  # python bench/run.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import corpus, digest_bench, dvc_scale, measure, parallel, scale, throughput  # noqa: E402
+from bench import clones, corpus, digest_bench, dvc_scale, measure, parallel, scale, throughput  # noqa: E402
 from tests.fixtures.gitserver import GitServer  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "work"
 RESULTS = BENCH / "results"
+CLONES_LINK = 20e6  # the aggregate link cap (bytes/s) of the clone-strategy runs
 TARGETS = {
     "workers16_vs_baseline": 8.0,  # >= 8x the baseline's throughput at 100 ms latency per request, 2 cores
     "digest_x_plain_read": 3.0,  # the digest within 3x of plainly reading the checkout's files
@@ -92,6 +94,8 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             "value": worst, "target": "<= 3x", "met": worst <= TARGETS["digest_x_plain_read"],
             "identical_to_stock": all(r["identical_to_stock"] for r in dg["trees"]),
         }  # fmt: skip
+    if result.get("clones"):
+        out.update(clones.targets(result["clones"]))
     sc = result.get("scale")
     if sc:
         out["fetch_21000"] = {"wall_s": sc["fetch"]["wall_s"], "peak_rss_tree_mb": sc["fetch"]["peak_rss_tree_mb"],
@@ -183,6 +187,8 @@ def table(result: dict[str, Any]) -> str:
                 f"{r['ingest_tree_x_plain']} | {r['speedup_vs_stock']} | {r.get('budgeted_digest_s', 0) * 1e3:.1f} | "
                 f"{r.get('budgeted_digest_x_plain', '-')} | {r['identical_to_stock']}"
             )
+    if result.get("clones"):
+        lines += clones.lines(result["clones"])
     sc = result.get("scale")
     if sc:
         lines.append(
@@ -229,6 +235,9 @@ def suite(name: str, *, repos: int, seed: int, workers: list[int], latency: floa
                                         profiles=name == "full", log=log)  # fmt: skip
     result["throughput"] = throughput.run(WORK / name, repos=repos, seed=seed, workers=workers, latency=latency,
                                           bandwidth=bandwidth, tmpdir=tmpdir, log=log)  # fmt: skip
+    # the quick suite leaves out the two sequential baselines of the clone runs (about 2 minutes)
+    result["clones"] = clones.run(WORK / name, repos=repos, seed=seed, latency=latency, links=[0.0, CLONES_LINK],
+                                  tmpdir=tmpdir, baseline=name == "full", log=log)  # fmt: skip
     # dvc repro on 21,000 digests; its 1%-churn night clones corpus repos from the server at the same latency
     dvc_options = {"churn": 0.01, "corpus_dir": WORK / name / f"corpus-{repos}-s{seed}", "latency": latency,
                    "tmpdir": tmpdir}  # fmt: skip
@@ -304,6 +313,15 @@ def main(argv: list[str] | None = None) -> int:
         help="also the first repro of a workspace of this many cached digests, both ways (0: no)",
     )
     pa.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    cl = sub.add_parser("clones", help="bytes sent and wall time: baseline, clone_filter off and auto")
+    cl.add_argument("--repos", type=int, default=40)
+    cl.add_argument("--seed", type=int, default=7)
+    cl.add_argument("--latency", type=float, default=0.1)
+    cl.add_argument("--link", type=float, nargs="+", default=[0.0, CLONES_LINK],
+                    help="aggregate caps in bytes/s to run at, 0 = none (default: 0 20e6)")  # fmt: skip
+    cl.add_argument("--workers", type=int, default=8)
+    cl.add_argument("--no-baseline", action="store_true", help="leave out the sequential baseline")
+    cl.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
     c = sub.add_parser("corpus", help="build a corpus and its feed")
     c.add_argument("out", type=Path)
     c.add_argument("--repos", type=int, default=200)
@@ -400,6 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         p = result["parallel"]
         passed = all(p["compare"]["checks"].values()) and p.get("locks", {}).get("passed", True)
         return 0 if passed and all(p.get("scale", {}).get("checks", {}).values()) else 1
+    if args.command == "clones":
+        result = {"machine": measure.machine()}
+        result["clones"] = clones.run(WORK / "clones", repos=args.repos, seed=args.seed, latency=args.latency,
+                                      links=args.link, workers=args.workers, tmpdir=resolve_tmpdir(args.tmpdir),
+                                      baseline=not args.no_baseline, log=log)  # fmt: skip
+        result["targets"] = targets(result)
+        save("clones", result)
+        print(table(result))
+        return 0
     if args.command == "corpus":
         feed, entries = corpus.build_corpus(args.out, args.repos, args.seed)
         print(feed)

@@ -244,15 +244,19 @@ class Checkout:
     commit: str
 
 
-def clone(url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, backoff: float = 1.0) -> Checkout:
+def clone(
+    url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, backoff: float = 1.0,
+    extra_args: tuple[str, ...] = (),
+) -> Checkout:  # fmt: skip
     """Shallow-clone ``url`` into ``dest`` (which must not exist) and return its HEAD commit.
 
-    Transient failures are retried ``retries`` times; a missing or private repo fails at once.
+    Transient failures are retried ``retries`` times; a missing or private repo fails at once. ``extra_args`` go to
+    ``git clone`` (the partial clone's filter: xgov_digests/clone_strategy.py).
     """
     cmd = [
         "git", *_no_filter_drivers(),
         "-c", "credential.helper=", "-c", "core.symlinks=true", "-c", "core.longpaths=true",
-        "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--", url, str(dest),
+        "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", *extra_args, "--", url, str(dest),
     ]  # fmt: skip
     error, kind = "", TRANSIENT
     for attempt in attempts(retries, backoff):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from xgov_digests.cache import DigestCache, Entry
 from xgov_digests.cleanup import remove_tree
-from xgov_digests.clone import CloneError, EmptyRepo, check_url, clone, kill_running
+from xgov_digests.clone import CloneError, EmptyRepo, check_url, kill_running
+from xgov_digests.clone_strategy import clone_repo
 from xgov_digests.digest import Header, Limits
 from xgov_digests.digest.budget import DigestPool, DigestStopped, DigestTimeout
 from xgov_digests.files import digest_path, write_atomic
@@ -59,7 +60,8 @@ class ShardRun:
             tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
             try:
                 t = time.perf_counter()
-                checkout = clone(repo.url, tmp / repo.name, timeout=s.clone_timeout, retries=s.retries)
+                checkout = clone_repo(repo.url, tmp / repo.name, clone_filter=s.clone_filter, timeout=s.clone_timeout,
+                                      retries=s.retries, max_file_size=s.max_file_size)  # fmt: skip
                 row.clone_s = time.perf_counter() - t
                 row.commit = checkout.commit
                 t = time.perf_counter()

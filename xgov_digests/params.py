@@ -57,6 +57,7 @@ class IngestParams:
     allowed_hosts: tuple[str, ...] = ("github.com",)
     allow_file_urls: bool = False
     cache: str = ".cache/digests"
+    clone_filter: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,10 @@ def _validate(p: Params) -> None:
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),
         (p.ingest.digest_timeout > 0, "ingest.digest_timeout must be > 0 seconds"),
         (isinstance(p.ingest.retries, int) and p.ingest.retries >= 0, "ingest.retries must be an integer >= 0"),
+        (
+            p.ingest.clone_filter in ("auto", "off"),
+            "ingest.clone_filter must be 'auto' (fetch only the files a digest reads) or 'off' (full shallow clone)",
+        ),
         (
             isinstance(p.publish.bucket, str) and (p.publish.bucket == "" or bool(BUCKET_NAME.match(p.publish.bucket))),
             f"publish.bucket must be a bare bucket name such as 'my-bucket' (no s3://, no '/', no prefix: that is "

@@ -14,9 +14,9 @@ once and files after the cap are never opened, so memory stays at about the cap 
 from xgov_digests.digest.build import Digest, ingest_tree, make_digest
 from xgov_digests.digest.format import FORMAT_VERSION, GITINGEST_VERSION, Header, render_header, truncate
 from xgov_digests.digest.patterns import IgnoreSpec
-from xgov_digests.digest.walk import Limits
+from xgov_digests.digest.walk import Limits, ignore_spec
 
 __all__ = [
-    "FORMAT_VERSION", "GITINGEST_VERSION", "Digest", "Header", "IgnoreSpec", "Limits", "ingest_tree", "make_digest",
-    "render_header", "truncate",
+    "FORMAT_VERSION", "GITINGEST_VERSION", "Digest", "Header", "IgnoreSpec", "Limits", "ignore_spec", "ingest_tree",
+    "make_digest", "render_header", "truncate",
 ]  # fmt: skip

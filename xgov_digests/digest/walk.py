@@ -231,3 +231,10 @@ class Scan:
             else:
                 text = file_text(self._abs(leaf.rel), leaf.name, leaf.size, encodings)
                 yield f"{SEPARATOR}\nFILE: {leaf.rel}\n{SEPARATOR}\n{text}\n\n"
+
+
+def ignore_spec(checkout: Path) -> IgnoreSpec:
+    """The patterns a digest of ``checkout`` applies: gitingest's defaults, then every ignore file found in it.
+
+    Only the ignore files on disk count, so a checkout holding just those gives the spec of the full checkout."""
+    return Scan(checkout, 0, Limits()).spec
