@@ -58,6 +58,18 @@ def dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+
+def fresh_feed(root: Path, entries: int, seed: int) -> tuple[Path, list[dict[str, Any]], dict[str, str]]:
+    """An emptied ``root`` holding a synthetic feed of ``entries`` repos: (its path, its entries, URL -> repo kind)."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    feed = root / "repos.json"
+    feed_entries = corpus.synthetic_feed(entries, seed)
+    feed.write_text(json.dumps(feed_entries, indent=1), encoding="utf-8")
+    kinds = {f"https://github.com/{e['owner']}/{e['name']}".lower(): corpus.spec(seed, i).kind
+             for i, e in enumerate(feed_entries)}  # fmt: skip
+    return feed, feed_entries, kinds
+
 def _filler(rng: random.Random, size: int) -> bytes:
     return corpus._text(rng, size).encode()
 
@@ -150,13 +162,7 @@ def run(
     from tests.fixtures.workspace import create_workspace
 
     root = work / "dvc-scale"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    feed = root / "repos.json"
-    feed_entries = corpus.synthetic_feed(entries, seed)
-    feed.write_text(json.dumps(feed_entries, indent=1), encoding="utf-8")
-    kinds = {f"https://github.com/{e['owner']}/{e['name']}".lower(): corpus.spec(seed, i).kind
-             for i, e in enumerate(feed_entries)}  # fmt: skip
+    feed, feed_entries, kinds = fresh_feed(root, entries, seed)
     cache_dir = root / "digest-cache"
     ws = create_workspace(root / "ws", {
         "feed": {"url": str(feed.resolve())},

@@ -172,13 +172,7 @@ def first_repro_both_ways(work: Path, *, entries: int, seed: int, workers: int, 
     """The first repro of a workspace of ``entries`` cached digests: dvc repro, then (in a new workspace reading the
     same pre-filled digest cache) make -j jobs repro. One workspace on disk at a time."""
     root = work / "parallel-scale"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    feed = root / "repos.json"
-    feed_entries = corpus.synthetic_feed(entries, seed)
-    feed.write_text(json.dumps(feed_entries, indent=1), encoding="utf-8")
-    kinds = {f"https://github.com/{e['owner']}/{e['name']}".lower(): corpus.spec(seed, i).kind
-             for i, e in enumerate(feed_entries)}  # fmt: skip
+    feed, feed_entries, kinds = dvc_scale.fresh_feed(root, entries, seed)
     cache_dir = (root / "digest-cache").resolve()
     env = dvc_scale.dvc_env()
     out: dict[str, Any] = {"entries": entries, "jobs": jobs, "workers": workers}
