@@ -174,7 +174,10 @@ def kill_running() -> int:
 
 
 def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` in its own session; on timeout kill the whole process group (git forks helpers)."""
+    """Run ``cmd`` in its own session; on timeout kill the whole process group (git forks helpers). Every git
+    command runs with the machine's filter drivers switched off: a checkout, a fetch or a sparse checkout alike."""
+    if cmd[:1] == ["git"]:
+        cmd = ["git", *_no_filter_drivers(), *cmd[1:]]
     with _LIVE_LOCK:
         if _STOPPING.is_set():
             raise CloneError("not started: the shard is stopping")
@@ -254,8 +257,7 @@ def clone(
     ``git clone`` (the partial clone's filter: xgov_digests/clone_strategy.py).
     """
     cmd = [
-        "git", *_no_filter_drivers(),
-        "-c", "credential.helper=", "-c", "core.symlinks=true", "-c", "core.longpaths=true",
+        "git", "-c", "credential.helper=", "-c", "core.symlinks=true", "-c", "core.longpaths=true",
         "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", *extra_args, "--", url, str(dest),
     ]  # fmt: skip
     error, kind = "", TRANSIENT

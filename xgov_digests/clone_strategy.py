@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xgov_digests.backoff import attempts as retry_attempts
 from xgov_digests.clone import Checkout, CloneError, _last_line, _run, clone
 from xgov_digests.digest import IgnoreSpec, ignore_spec
 from xgov_digests.logs import redact
@@ -120,9 +121,7 @@ class _Steps:
 
     def git(self, *args: str, attempts: int = 1) -> str:
         error = ""
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                time.sleep(self.backoff * 2 ** (attempt - 2))
+        for _ in retry_attempts(attempts - 1, self.backoff):
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise CloneError("timed out during the partial checkout")
