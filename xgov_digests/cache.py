@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from xgov_digests.digest_version import FORMAT_VERSION, GITINGEST_VERSION
-from xgov_digests.files import write_atomic
+from xgov_digests.files import resolve_location, write_atomic
 from xgov_digests.params import IngestParams
 from xgov_digests.repo import Repo
 
@@ -267,7 +267,7 @@ class DigestCache:
 def open_cache(settings: IngestParams, timeout: float | None = None) -> DigestCache | None:
     """The cache at ``ingest.cache`` ('' disables it); ``s3://`` uses the DVC remote 'r2' endpoint and credentials,
     every request bounded by ``timeout`` (``storage.timeout``)."""
-    url = settings.cache
+    url = resolve_location(settings.cache)  # relative: against the project root, not a temporary experiment's copy
     if not url:
         return None
     if url.startswith("s3://"):
