@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from gitingest.utils.ignore_patterns import DEFAULT_IGNORE_PATTERNS
 
 from tests.fixtures.gitserver import GitServer, Reply, Request
 from tests.fixtures.sample import commit, git, make_repo
@@ -92,12 +93,26 @@ def test_sample_repos_identical(corpus: tuple[Path, list[dict]], tmp_path: Path)
         served.stop()
 
 
+def winning_negations(at_least: int = 20) -> list[str]:
+    """File names ``keepN.log`` whose ``!keepN.log`` lines re-include at least one of them in this process: the
+    pattern set is built as the digest builds it, and one negation must come after gitingest's '*.log'."""
+    names = [f"keep{i}.log" for i in range(at_least)]
+    while True:
+        patterns = DEFAULT_IGNORE_PATTERNS.copy()
+        patterns.update(f"!{name}" for name in names)
+        order = list(patterns)
+        if any(order.index(f"!{name}") > order.index("*.log") for name in names):
+            return names
+        names.append(f"keep{len(names)}.log")
+
+
 def test_negated_default_pattern_fetched_in_a_second_batch(served: Served, tmp_path: Path) -> None:
     """A .gitignore negation can re-include what gitingest's defaults drop: those files are fetched after the
-    ignore files are read. Whether a negation beats '*.log' depends on the order of gitingest's pattern set, so
-    twenty of them make sure some do."""
-    files = {f"keep{i}.log": f"kept {i}\n" for i in range(20)} | {"app.py": "x = 1\n", "drop.log": "dropped\n"}
-    files[".gitignore"] = "".join(f"!keep{i}.log\n" for i in range(20))
+    ignore files are read. Whether a negation beats '*.log' depends on the order of gitingest's pattern set (string
+    hashing, so this process's seed): negations are added until one comes after '*.log' in that order."""
+    keep = winning_negations()
+    files = {name: f"kept {name}\n" for name in keep} | {"app.py": "x = 1\n", "drop.log": "dropped\n"}
+    files[".gitignore"] = "".join(f"!{name}\n" for name in keep)
     files["vendor/lib.go"] = random.Random(1).randbytes(20_000).hex()  # ignored by default: never downloaded
     make_repo(tmp_path / "src", files)
     publish(tmp_path / "src", served.root)
