@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-# Set by collect's probe: a shard command that DVC runs (no run-cache entry) exits at once instead of digesting.
+# Set by collect's probe: a shard command that DVC runs (no run-cache entry) exits at once instead of digesting
+# (stages/shard.py reads it by this name; importing this module there would make it a dependency of every shard).
 PROBE_ENV = "XGOV_SHARD_PROBE"
-PROBE_EXIT = 3
 DVC = [sys.executable, "-m", "dvc"]
 
 
