@@ -32,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         check_offsets(params.shards.offsets, params.shards.batch_size)
-        snap = load_snapshot(
-            params.feed.url, limit=params.feed.limit, timeout=params.feed.timeout, retries=params.feed.retries
-        )
+        snap = load_snapshot(params.feed.url, params)
     except (ParamsError, SelectionError, FeedError) as exc:
         log.error(str(exc))
         print(f"fetch: error: {exc}", file=sys.stderr)

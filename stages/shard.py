@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         if args.feed:
-            snap = load_snapshot(
-                args.feed, limit=params.feed.limit, timeout=params.feed.timeout, retries=params.feed.retries
-            )
+            snap = load_snapshot(args.feed, params)
             repos = select(snap.repos, args.batch_size, args.offset, params.shards.assign)
         else:
             repos = read_manifest(manifest_path(args.offset), args.batch_size, args.offset)

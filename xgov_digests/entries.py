@@ -1,4 +1,4 @@
-"""Checking one feed entry: plain owner/name, a canonical URL that agrees with them, a UTC ``pushedAt``.
+"""Checking one feed entry: plain owner/name, a canonical URL that agrees with them, ``pushedAt`` in UTC.
 
 Everything here is pure (no I/O): :func:`check_entry` turns one decoded JSON value into a :class:`Checked` entry or
 raises :class:`EntryProblem` with a reason that is safe to log (a URL is shown only up to its host).
@@ -23,7 +23,11 @@ _URL_RE = re.compile(
     re.ASCII | re.DOTALL,
 )
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*", re.ASCII)
-_PUSHED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)")
+_PUSHED_RE = re.compile(
+    r"(?P<time>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<fraction>[0-9]{1,9}))?"
+    r"(?P<zone>Z|[+-][0-9]{2}:?[0-9]{2})",
+    re.ASCII,
+)
 MAX_URL = 2048
 MAX_DEPTH = 32  # levels of nesting inside one entry (GitHub's records have 3)
 MAX_INT_DIGITS = 100
@@ -56,6 +60,17 @@ def parse_float(text: str) -> float | Unusable:
     """``json.loads`` hook: a number too large for a float (``1e999``) would be written back as Infinity."""
     value = float(text)
     return value if value - value == 0 else Unusable(f"the number {text[:20]} (overflows to Infinity)")
+
+
+def object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: a key given twice makes its value unusable (JSON readers disagree on which one counts,
+    so an entry could show one owner to one tool and another to the next)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        obj[twice] = Unusable(f"the key {twice[:40]!r} twice")
+    return obj
 
 
 def json_type(value: Any) -> str:
@@ -98,6 +113,8 @@ def check_name(value: Any, field_name: str) -> str:
         raise EntryProblem(f"{field_name} {value!r} is a reserved or unsafe file name")
     if value.lower() in DVC_SPECIAL_NAMES:
         raise EntryProblem(f"{field_name} {value!r} is a name DVC or git treat specially (its digest would be lost)")
+    if field_name == "name" and value.lower().endswith(".git"):
+        raise EntryProblem(f"name {value!r} ends in '.git', which GitHub allows in no repository name")
     return value
 
 
@@ -153,16 +170,41 @@ def canonical_url(raw: Any, owner: str, name: str) -> str:
 
 
 def parse_pushed_at(value: Any) -> tuple[str | None, datetime, str | None]:
-    """``pushedAt`` as (kept value, parsed time for ordering, note); anything but an ISO-8601 UTC time becomes null."""
+    """``pushedAt`` as (kept value, parsed time for ordering, note).
+
+    An ISO-8601 date and time with any UTC offset (``Z``, ``+01:00``, ``-0530``) and up to 9 digits of fraction is
+    converted to UTC and written ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (GitHub's own form; the fraction to the
+    microsecond, trailing zeros dropped, only when there is one); anything else becomes null with a note."""
     if value is None:
         return None, EPOCH, None
-    if isinstance(value, str) and _PUSHED_RE.fullmatch(value):
+    match = _PUSHED_RE.fullmatch(value) if isinstance(value, str) else None
+    if match:
+        zone = match["zone"].replace(":", "")
+        fraction = (match["fraction"] or "")[:6].ljust(6, "0")
+        text = f"{match['time']}.{fraction}{'+0000' if zone == 'Z' else zone}"
         try:
-            return value, datetime.fromisoformat(value), None
-        except ValueError:
+            parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+        except (ValueError, OverflowError):
             pass
+        else:
+            micro = f".{parsed.microsecond:06d}".rstrip("0").rstrip(".")
+            return f"{parsed:%Y-%m-%dT%H:%M:%S}{micro}Z", parsed, None
     shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
-    return None, EPOCH, f"pushedAt {shown} is not an ISO-8601 UTC time (e.g. 2024-01-31T12:00:00Z): set to null"
+    return None, EPOCH, (
+        f"pushedAt {shown} is not an ISO-8601 date and time with a UTC offset (e.g. 2024-01-31T12:00:00Z): "
+        "set to null"
+    )
+
+
+def clone_problem(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool) -> str | None:
+    """Why a shard would refuse to clone a canonical URL (``ingest.allowed_hosts`` / ``ingest.allow_file_urls``), or
+    None. The same rule as the shard's check, on the URLs :func:`canonical_url` builds."""
+    if url.startswith("file:///"):
+        return None if allow_file_urls else "file:// URLs are not allowed (ingest.allow_file_urls is false)"
+    host = url.removeprefix("https://").partition("/")[0]
+    if host not in {h.lower() for h in allowed_hosts}:
+        return f"host {host!r} is not in ingest.allowed_hosts"
+    return None
 
 
 def _sanity(entry: dict[str, Any]) -> None:

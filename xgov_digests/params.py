@@ -30,6 +30,7 @@ class FeedParams:
     limit: int = 0
     timeout: float = 60.0
     retries: int = 4
+    max_bytes: int = 256 * 1024 * 1024  # the decoded body's cap (the real feed is ~20 MB)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,14 @@ def parse_params(raw: dict[str, Any]) -> Params:
 def _validate(p: Params) -> None:
     checks = [
         (isinstance(p.feed.limit, int) and p.feed.limit >= 0, "feed.limit must be an integer >= 0 (0 = all repos)"),
+        (
+            isinstance(p.feed.max_bytes, int) and not isinstance(p.feed.max_bytes, bool) and p.feed.max_bytes >= 1,
+            "feed.max_bytes must be an integer >= 1 (bytes of the decoded feed)",
+        ),
+        (
+            isinstance(p.feed.timeout, int | float) and not isinstance(p.feed.timeout, bool) and p.feed.timeout > 0,
+            "feed.timeout must be a number of seconds > 0",
+        ),
         (
             isinstance(p.shards.batch_size, int) and p.shards.batch_size >= 1,
             "shards.batch_size must be an integer >= 1",
