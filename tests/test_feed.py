@@ -195,7 +195,9 @@ def test_pushed_at_is_a_utc_time_or_null(value, kept, caplog) -> None:
     notes = [r for r in caplog.records if r.getMessage() == "feed entry changed"]
     assert len(notes) == (value is not None and kept is None)
     if notes:
-        assert notes[0].index == 0 and "not an ISO-8601 date and time with a UTC offset" in notes[0].reason and "\n" not in notes[0].reason
+        reason = notes[0].reason
+        assert notes[0].index == 0 and "not an ISO-8601 date and time with a UTC offset" in reason
+        assert "\n" not in reason
 
 
 def test_duplicates_are_ordered_by_parsed_time() -> None:

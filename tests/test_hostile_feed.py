@@ -96,8 +96,9 @@ def test_hostile_entries(workspace_factory, tmp_path: Path) -> None:
     raw += list(BAD_VALUES.items())
     raw += [
         (json.dumps(entry("o", "otherhost", "https://evil.example.com/o/otherhost")), None),  # a failed row
-        (json.dumps(entry("Org", "Good")), "already used (ignoring case)"),  # another repo, same path but for case
-        (json.dumps(entry("org", "good", good.as_uri() + "/")), None),  # the same repo again: a duplicate
+        # another repo, same path but for case; as refused as the file:// one, and its URL sorts later
+        (json.dumps(entry("Org", "Good", "https://evil.example.com/Org/Good")), "same owner/name (ignoring case)"),
+        (json.dumps(entry("org", "good", good.as_uri() + "/")), "same URL"),  # the same repo again: a duplicate
     ]
     feed = tmp_path / "feed.json"
     feed.write_text("[\n" + ",\n".join(text for text, _ in raw) + "\n]\n", encoding="utf-8")
