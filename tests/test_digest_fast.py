@@ -16,6 +16,7 @@ import xgov_digests.digest.content
 import xgov_digests.digest.walk
 from tests.fixtures.sample import make_repo
 from xgov_digests.digest import Header, ingest_tree, make_digest, render_header, truncate
+from xgov_digests.digest.walk import walk_order
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 MAX = 1000  # max_file_size for most cases: small, so "at" and "over" the limit are cheap to build
@@ -44,9 +45,22 @@ def stock_parts(folder: Path, max_file_size: int) -> tuple[str, str, str]:
     return asyncio.run(gitingest.ingest_async(str(folder), max_file_size=max_file_size))
 
 
-def stock(folder: Path, max_file_size: int) -> str:
-    """What stock ``gitingest`` writes for a local folder: ``tree + "\\n" + content``."""
-    _, tree, content = stock_parts(folder, max_file_size)
+def stock(folder: Path, max_file_size: int, walk_sorted: bool = False) -> str:
+    """What stock ``gitingest`` writes for a local folder: ``tree + "\\n" + content``.
+
+    ``walk_sorted``: gitingest lists each folder in the fast walk's order (:func:`walk_order`) instead of the
+    disk's, the one difference by design, which shows only once a traversal limit bites."""
+    if not walk_sorted:
+        _, tree, content = stock_parts(folder, max_file_size)
+        return f"{tree}\n{content}"
+    listed = Path.iterdir
+
+    def iterdir(self: Path):
+        return iter(sorted(listed(self), key=lambda p: walk_order(p.name, p.is_file() and not p.is_symlink())))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "iterdir", iterdir)
+        _, tree, content = stock_parts(folder, max_file_size)
     return f"{tree}\n{content}"
 
 
@@ -55,8 +69,8 @@ def fast(folder: Path, max_file_size: int) -> str:
     return f"{tree}\n{content}"
 
 
-def assert_same(folder: Path, max_file_size: int = MAX) -> str:
-    expected = stock(folder, max_file_size)
+def assert_same(folder: Path, max_file_size: int = MAX, walk_sorted: bool = False) -> str:
+    expected = stock(folder, max_file_size, walk_sorted)
     got = fast(folder, max_file_size)
     if got != expected:  # show the first difference, not two megabytes of text
         pairs = enumerate(zip(got, expected, strict=False))
@@ -207,12 +221,12 @@ def test_many_files_and_traversal_limits(tmp_path: Path, monkeypatch: pytest.Mon
     assert_same(path)
     # gitingest's limits, made small: both must stop at the same file and count symlinks alike.
     monkeypatch.setattr(gitingest.ingestion, "MAX_FILES", 50)
-    assert_same(path)
+    assert_same(path, walk_sorted=True)
     monkeypatch.setattr(gitingest.ingestion, "MAX_FILES", 10_000)
     monkeypatch.setattr(gitingest.ingestion, "MAX_TOTAL_SIZE_BYTES", 4000)
-    assert_same(path)
+    assert_same(path, walk_sorted=True)
     monkeypatch.setattr(gitingest.ingestion, "MAX_DIRECTORY_DEPTH", 1)
-    assert_same(path)
+    assert_same(path, walk_sorted=True)
 
 
 def test_symlinks_count_towards_max_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,8 +234,9 @@ def test_symlinks_count_towards_max_files(tmp_path: Path, monkeypatch: pytest.Mo
     path = tmp_path / "links"
     make_repo(path, files, symlinks={f"l{i}": f"f{i}.txt" for i in range(10)})
     monkeypatch.setattr(gitingest.ingestion, "MAX_FILES", 12)
-    text = assert_same(path)
-    assert text.count("FILE: ") < 10 and text.count("SYMLINK: ") == 10  # links are counted but never refused
+    text = assert_same(path, walk_sorted=True)
+    # links are counted (sub/, walked after them, is left out) but never refused (all ten are in, over the limit)
+    assert text.count("FILE: ") == 10 and "FILE: sub/" not in text and text.count("SYMLINK: ") == 10
 
 
 def test_total_size_limit_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,7 +247,7 @@ def test_total_size_limit_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     path = tmp_path / "sizes"
     make_repo(path, files)
     monkeypatch.setattr(gitingest.ingestion, "MAX_TOTAL_SIZE_BYTES", 300)
-    text = assert_same(path)
+    text = assert_same(path, walk_sorted=True)
     assert text.count("FILE: f") == 3 and text.count("/empty.txt") < 10
 
 

@@ -6,6 +6,13 @@ checkout or fail the repository on an ignore file (:mod:`xgov_digests.digest.ign
 The traversal limits are gitingest's (``MAX_FILES``, ``MAX_TOTAL_SIZE_BYTES``, ``MAX_DIRECTORY_DEPTH``, read from
 ``gitingest.ingestion`` at call time) or ``ingest.max_files`` / ``ingest.max_total_bytes``; the first one that leaves
 something out is recorded in :attr:`Scan.walk_limit`.
+
+One difference by design: gitingest walks each folder in ``os.scandir`` order, which differs between filesystems
+(ext4's hash order, tmpfs's newest-first) and machines, so once a limit bites, which files it keeps depends on the
+disk. Here each folder is walked in the digest's own order (:func:`walk_order`), so the files kept are the first
+ones of the digest, chosen by the commit alone. Where no limit bites the result is the same set of files, in the
+same output order: byte-identical to gitingest. Names equal but for case are ordered by code point (gitingest
+keeps them in disk order).
 """
 
 from __future__ import annotations
@@ -46,6 +53,25 @@ class _Node:
         self.file_count = 1 if kind != _DIR else 0
         self.children: list[_Node] = []
         self.target = ""  # a symlink's Path(os.readlink(path)).name
+
+
+def walk_order(name: str, is_file: bool) -> tuple[int, str, str]:
+    """Where an entry comes in its folder: gitingest's output order (README first, files, dotfiles, then folders and
+    symlinks), names equal but for case by code point. ``is_file``: a regular file, not a symlink."""
+    lower = name.lower()
+    if is_file:
+        group = 0 if lower == "readme" or lower.startswith("readme.") else 1 if not lower.startswith(".") else 2
+    else:
+        group = 3 if not lower.startswith(".") else 4
+    return group, lower, name
+
+
+def _entry_order(entry: os.DirEntry[str]) -> tuple[int, str, str]:
+    try:
+        is_file = not entry.is_symlink() and entry.is_file()
+    except OSError:
+        is_file = False
+    return walk_order(entry.name, is_file)
 
 
 def _sort_key(child: _Node) -> tuple[int, str]:
@@ -96,8 +122,9 @@ class Scan:
         return f"{self.root}/{rel}" if rel else self.root
 
     def _list_all(self) -> dict[str, list[str]]:
-        """``Path.rglob``'s walk (pre-order, scandir order, symlinked directories not followed), remembering
-        each listing for the ingest walk and where the ignore files are (rglob's ``exists()`` follows links).
+        """``Path.rglob``'s walk (pre-order, symlinked directories not followed, each folder in
+        :func:`walk_order`), remembering each listing for the ingest walk and where the ignore files are (rglob's
+        ``exists()`` follows links).
         Iterative: a checkout may nest folders deeper than Python's recursion limit."""
         found: dict[str, list[str]] = {name: [] for name in IGNORE_FILES}
         stack = [""]
@@ -106,7 +133,7 @@ class Scan:
             path = self._abs(rel_dir)
             try:
                 with os.scandir(path) as it:
-                    entries = list(it)
+                    entries = sorted(it, key=_entry_order)  # the commit's order, not the disk's
             except OSError:
                 for name in IGNORE_FILES:
                     if _exists(f"{path}/{name}"):
@@ -144,7 +171,7 @@ class Scan:
         entries = self.listings.get(rel_dir)
         if entries is None:  # unreadable in the first pass: let listing it raise as gitingest's iterdir would
             with os.scandir(self._abs(rel_dir)) as it:
-                entries = list(it)
+                entries = sorted(it, key=_entry_order)
         spec = self.spec
         for entry in entries:
             name = entry.name
