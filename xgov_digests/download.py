@@ -31,6 +31,7 @@ REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 10
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the real feed is ~20 MB decoded
 CHUNK = 64 * 1024
+STEP = 4 * 1024 * 1024  # decoded bytes per inflate call
 ADVICE = "raise feed.max_bytes in params.yaml if the feed really is that large"
 
 
@@ -82,20 +83,19 @@ class _Inflater:
         wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
         return zlib.decompressobj(15 if wrapped else -15)
 
-    def decode(self, data: bytes, room: int) -> bytes:
-        """Up to ``room + 1`` decoded bytes of ``data`` (one more than fits tells the caller the cap is passed)."""
-        out = bytearray()
-        while data and len(out) <= room:
+    def decode_into(self, body: bytearray, data: bytes, limit: int) -> None:
+        """Append ``data`` decoded to ``body``, stopping once ``body`` holds more than ``limit`` bytes (so the caller
+        sees the cap passed without more than one step beyond it ever being held)."""
+        while data and len(body) <= limit:
             if self.d is None or self.d.eof:
                 if self.d is not None and not self.gzip:
                     break  # bytes after the end of a deflate stream are ignored
                 self.d = self._new(data)
             try:
-                out += self.d.decompress(data, room + 1 - len(out))
+                body += self.d.decompress(data, min(limit + 1 - len(body), STEP))
             except zlib.error as exc:
                 raise FeedError(f"the feed's compressed body is corrupt ({exc})") from None
             data = self.d.unused_data if self.d.eof else self.d.unconsumed_tail
-        return bytes(out)
 
     @property
     def complete(self) -> bool:
@@ -133,7 +133,10 @@ def _read_body(resp: requests.Response, shown: str, max_bytes: int, deadline: fl
         received += len(chunk)
         if received > max_bytes:
             raise _too_big(shown, max_bytes, "as sent")
-        body += inflater.decode(chunk, max_bytes - len(body)) if inflater else chunk
+        if inflater:
+            inflater.decode_into(body, chunk, max_bytes)
+        else:
+            body += chunk
         if len(body) > max_bytes:
             raise _too_big(shown, max_bytes)
     if inflater and not inflater.complete:
