@@ -74,7 +74,6 @@ class _Inflater:
     def __init__(self, encoding: str) -> None:
         self.gzip = encoding in ("gzip", "x-gzip")
         self.d: zlib._Decompress | None = None
-        self.started = False
 
     def _new(self, first: bytes) -> zlib._Decompress:
         if self.gzip:
