@@ -179,11 +179,11 @@ def parse_pushed_at(value: Any) -> tuple[str | None, datetime, str | None]:
         return None, EPOCH, None
     match = _PUSHED_RE.fullmatch(value) if isinstance(value, str) else None
     if match:
-        zone = match["zone"].replace(":", "")
+        zone = match["zone"]
+        zone = "+00:00" if zone == "Z" else zone if len(zone) == 6 else f"{zone[:3]}:{zone[3:]}"
         fraction = (match["fraction"] or "")[:6].ljust(6, "0")
-        text = f"{match['time']}.{fraction}{'+0000' if zone == 'Z' else zone}"
         try:
-            parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+            parsed = datetime.fromisoformat(f"{match['time']}.{fraction}{zone}").astimezone(UTC)
         except (ValueError, OverflowError):
             pass
         else:

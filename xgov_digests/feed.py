@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -67,10 +68,18 @@ class _Candidate:
 
 def _ranked(candidates: list[_Candidate]) -> list[_Candidate]:
     """Best first, whatever the feed order: an entry a shard can clone, then the latest parsed ``pushedAt``, then
-    the smaller normalised URL, then the record whose sorted JSON is the larger string."""
-    by_json = sorted(candidates, key=lambda c: json.dumps(c.checked.record, sort_keys=True, ensure_ascii=False),
-                     reverse=True)  # fmt: skip
-    return sorted(by_json, key=lambda c: (c.problem is not None, -c.checked.pushed.timestamp(), c.checked.repo.key))
+    the smaller normalised URL, then the record whose sorted JSON is the larger string (written only for ties)."""
+
+    def rank(c: _Candidate) -> tuple[bool, float, str]:
+        return c.problem is not None, -c.checked.pushed.timestamp(), c.checked.repo.key
+
+    ordered: list[_Candidate] = []
+    for _, tied in itertools.groupby(sorted(candidates, key=rank), key=rank):
+        group = list(tied)
+        if len(group) > 1:
+            group.sort(key=lambda c: json.dumps(c.checked.record, sort_keys=True, ensure_ascii=False), reverse=True)
+        ordered += group
+    return ordered
 
 
 def _why(winner: _Candidate, loser: _Candidate) -> str:
