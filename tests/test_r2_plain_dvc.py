@@ -64,6 +64,7 @@ def test_plain_dvc_round_trip_through_r2s_checksum_rules(tmp_path: Path, workspa
     # the remote as it was before make r2 wrote R2's settings: R2 refuses the upload
     ws.dvc("remote", "modify", "r2", "url", f"s3://{bucket}/dvc")
     ws.dvc("remote", "modify", "r2", "endpointurl", proxy.endpoint)
+    ws.dvc("remote", "modify", "r2", "--unset", "configpath")
     ws.dvc("remote", "default", "r2")
     refused = ws.dvc("push", check=False)
     assert refused.returncode != 0 and proxy.take_rejected(), refused.stdout + refused.stderr
