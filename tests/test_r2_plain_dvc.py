@@ -50,6 +50,7 @@ def test_botocore_sends_flexible_checksums_by_default() -> None:
     assert tuple(int(x) for x in botocore.__version__.split(".")[:2]) >= (1, 36), botocore.__version__
 
 
+@pytest.mark.timeout(1500)  # a dozen dvc commands, each a few seconds on a loaded machine
 def test_plain_dvc_round_trip_through_r2s_checksum_rules(tmp_path: Path, workspace_factory, s3_server) -> None:
     bucket = s3_server.make_bucket(f"plain-{tmp_path.name.lower().replace('_', '-')[:40]}")
     proxy = R2Proxy(s3_server.endpoint)

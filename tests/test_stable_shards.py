@@ -54,6 +54,7 @@ def test_the_default_assignment_is_hash(tmp_path: Path) -> None:
     assert load_params(Path(__file__).parents[1] / "params.yaml").shards.assign == "hash"
 
 
+@pytest.mark.timeout(1200)  # two dvc repro of 10 shards each
 def test_adding_two_repos_reruns_only_their_shards_and_moves_no_digest(tmp_path: Path, workspace_factory) -> None:
     entries = build_corpus(tmp_path / "corpus", 14)
     default = gain_two_repos(tmp_path, workspace_factory, entries, None)  # params.yaml as shipped
@@ -64,6 +65,7 @@ def test_adding_two_repos_reruns_only_their_shards_and_moves_no_digest(tmp_path:
     assert len(default["index"]) == 14 and default["ws"].dvc("status").stdout.split() == ["fetch:", "always", "changed"]
 
 
+@pytest.mark.timeout(1200)
 def test_under_index_the_same_change_reruns_most_shards_and_moves_digests(tmp_path: Path, workspace_factory) -> None:
     """The trade-off that made hash the default (index stays available for the original tool's rule)."""
     entries = build_corpus(tmp_path / "corpus", 14)
