@@ -27,8 +27,10 @@ help:
 	@echo "make install   create .venv with the runtime dependencies only (every target does this when needed)"
 	@echo "make run       the real feed: dvc repro, stage the results for git, dvc push (LIMIT=N: the first N repos)"
 	@echo "make repro     fetch, the changed shards, aggregate (like dvc repro): no push, nothing staged"
-	@echo "make -j 10 repro / make -j 10 run   ten shards at once: dvc repro has no -j (README: Shards at once)"
-	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
+	@echo "make -j 10 repro   what 'dvc repro -j 10' would be (DVC has no -j): ten shards at once (README: Shards at once)"
+	@echo "make -j 10 run     the same for make run"
+	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket, with R2's settings, as the default"
+	@echo "                 (then plain dvc push / dvc pull / dvc status -c work, with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
 	@echo "make plots     render the DVC plots to dvc_plots/index.html (REV=HEAD~1: against that revision)"
@@ -119,16 +121,28 @@ pull: install
 	$(BIN)/python -m stages.check_remote $(REMOTE)
 	$(BIN)/dvc pull $(if $(REMOTE),-r $(REMOTE))
 
+# The R2 remote for plain dvc as much as for make: dvc-s3 hands the remote's `configpath` to botocore as its AWS config
+# file, whose profiles carry R2's checksum settings (no credentials: those stay in the environment, .dvc/config.local
+# or an AWS profile). R2_ENDPOINT overrides the account's endpoint (e.g. https://<id>.eu.r2.cloudflarestorage.com).
+R2_AWS_CONFIG := .dvc/r2-aws.config
+R2_ENDPOINT ?= https://$(R2_ACCOUNT_ID).r2.cloudflarestorage.com
+R2_CHECKSUMS := "request_checksum_calculation = when_required" "response_checksum_validation = when_required"
+
 r2: install
-	@test -n "$(R2_ACCOUNT_ID)" || { echo "make r2: set R2_ACCOUNT_ID=<your Cloudflare account id>"; exit 2; }
+	@test -n "$(R2_ACCOUNT_ID)$(filter-out https://.r2.cloudflarestorage.com,$(R2_ENDPOINT))" || { echo "make r2: set R2_ACCOUNT_ID=<your Cloudflare account id>"; exit 2; }
 	@test -n "$(R2_BUCKET)" || { echo "make r2: set R2_BUCKET=<your R2 bucket name>"; exit 2; }
+	@printf '%s\n' "# AWS config file of the DVC remote 'r2' (its configpath), written by make r2: no credentials here." \
+	 "# botocore >= 1.36 sends CRC checksums R2 rejects; these send them only where an API requires one. [default]" \
+	 "# serves AWS_* or config.local keys; [profile r2] a remote with profile = r2 (keys in ~/.aws/credentials [r2])." \
+	 "[default]" $(R2_CHECKSUMS) "" "[profile r2]" $(R2_CHECKSUMS) > $(R2_AWS_CONFIG)
 	$(BIN)/dvc remote modify r2 url s3://$(R2_BUCKET)/$(R2_PREFIX)
-	$(BIN)/dvc remote modify r2 endpointurl https://$(R2_ACCOUNT_ID).r2.cloudflarestorage.com
+	$(BIN)/dvc remote modify r2 endpointurl $(R2_ENDPOINT)
 	$(BIN)/dvc remote modify r2 region auto
+	$(BIN)/dvc remote modify r2 configpath $(R2_AWS_CONFIG)
 	$(BIN)/dvc remote default r2
-	@git add .dvc/config 2>/dev/null || true
-	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ACCOUNT_ID).r2.cloudflarestorage.com (default; .dvc/config staged for git)."
-	@echo "Set R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY in your environment, then: make push"
+	@git add .dvc/config $(R2_AWS_CONFIG) 2>/dev/null || true
+	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ENDPOINT) (default; R2's checksum settings in $(R2_AWS_CONFIG); both staged for git)."
+	@echo "Credentials as dvc-s3 reads them: export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... (or .dvc/config.local, or an AWS profile); then plain dvc push / dvc pull, or make push"
 
 retry: install
 	@shards="$$($(BIN)/python -m stages.retry)" || exit $$?; \

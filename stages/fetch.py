@@ -22,6 +22,17 @@ from xgov_digests.stale import remove_stale_shards
 log = logging.getLogger("stages.fetch")
 
 
+def remove_other_files(directory: Path, keep: set[str]) -> None:
+    """Everything in ``directory`` but the files named in ``keep``: the output is exactly this run's manifests."""
+    for path in directory.iterdir():
+        if path.name in keep:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stages.fetch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -37,14 +48,17 @@ def main(argv: list[str] | None = None) -> int:
         log.error(str(exc))
         print(f"fetch: error: {exc}", file=sys.stderr)
         return 2
+    # Both outputs are `persist: true` in dvc.yaml: DVC leaves the last good snapshot in place while this runs, so a
+    # feed that fails above changes nothing. Each file is replaced by a rename; then what no shard reads goes.
     write_atomic(SNAPSHOT, render_snapshot(snap.records))
-    # The manifests folder is this stage's output: rewrite it whole, so no stale shard file lingers.
-    shutil.rmtree(MANIFEST_DIR, ignore_errors=True)
-    sizes = []
+    sizes, keep = [], set()
     for offset in params.shards.offsets:
         repos = select(snap.repos, params.shards.batch_size, offset, params.shards.assign)
-        write_manifest(manifest_path(offset), params.shards.batch_size, offset, params.shards.assign, repos)
+        path = manifest_path(offset)
+        write_manifest(path, params.shards.batch_size, offset, params.shards.assign, repos)
+        keep.add(path.name)
         sizes.append(len(repos))
+    remove_other_files(MANIFEST_DIR, keep)
     if removed := remove_stale_shards(params.shards.offsets):
         log.info("removed shards no longer in shards.offsets (outputs, .gitignore and dvc.lock entries)",
                  extra={"offsets": removed})  # fmt: skip

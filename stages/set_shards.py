@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from xgov_digests.files import MANIFEST_DIR
+from xgov_digests.manifest import manifest_path
 from xgov_digests.params import PARAMS_FILE, ParamsError, load_params, update_params
 from xgov_digests.stale import stale_offsets
 
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fetch will remove {_ranges(gone)}: their digests, stats, .gitignore lines and dvc.lock entries")
     if not MANIFEST_DIR.exists():  # no run here yet: DVC cannot plan stages whose inputs fetch has not written
         print(f"next dvc repro runs: fetch, {_ranges(offsets)}, aggregate (no run in this workspace yet)")
+        return 0
+    if before.batch_size != args.n or any(not manifest_path(k).exists() for k in offsets):
+        # Every manifest records the batch size, so fetch rewrites them all and every shard runs (from the digest
+        # cache: no clones). 'dvc repro --dry' cannot say so: it checks the new shards' manifests before fetch runs.
+        print(f"next dvc repro runs: fetch, {_ranges(offsets)}, aggregate (every shard: the batch size changed; "
+              "repos already digested come from the digest cache, no clone)")  # fmt: skip
         return 0
     dry = subprocess.run(["dvc", "repro", "--dry"], capture_output=True, text=True)
     if dry.returncode != 0:

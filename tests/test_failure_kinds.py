@@ -31,7 +31,7 @@ def test_a_broken_repository_never_stops_a_run(workspace_factory, tmp_path: Path
         publish_bare(src, root, owner, "repo")
     # sorted by URL: a-good, broken, c-good -> one repo in each of three shards; 'broken' sends an incomplete pack
     feed = write_feed(tmp_path / "feed.json", [feed_entry(o) for o in ("c-good", "broken", "a-good")])
-    shards = {"batch_size": 3, "offsets": [0, 1, 2]}
+    shards = {"batch_size": 3, "offsets": [0, 1, 2], "assign": "index"}  # index: the sorted order above
     with serve_git(root) as server:
         ws = workspace_factory(str(feed), extra_env=server.insteadof_env(), retries=1)
         ws.set_params(shards=shards)

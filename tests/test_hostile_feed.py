@@ -184,6 +184,7 @@ def test_fifty_megabyte_feed(workspace_factory, tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "feed.json", entries)
     assert feed.stat().st_size > 50 * 1024 * 1024
     ws = workspace_factory(str(feed))
+    ws.set_params(shards={"assign": "index"})  # index: every shard exactly a tenth of the feed
     ws.python("-m", "stages.fetch", timeout=120)
     sizes = [len(json.loads((ws.path / f"data/manifests/shard-{k}.json").read_text())["repos"]) for k in range(10)]
     assert sizes == [16_000] * 10

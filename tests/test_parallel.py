@@ -28,7 +28,7 @@ from xgov_digests.params import load_params
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]
-SHARDS = {"batch_size": 4, "offsets": [0, 1, 2, 3]}
+SHARDS = {"batch_size": 4, "offsets": [0, 1, 2, 3], "assign": "index"}  # index: 3 repos in every shard
 REPOS = 12  # 3 per shard
 
 FAILING_GIT = """#!/bin/sh

@@ -182,6 +182,7 @@ def test_progress_is_a_bar_on_a_terminal_and_json_lines_otherwise(workspace_fact
     missing = dict(entries[0], owner="org9", name="missing", url=(tmp_path / "missing").as_uri())
     feed = write_feed(tmp_path / "feed.json", [*entries[:6], missing])
     ws = workspace_factory("unused")
+    ws.set_params(shards={"assign": "index"})  # index: shard 0 of 2 holds 4 of the 7 repos, the missing one with them
 
     piped = run_shard(ws, feed, tty=False)  # first run: 3 ok and the missing repo failed in shard 0
     lines = [json.loads(ln) for ln in piped.splitlines()]  # every line is JSON

@@ -30,7 +30,7 @@ from tests.fixtures.sample import build_corpus
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]
-SHARDS = {"batch_size": 4, "offsets": [0, 1, 2, 3]}
+SHARDS = {"batch_size": 4, "offsets": [0, 1, 2, 3], "assign": "index"}  # index: 4 repos in every shard
 REPOS = 16  # 4 per shard
 # What a stats row holds besides timings and whether the digest came from a clone or the digest cache.
 STABLE = ["url", "owner", "name", "offset", "batch_size", "pushed_at", "error", "commit", "files", "digest_bytes",

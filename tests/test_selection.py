@@ -16,9 +16,9 @@ def repos(n: int) -> list[Repo]:
     return [Repo(f"https://github.com/o/r{i:03d}", "o", f"r{i:03d}", None) for i in range(n)]
 
 
-def test_batch_10_offset_0_selects_every_tenth() -> None:
+def test_index_batch_10_offset_0_selects_every_tenth() -> None:
     all_repos = repos(100)
-    chosen = select(all_repos, 10, 0)
+    chosen = select(all_repos, 10, 0, "index")
     assert [all_repos.index(r) for r in chosen] == list(range(0, 100, 10))
 
 
@@ -66,8 +66,9 @@ def test_manifest_ignores_everything_but_url_owner_name_pushed_at() -> None:
     changed = [dict(e, stargazersCount=e["stargazersCount"] + 100, description="new") for e in feed]
     changed[3]["pushedAt"] = "2025-01-01T00:00:00Z"  # r3 is at index 13 in sorted order -> shard 3 only
     a, b = parse_feed(json.dumps(feed).encode()).repos, parse_feed(json.dumps(changed).encode()).repos
-    differs = [
-        k for k in range(10) if render(10, k, "index", select(a, 10, k)) != render(10, k, "index", select(b, 10, k))
+    differs = [  # a test of the index rule: the pushedAt change reaches only the shard at that index
+        k for k in range(10)
+        if render(10, k, "index", select(a, 10, k, "index")) != render(10, k, "index", select(b, 10, k, "index"))
     ]
     assert differs == [3]
 

@@ -35,11 +35,12 @@ def test_dry_run_lists_and_clones_nothing(workspace_factory, corpus, git_spy: Gi
     _, entries = corpus
     feed = write_feed(tmp_path / "feed.json", entries)
     ws = workspace_factory(str(feed))
+    ws.set_params(shards={"assign": "index"})  # the index rule: the two repos below are at index 9 and 19
     out = ws.python(
         "-m", "stages.shard", "--batch-size", "10", "--offset", "3", "--feed", str(feed), "--dry-run", env=git_spy.env()
     ).stdout
     listed = [ln.split("\t")[0] for ln in out.splitlines() if not ln.startswith("#")]
-    expected = select(parse_feed(feed.read_bytes()).repos, 10, 3)
+    expected = select(parse_feed(feed.read_bytes()).repos, 10, 3, "index")
     assert listed == [f"{r.owner}/{r.name}" for r in expected] == ["org0/project-009", "org1/project-019"]
     assert "2 repos (dry run, nothing cloned)" in out
     assert git_spy.clones() == []
@@ -73,6 +74,7 @@ def test_logs_are_json_with_batch_and_offset(workspace_factory, corpus, tmp_path
     _, entries = corpus
     feed = write_feed(tmp_path / "feed.json", entries[:4])
     ws = workspace_factory(str(feed))
+    ws.set_params(shards={"assign": "index"})  # index: offset 1 of 2 takes exactly 2 of the 4 repos
     result = ws.python("-m", "stages.shard", "--batch-size", "2", "--offset", "1", "--feed", str(feed))
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert all(r["batch_size"] == 2 and r["offset"] == 1 for r in records)

@@ -39,7 +39,7 @@ class ShardParams:
 
     batch_size: int = 10
     offsets: tuple[int, ...] = tuple(range(10))
-    assign: str = "index"
+    assign: str = "hash"
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,9 @@ def hash_bucket(key: str, batch_size: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % batch_size
 
 
-def select(repos: Sequence[Repo], batch_size: int, offset: int, assign: str = "index") -> list[Repo]:
-    """The repos of shard ``offset``: ``index % batch_size == offset`` over the sorted snapshot,
-    or, with ``assign='hash'``, ``hash(url) % batch_size == offset``."""
+def select(repos: Sequence[Repo], batch_size: int, offset: int, assign: str = "hash") -> list[Repo]:
+    """The repos of shard ``offset``: ``hash(url) % batch_size == offset`` (a repo keeps its shard whatever else the
+    feed gains or loses), or, with ``assign='index'``, ``index % batch_size == offset`` over the sorted snapshot."""
     check_offset(batch_size, offset)
     if assign == "index":
         return [r for i, r in enumerate(repos) if i % batch_size == offset]

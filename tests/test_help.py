@@ -1,0 +1,31 @@
+"""Help where a DVC user looks: stages.retry --help, and make help / the README's first screen pointing from
+`dvc repro -j 10` (which DVC does not have) to `make -j 10 repro`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_retry_help_shows_help_and_touches_nothing(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "stages.retry", "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m stages.retry") and "make retry" in result.stdout
+    assert "not found" not in result.stdout + result.stderr and list(tmp_path.iterdir()) == []
+    bad = subprocess.run([sys.executable, "-m", "stages.retry", "--bogus"], cwd=tmp_path, capture_output=True,
+                         text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr
+
+
+def test_make_help_and_the_readme_first_screen_name_make_j_as_dvc_repro_j() -> None:
+    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    line = next(ln for ln in out.splitlines() if ln.startswith("make -j 10 repro"))
+    assert "dvc repro -j 10" in line
+    first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:45])
+    assert any("make -j 10 repro" in ln and "dvc repro -j 10" in ln for ln in first_screen.splitlines())
+    assert "dvc push / dvc pull" in first_screen and "AWS_ACCESS_KEY_ID" in first_screen
