@@ -27,7 +27,7 @@ help:
 	@echo "make install   create .venv with the runtime dependencies only (every target does this when needed)"
 	@echo "make run       the real feed: dvc repro, stage the results for git, dvc push (LIMIT=N: the first N repos)"
 	@echo "make repro     fetch, the changed shards, aggregate (like dvc repro): no push, nothing staged"
-	@echo "make -j 10 repro / make -j 10 run   ten shards at once: dvc repro has no -j (README: Shards at once)"
+	@echo "make -j 10 repro / make -j 10 run   ten shards at once: dvc repro has no -j (docs/parallel.md)"
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
@@ -35,7 +35,7 @@ help:
 	@echo "make shards N=20   set shards.batch_size and shards.offsets together, then show what dvc repro will run"
 	@echo "make lint      ruff (installs the test extras)"
 	@echo "make bench-quick / make bench   the benchmark against the field's baseline (bench/README.md)"
-	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (README: Scale out)"
+	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (docs/scale-out.md)"
 	@echo "make publish   copy the digests to R2 as <prefix>/<owner>/<name>.txt for search consumers (PRUNE=1, DRY_RUN=1)"
 	@echo "make clean     remove demo-workspace/"
 
@@ -158,7 +158,7 @@ clean:
 	rm -rf demo-workspace dvc_plots
 
 # ---- Scale out ----
-# Shards on separate machines, coordinated only through git and the DVC remote (README, "Scale out"):
+# Shards on separate machines, coordinated only through git and the DVC remote (docs/scale-out.md):
 #   coordinator:  make fetch-publish                   then git push
 #   each worker:  git pull && make worker OFFSET=K      (OFFSET="1 3" for several shards)
 #   coordinator:  git pull && make collect              then git push
