@@ -68,7 +68,9 @@ test: lint
 # first; then the shards of params.yaml that DVC's status shows changed, then aggregate. Without -j they run one by
 # one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
 # stages.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes on neither).
-DVC_GROUP = $(BIN)/python -m stages.group -- $(BIN)/dvc --wait-for-lock
+# stages.quiet_dvc drops DVC's staging and push hints, which make run acts on and make repro prints once.
+DVC_QUIET = $(BIN)/python -m stages.quiet_dvc -- $(BIN)/dvc
+DVC_GROUP = $(BIN)/python -m stages.group -- $(DVC_QUIET) --wait-for-lock
 
 define repro_stages
 	$(DVC_GROUP) repro --single-item fetch
@@ -79,6 +81,9 @@ endef
 
 repro: install
 	$(repro_stages)
+	@if [ -n "$$(git status --porcelain -- dvc.lock params.yaml data reports 2>/dev/null)" ]; then\
+	 echo "repro: to track the changes with git: git add -A -- dvc.lock params.yaml data reports; then dvc push"\
+	 "(make run stages and pushes by itself)"; fi
 
 shard@%: install
 	$(DVC_GROUP) repro --single-item $@
@@ -134,7 +139,7 @@ retry: install
 	@shards="$$($(BIN)/python -m stages.retry)" || exit $$?; \
 	if [ -z "$$shards" ]; then echo "no failed repos in data/stats.parquet: nothing to retry"; exit 0; fi; \
 	echo "retrying $$shards"; \
-	$(BIN)/dvc repro --force --single-item $$shards && $(BIN)/dvc repro --single-item aggregate
+	$(DVC_QUIET) repro --force --single-item $$shards && $(DVC_QUIET) repro --single-item aggregate
 	$(stage_results)
 
 demo: $(VENV)/.installed-test

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only a real run needs gitingest, pandas and fsspec: a dry run stays quick.
     from xgov_digests.cache import open_cache
     from xgov_digests.ingest import ShardRun
-    from xgov_digests.progress import ShardProgress
+    from xgov_digests.progress import ShardProgress, summary
     from xgov_digests.s3 import S3ConfigError
     from xgov_digests.stats import stats_path, write_stats
 
@@ -127,13 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with progress.active():
         rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
-    write_stats(stats_path(args.offset), rows, wall_s=time.monotonic() - started)
+    wall_s = time.monotonic() - started
+    write_stats(stats_path(args.offset), rows, wall_s=wall_s)
     counts = Counter(r.status for r in rows)
     kinds = Counter(r.failure_kind for r in rows if r.status == "failed")
     log.info(
         f"Batch {args.batch_size}, offset {args.offset} complete: "
         f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
-        extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds)},
+        extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds),
+               "human": summary(rows, wall_s)},  # fmt: skip
     )
     internal = sum(r.failure_kind == "internal" for r in rows)
     if internal:

@@ -1,18 +1,12 @@
-"""Seeing a run: the DVC plots aggregate feeds, the shard's progress bar on a terminal, make shards N=."""
+"""Seeing a run: the DVC plots aggregate feeds, and make shards N=."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
 import shutil
-import struct
 import subprocess
 import sys
-import termios
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -142,58 +136,6 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     assert cached == {"HEAD~1": 0, "workspace": 8}
     out = make(ws, "plots", "REV=HEAD~1").stdout
     assert "dvc_plots/index.html" in out and set(html_specs(html)) == TITLES
-
-
-# ---- progress: a bar on a terminal, JSON lines otherwise ----
-
-
-def run_shard(ws: Workspace, feed: Path, tty: bool) -> str:
-    """The shard CLI on its own (--feed); returns what it wrote to stderr, through a pseudo-terminal when ``tty``."""
-    cmd = [sys.executable, "-m", "stages.shard", "--batch-size", "2", "--offset", "0", "--feed", str(feed)]
-    if not tty:
-        return ws.run(*cmd).stderr
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain)
-    reader.start()
-    proc = subprocess.run(cmd, cwd=ws.path, env=ws.env, stdout=subprocess.DEVNULL, stderr=slave, timeout=300)
-    os.close(slave)
-    reader.join(timeout=10)
-    os.close(master)
-    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
-
-
-@pytest.mark.slow
-def test_progress_is_a_bar_on_a_terminal_and_json_lines_otherwise(workspace_factory, corpus, tmp_path: Path) -> None:
-    _, entries = corpus
-    missing = dict(entries[0], owner="org9", name="missing", url=(tmp_path / "missing").as_uri())
-    feed = write_feed(tmp_path / "feed.json", [*entries[:6], missing])
-    ws = workspace_factory("unused")
-
-    piped = run_shard(ws, feed, tty=False)  # first run: 3 ok and the missing repo failed in shard 0
-    lines = [json.loads(ln) for ln in piped.splitlines()]  # every line is JSON
-    progress = [ln["message"] for ln in lines if ln["message"].startswith("Processing batch")]
-    assert progress and progress[-1] == "Processing batch 2, offset 0: 4/4 repos", progress
-    assert "\r" not in piped and "repo/s" not in piped
-
-    shown = run_shard(ws, feed, tty=True)  # again on a terminal: the digests now come from the cache
-    assert "shard 0/2" in shown and "100%" in shown and "4/4" in shown, shown
-    assert "ok=0 cached=3 failed=1" in shown, shown
-    assert "Processing batch" not in shown  # the bar replaces the progress lines
-    assert "Batch 2, offset 0 complete: 0 ok, 3 cached, 1 failed" in shown  # other log lines still print
 
 
 # ---- make shards N= ----
