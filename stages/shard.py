@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xgov_digests.feed import FeedError, load_snapshot
 from xgov_digests.files import remove_temps, summaries_path
-from xgov_digests.logs import redact, setup_logging
+from xgov_digests.logs import HUMAN, redact, setup_logging
 from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
 from xgov_digests.params import ParamsError, load_params
 from xgov_digests.selection import SelectionError, check_offset, select
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             repos = read_manifest(manifest_path(args.offset), args.batch_size, args.offset)
     except (ParamsError, FeedError, ManifestError, SelectionError) as exc:
-        log.error(redact(str(exc)))
+        log.error(redact(str(exc)), extra={HUMAN: ""})  # the line below is the one for people
         print(f"shard: error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Batch {args.batch_size}, offset {args.offset} complete: "
         f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
         extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds),
-               "human": summary(rows, wall_s)},  # fmt: skip
+               HUMAN: summary(rows, wall_s)},  # fmt: skip
     )
     internal = sum(r.failure_kind == "internal" for r in rows)
     if internal:

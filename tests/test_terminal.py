@@ -25,6 +25,7 @@ from tests.fixtures.workspace import git_commit
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]
 STAGING_HINT = "To track the changes with git"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def on_terminal(cmd: list[str], cwd: Path, env: dict[str, str], rows: int = 24, columns: int = 120,
@@ -210,3 +211,59 @@ def test_make_run_on_a_local_feed_prints_the_staging_hint_at_most_once(workspace
     ws.commit("night 2")
     nothing = ws.run(*make, "repro", timeout=600)  # nothing to stage: no hint
     assert "to track the changes" not in (nothing.stdout + nothing.stderr).lower(), nothing.stdout
+
+
+# ---- make publish: one bar, one summary line ----
+
+
+@pytest.fixture
+def publish_site(s3_server, tmp_path: Path):
+    from tests.fixtures.publish_site import S3, Site
+    from tests.fixtures.s3proxy import S3Proxy
+
+    proxy = S3Proxy(s3_server.server.get_host_and_port())
+    s3 = S3(s3_server, proxy)
+    bucket = f"people-{os.getpid()}-{tmp_path.name[-6:].lower().replace('_', '-')}"
+    s3.client().create_bucket(Bucket=bucket)
+    site = Site(tmp_path / "ws", s3, bucket)
+    shutil.copy2(ROOT / "Makefile", site.path / "Makefile")
+    yield site
+    proxy.stop()
+
+
+def make_publish(site, terminal: bool) -> tuple[int, str, str]:
+    cmd = ["make", "--no-print-directory", "-s", "-o", f"{VENV}/.installed", f"VENV={VENV}", "publish"]
+    if terminal:
+        status, out = on_terminal(cmd, site.path, site.env)
+        return status, out, ""
+    result = subprocess.run(cmd, cwd=site.path, env=site.env, capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_make_publish_prints_one_summary_line_and_one_bar_on_a_terminal(publish_site) -> None:
+    from tests.fixtures.publish_site import SUMMARY_RE
+
+    site = publish_site
+    site.add(40)
+    site.write()
+    status, out, err = make_publish(site, terminal=False)  # first publish: every digest uploaded
+    assert status == 0, out + err
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and SUMMARY_RE.match(lines[0]) and "uploaded 40," in lines[0], out  # the summary only
+    logged = [json.loads(ln) for ln in err.splitlines()]  # stderr: JSON lines, none per object
+    assert [e["message"] for e in logged].count("no index yet: first publish") == 1, logged
+    assert not [e for e in logged if e["message"].startswith(("uploaded", "publish: "))], logged
+    assert [e["message"] for e in logged][-1] == "published" and logged[-1]["uploaded"] == 40
+
+    site.change(*list(site.repos.values())[:30])
+    site.write()
+    status, shown = make_publish(site, terminal=True)[:2]  # 30 changed digests, on a terminal
+    assert status == 0, shown
+    shown = ANSI.sub("", shown)
+    text = [ln.rsplit("\r", 1)[-1].strip() for ln in shown.replace("\r\n", "\n").split("\n")]
+    text = [ln for ln in text if ln]
+    assert len(text) == 1 and SUMMARY_RE.search(text[0]) and "uploaded 30," in text[0], text  # one line stays
+    bars = {ln.split("|")[0] for ln in shown.replace("\r", "\n").split("\n") if "digest/s" in ln}
+    assert bars and all(b.startswith("publish:") for b in bars), shown  # one bar, drawn as it goes
+    assert "{" not in shown, shown

@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 FORMAT_ENV = "XGOV_LOG_FORMAT"
 FORMATS = ("auto", "json", "human")
-# A record's ``human`` attribute is its one-line form for people; JSON lines carry the message and fields instead.
+# A record's ``human`` attribute is its one-line form for people ("" when the command prints that line itself);
+# JSON lines carry the message and fields instead.
 HUMAN = "human"
 
 _CREDENTIALS_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
@@ -85,6 +86,8 @@ class _PeopleFilter(logging.Filter):
     """On a terminal: the stages' own lines and every warning; the library's per-repo notes stay in JSON only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, HUMAN, None) == "":  # the command prints its own line for people
+            return False
         return record.levelno >= logging.WARNING or record.name.startswith("stages")
 
 

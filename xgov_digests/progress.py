@@ -97,3 +97,38 @@ class ShardProgress:
                 yield self
         finally:
             self.bar.close()
+
+
+class CountProgress:
+    """A count of ``total`` things done: a bar on a terminal, else a log line at most every ``every`` seconds."""
+
+    def __init__(self, total: int, desc: str, unit: str, logger: logging.Logger, every: float = 10.0,
+                 stream: TextIO | None = None) -> None:  # fmt: skip
+        import time
+
+        self.total, self.desc, self.unit, self.log, self.every = total, desc, unit, logger, every
+        self.done, self._clock = 0, time.monotonic
+        self._last = self._clock()
+        stream = stream or sys.stderr
+        self.bar = None
+        if total and stream.isatty() and log_format(stream) == "human":
+            from tqdm import tqdm
+
+            columns, lines = _size(stream)
+            sized = columns > 0 and lines > 0
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=stream, leave=False, dynamic_ncols=sized,
+                            ncols=None if sized else 100, nrows=None if sized else 24)  # fmt: skip
+
+    def update(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.done == self.total:
+                self.bar.close()
+        elif self._clock() - self._last >= self.every and self.done < self.total:
+            self._last = self._clock()
+            self.log.info(f"{self.desc}: {self.done}/{self.total} {self.unit}s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
