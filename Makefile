@@ -31,7 +31,7 @@ help:
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
-	@echo "make plots     render the DVC plots to dvc_plots/index.html (REV=HEAD~1: against that revision)"
+	@echo "make plots     the DVC plots as dvc_plots/index.html (renders offline) and a PNG each (REV=HEAD~1: diff)"
 	@echo "make shards N=20   set shards.batch_size and shards.offsets together, then show what dvc repro will run"
 	@echo "make lint      ruff (installs the test extras)"
 	@echo "make bench-quick / make bench   the benchmark against the field's baseline (bench/README.md)"
@@ -53,6 +53,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+# the plots extra (vl-convert-python: the vega scripts and PNG rendering) only for make plots
+$(VENV)/.installed-plots: $(VENV)/.installed
+	$(BIN)/python -c 'import vl_convert' 2>/dev/null || $(BIN)/pip install --quiet -e '.[plots]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -151,9 +156,9 @@ bench: $(VENV)/.installed-bench
 bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m bench quick
 
-plots: install
-	$(BIN)/dvc plots $(if $(REV),diff $(REV),show) --out dvc_plots
-	@echo "plots: $(CURDIR)/dvc_plots/index.html"
+# dvc_plots/index.html with vega inlined (DVC's own page loads it from a CDN: blank offline), and a PNG per plot
+plots: $(VENV)/.installed-plots
+	$(BIN)/python -m stages.plots --dvc $(BIN)/dvc $(if $(REV),--rev $(REV)) --out dvc_plots
 
 shards: install
 	@test -n "$(N)" || { echo "make shards: set N=<number of shards>, e.g. make shards N=20" >&2; exit 2; }
