@@ -11,10 +11,13 @@ status pass through unchanged. ``dvc repro --quiet`` would drop DVC's error mess
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 # The first line of each hint block, as DVC writes it; a block runs to the next line that is not blank or indented.
 HINTS = (
@@ -22,6 +25,7 @@ HINTS = (
     b"To enable auto staging, run:",
     b"Use `dvc push` to send your updates to remote storage.",
 )
+DRAIN_S = 0.5  # after dvc exits: its last lines are already in the pipe; this is time to copy them
 _RESET = b"\x1b[0m"  # colorama's reset after the last hint, on a terminal
 
 
@@ -66,12 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     # not inherit the ignored signal.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     assert proc.stdout is not None
-    out = sys.stdout.buffer
-    for line in without_hints(iter(proc.stdout.readline, b"")):
+    reader = threading.Thread(target=_copy, args=(proc.stdout, sys.stdout.buffer), daemon=True)
+    reader.start()
+    status = proc.wait()
+    # Not until end of file: a process the stage started (a watchdog, a git being killed) may hold the pipe open
+    # after dvc has exited, and make must not wait for it.
+    reader.join(timeout=DRAIN_S)
+    return status
+
+
+def _copy(source: BinaryIO, out: BinaryIO) -> None:
+    for line in without_hints(iter(source.readline, b"")):
         out.write(line)
         out.flush()
-    return proc.wait()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # the copying thread may still block on a pipe another process holds open
