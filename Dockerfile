@@ -1,4 +1,4 @@
-# The shard worker: `docker run IMAGE --batch-size 10 --offset 3` runs `python -m stages.shard` (README, "Scale out").
+# The shard worker: `docker run IMAGE --batch-size 10 --offset 3` runs `python -m stages.shard` (docs/scale-out.md).
 #
 #   docker build -t xgov-digests-worker .
 #   docker run --rm xgov-digests-worker --help

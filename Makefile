@@ -27,17 +27,17 @@ help:
 	@echo "make install   create .venv with the runtime dependencies only (every target does this when needed)"
 	@echo "make run       the real feed: dvc repro, stage the results for git, dvc push (LIMIT=N: the first N repos)"
 	@echo "make repro     fetch, the changed shards, aggregate (like dvc repro): no push, nothing staged"
-	@echo "make -j 10 repro   what 'dvc repro -j 10' would be (DVC has no -j): ten shards at once (README: Shards at once)"
+	@echo "make -j 10 repro   what 'dvc repro -j 10' would be (DVC has no -j): ten shards at once (docs/parallel.md)"
 	@echo "make -j 10 run     the same for make run"
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket, with R2's settings, as the default"
 	@echo "                 (then plain dvc push / dvc pull / dvc status -c work, with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
-	@echo "make plots     render the DVC plots to dvc_plots/index.html (REV=HEAD~1: against that revision)"
+	@echo "make plots     the DVC plots as dvc_plots/index.html (renders offline) and a PNG each (REV=HEAD~1: diff)"
 	@echo "make shards N=20   set shards.batch_size and shards.offsets together, then show what dvc repro will run"
 	@echo "make lint      ruff (installs the test extras)"
 	@echo "make bench-quick / make bench   the benchmark against the field's baseline (bench/README.md)"
-	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (README: Scale out)"
+	@echo "make fetch-publish / make worker OFFSET=K / make collect   shards on several machines (docs/scale-out.md)"
 	@echo "make publish   copy the digests to R2 as <prefix>/<owner>/<name>.txt for search consumers (PRUNE=1, DRY_RUN=1)"
 	@echo "make clean     remove demo-workspace/"
 
@@ -57,6 +57,11 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
+# the plots extra (vl-convert-python: the vega scripts and PNG rendering) only for make plots
+$(VENV)/.installed-plots: $(VENV)/.installed
+	$(BIN)/python -c 'import vl_convert' 2>/dev/null || $(BIN)/pip install --quiet -e '.[plots]'
+	touch $@
+
 install: $(VENV)/.installed
 
 lint: $(VENV)/.installed-test
@@ -70,7 +75,9 @@ test: lint
 # first; then the shards of params.yaml that DVC's status shows changed, then aggregate. Without -j they run one by
 # one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
 # stages.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes on neither).
-DVC_GROUP = $(BIN)/python -m stages.group -- $(BIN)/dvc --wait-for-lock
+# stages.quiet_dvc drops DVC's staging and push hints, which make run acts on and make repro prints once.
+DVC_QUIET = $(BIN)/python -m stages.quiet_dvc -- $(BIN)/dvc
+DVC_GROUP = $(BIN)/python -m stages.group -- $(DVC_QUIET) --wait-for-lock
 
 define repro_stages
 	$(DVC_GROUP) repro --single-item fetch
@@ -81,6 +88,9 @@ endef
 
 repro: install
 	$(repro_stages)
+	@if [ -n "$$(git status --porcelain -- dvc.lock params.yaml data reports 2>/dev/null)" ]; then\
+	 echo "repro: to track the changes with git: git add -A -- dvc.lock params.yaml data reports; then dvc push"\
+	 "(make run stages and pushes by itself)"; fi
 
 shard@%: install
 	$(DVC_GROUP) repro --single-item $@
@@ -148,7 +158,7 @@ retry: install
 	@shards="$$($(BIN)/python -m stages.retry)" || exit $$?; \
 	if [ -z "$$shards" ]; then echo "no failed repos in data/stats.parquet: nothing to retry"; exit 0; fi; \
 	echo "retrying $$shards"; \
-	$(BIN)/dvc repro --force --single-item $$shards && $(BIN)/dvc repro --single-item aggregate
+	$(DVC_QUIET) repro --force --single-item $$shards && $(DVC_QUIET) repro --single-item aggregate
 	$(stage_results)
 
 demo: $(VENV)/.installed-test
@@ -160,9 +170,9 @@ bench: $(VENV)/.installed-bench
 bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m bench quick
 
-plots: install
-	$(BIN)/dvc plots $(if $(REV),diff $(REV),show) --out dvc_plots
-	@echo "plots: $(CURDIR)/dvc_plots/index.html"
+# dvc_plots/index.html with vega inlined (DVC's own page loads it from a CDN: blank offline), and a PNG per plot
+plots: $(VENV)/.installed-plots
+	$(BIN)/python -m stages.plots --dvc $(BIN)/dvc $(if $(REV),--rev $(REV)) --out dvc_plots
 
 shards: install
 	@test -n "$(N)" || { echo "make shards: set N=<number of shards>, e.g. make shards N=20" >&2; exit 2; }
@@ -172,7 +182,7 @@ clean:
 	rm -rf demo-workspace dvc_plots
 
 # ---- Scale out ----
-# Shards on separate machines, coordinated only through git and the DVC remote (README, "Scale out"):
+# Shards on separate machines, coordinated only through git and the DVC remote (docs/scale-out.md):
 #   coordinator:  make fetch-publish                   then git push
 #   each worker:  git pull && make worker OFFSET=K      (OFFSET="1 3" for several shards)
 #   coordinator:  git pull && make collect              then git push

@@ -22,7 +22,7 @@ from xgov_digests.files import (
     SIZES_PLOT,
     write_atomic,
 )
-from xgov_digests.logs import setup_logging
+from xgov_digests.logs import HUMAN, setup_logging
 from xgov_digests.manifest import ManifestError
 from xgov_digests.merge import AggregateError, combine
 from xgov_digests.outputs import DigestMismatch, check_digests
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         frame = combine(params.shards.batch_size, offsets)
         check_digests(frame, offsets)
     except (ParamsError, ManifestError, AggregateError, DigestMismatch) as exc:
-        log.error(str(exc))
+        log.error(str(exc), extra={HUMAN: ""})  # the line below is the one for people
         print(f"aggregate: error: {exc}", file=sys.stderr)
         return 2
     m = metrics(frame, params.shards.batch_size)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xgov_digests.feed import FeedError, load_snapshot, render_snapshot
 from xgov_digests.files import MANIFEST_DIR, SNAPSHOT, write_atomic
-from xgov_digests.logs import redact, setup_logging
+from xgov_digests.logs import HUMAN, redact, setup_logging
 from xgov_digests.manifest import manifest_path, write_manifest
 from xgov_digests.params import ParamsError, load_params
 from xgov_digests.selection import SelectionError, check_offsets, select
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         check_offsets(params.shards.offsets, params.shards.batch_size)
         snap = load_snapshot(params.feed.url, params)
     except (ParamsError, SelectionError, FeedError) as exc:
-        log.error(str(exc))
+        log.error(str(exc), extra={HUMAN: ""})  # the line below is the one for people
         print(f"fetch: error: {exc}", file=sys.stderr)
         return 2
     # Both outputs are `persist: true` in dvc.yaml: DVC leaves the last good snapshot in place while this runs, so a

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from xgov_digests.logs import setup_logging
+from xgov_digests.logs import HUMAN, setup_logging
 from xgov_digests.publish import DEFAULT_JOBS, DEFAULT_WAIT, Options, PruneRefused, name_failures, run
 from xgov_digests.publish_io import Bucket, LeaseError, RemoteError
 from xgov_digests.publish_plan import REMOTE, PublishError, load_settings, load_target, read_workspace
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         target = load_target(settings, args.params, args.remote)
         remote = open_remote(args.remote)
         secret = remote.credentials.secret
-        log.info("credentials", extra={"source": remote.credentials.source, "remote": args.remote})
+        log.info("credentials", extra={"source": remote.credentials.source, "remote": args.remote, HUMAN: ""})
         bucket = Bucket(remote.client(settings.storage.timeout, args.jobs), target, remote.endpoint, secret)
         workspace = read_workspace(target)
         plan, outcome = run(bucket, workspace, settings, opts)
@@ -81,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
             "publish without pruning.",
             file=sys.stderr,
         )
-        log.error("prune refused", extra={"reasons": exc.reasons})
+        log.error("prune refused", extra={"reasons": exc.reasons, HUMAN: ""})
         return 2
     except (S3ConfigError, PublishError) as exc:
-        log.error(str(exc))
+        log.error(str(exc), extra={HUMAN: ""})  # the printed line is the one for people
         print(f"publish: error: {exc}", file=sys.stderr)
         return 2
     except (RemoteError, LeaseError) as exc:
-        log.error(str(exc))
+        log.error(str(exc), extra={HUMAN: ""})
         print(f"publish: error: {exc}; nothing more was written", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
@@ -109,14 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             f"unchanged {plan.unchanged}, kept {plan.kept}, would prune {outcome.pruned}, bytes {outcome.bytes}, "
             f"seconds {seconds:.2f} ({target}); nothing was written"
         )
-        log.info("dry run", extra={**counts, "uploaded": 0, "would_upload": len(plan.upload), "target": str(target)})
+        log.info("dry run", extra={**counts, "uploaded": 0, "would_upload": len(plan.upload), "target": str(target),
+                              HUMAN: ""})  # fmt: skip
         return 0
     print(
         f"publish: uploaded {outcome.uploaded}, restored {outcome.restored}, unchanged {plan.unchanged}, "
         f"kept {plan.kept}, pruned {outcome.pruned}, failed {len(outcome.failed)}, bytes {outcome.bytes}, "
         f"seconds {seconds:.2f}, index {outcome.index} ({target})"
     )
-    log.info("published", extra={**counts, "index": outcome.index, "target": str(target)})
+    log.info("published", extra={**counts, "index": outcome.index, "target": str(target), HUMAN: ""})
     if outcome.failed:
         print(f"publish: error: {len(outcome.failed)} request(s) failed:", file=sys.stderr)
         for line in name_failures(outcome.failed):

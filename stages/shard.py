@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xgov_digests.feed import FeedError, load_snapshot
 from xgov_digests.files import remove_temps, summaries_path
-from xgov_digests.logs import redact, setup_logging
+from xgov_digests.logs import HUMAN, redact, setup_logging
 from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
 from xgov_digests.params import ParamsError, load_params
 from xgov_digests.selection import SelectionError, check_offset, select
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             repos = read_manifest(manifest_path(args.offset), args.batch_size, args.offset)
     except (ParamsError, FeedError, ManifestError, SelectionError) as exc:
-        log.error(redact(str(exc)))
+        log.error(redact(str(exc)), extra={HUMAN: ""})  # the line below is the one for people
         print(f"shard: error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only a real run needs gitingest, pandas and fsspec: a dry run stays quick.
     from xgov_digests.cache import open_cache
     from xgov_digests.ingest import ShardRun
-    from xgov_digests.progress import ShardProgress
+    from xgov_digests.progress import ShardProgress, summary
     from xgov_digests.s3 import S3ConfigError
     from xgov_digests.stats import stats_path, write_stats
 
@@ -125,13 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with progress.active():
         rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
-    write_stats(stats_path(args.offset), rows, wall_s=time.monotonic() - started)
+    wall_s = time.monotonic() - started
+    write_stats(stats_path(args.offset), rows, wall_s=wall_s)
     counts = Counter(r.status for r in rows)
     kinds = Counter(r.failure_kind for r in rows if r.status == "failed")
     log.info(
         f"Batch {args.batch_size}, offset {args.offset} complete: "
         f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
-        extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds)},
+        extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds),
+               HUMAN: summary(rows, wall_s)},  # fmt: skip
     )
     internal = sum(r.failure_kind == "internal" for r in rows)
     if internal:

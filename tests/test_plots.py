@@ -1,18 +1,15 @@
-"""Seeing a run: the DVC plots aggregate feeds, the shard's progress bar on a terminal, make shards N=."""
+"""Seeing a run: the DVC plots aggregate feeds, and make shards N=."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
 import shutil
 import struct
 import subprocess
 import sys
-import termios
-import threading
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -32,13 +29,87 @@ TITLES = {
 
 def make(ws: Workspace, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     shutil.copy2(ROOT / "Makefile", ws.path / "Makefile")
-    return ws.run("make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}", *args, check=check)
+    return ws.run("make", "--no-print-directory", "-o", f"{VENV}/.installed", "-o", f"{VENV}/.installed-plots",
+                  f"VENV={VENV}", *args, check=check)  # fmt: skip
 
 
 def html_specs(path: Path) -> dict[str, dict]:
     """The vega-lite specs embedded in DVC's HTML, by title."""
     specs = [json.loads(m) for m in re.findall(r"var spec = (\{.*\});\s*$", path.read_text(), re.M)]
     return {s["title"]["text"] if isinstance(s["title"], dict) else s["title"]: s for s in specs}
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# No network at all: every host name fails to resolve and every request goes to a proxy that is not there.
+OFFLINE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND",
+                 "--proxy-server=http://127.0.0.1:9", "--virtual-time-budget=20000", "--hide-scrollbars")  # fmt: skip
+SHOTS = Path(os.environ.get("XGOV_SHOTS", ROOT.parent / "people-shots"))
+
+
+def browser() -> str:
+    for name in BROWSERS:
+        if found := shutil.which(name):
+            return found
+    reason = "no Chromium to render the plots page: apt-get install -y chromium (CI installs it)"
+    print(f"SKIPPED: {reason}")
+    pytest.skip(reason)
+
+
+def in_browser(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    profile.mkdir()
+    return subprocess.run([browser(), *OFFLINE_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+                          capture_output=True, timeout=180, check=True)  # fmt: skip
+
+
+def inked_pixels(data: bytes) -> tuple[int, int, int]:
+    """Width, height and the number of pixels that are not white, of an 8-bit RGB or RGBA PNG (Chromium's)."""
+    import numpy as np
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, header = 8, [], b""
+    while pos < len(data):
+        (size,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + size]
+        header = body if kind == b"IHDR" else header
+        chunks += [body] if kind == b"IDAT" else []
+        pos += 12 + size
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
+    assert depth == 8 and color in (2, 6) and not interlace, (depth, color, interlace)
+    bpp = 3 if color == 2 else 4
+    raw = np.frombuffer(zlib.decompress(b"".join(chunks)), np.uint8).reshape(height, width * bpp + 1)
+    image, prev = np.zeros((height, width * bpp), np.uint8), np.zeros(width * bpp, np.uint8)
+    for y in range(height):  # undo each row's filter (PNG spec, section 9)
+        kind, line = raw[y, 0], raw[y, 1:].astype(np.int32)
+        if kind == 1:
+            line = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) & 255
+        elif kind == 2:
+            line = (line + prev) & 255
+        elif kind in (3, 4):
+            out, up = line.tolist(), prev.tolist()  # plain ints: far faster than numpy scalars here
+            for i in range(width * bpp):
+                left = out[i - bpp] if i >= bpp else 0
+                corner = up[i - bpp] if i >= bpp else 0
+                if kind == 3:
+                    out[i] = (out[i] + (left + up[i]) // 2) & 255
+                else:
+                    pa, pb, pc = abs(up[i] - corner), abs(left - corner), abs(left + up[i] - 2 * corner)
+                    out[i] = (out[i] + (left if pa <= pb and pa <= pc else up[i] if pb <= pc else corner)) & 255
+            line = np.array(out)
+        image[y] = line.astype(np.uint8)
+        prev = image[y]
+    rgb = image.reshape(height, width, bpp)[:, :, :3]
+    return width, height, int((rgb != 255).any(axis=2).sum())
+
+
+def drawn_plots(dom: str) -> dict[str, int]:
+    """Per plot ``<div>`` of the page: how many marks vega drew into its SVG (0: not drawn)."""
+    out = {}
+    for match in re.finditer(r'<div id="plot-\d+" class="plot[^"]*" data-title="([^"]+)"[^>]*>(.*?)</svg>', dom, re.S):
+        title, body = match.group(1), match.group(2)
+        out[title] = len(re.findall(r'<path[^>]*\bd="M', body)) if 'class="marks"' in body else 0
+    return out
 
 
 def series(spec: dict, field: str = "field") -> dict[str, list[dict]]:
@@ -111,6 +182,23 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     assert f"plots: {ws.path}/dvc_plots/index.html" in out and html.exists()
     specs = html_specs(html)
     assert set(specs) == TITLES
+    page = html.read_text()
+    assert "cdn.jsdelivr.net" not in page and not re.search(r"<script[^>]+src=", page)  # nothing to fetch
+    pngs = sorted(p.name for p in html.parent.glob("*.png"))
+    sizes = [struct.unpack(">II", (html.parent / n).read_bytes()[16:24]) for n in pngs]  # IHDR: width, height
+    assert len(pngs) == 5 and all(w > 300 and h > 100 for w, h in sizes), (pngs, sizes)
+    # the page in a real browser with no network: every plot drawn, the reason label whole
+    dom = in_browser(html, tmp_path, "--dump-dom").stdout.decode()
+    drawn = drawn_plots(dom)
+    assert set(drawn) == TITLES and all(n > 0 for n in drawn.values()), drawn
+    reason = specs["Failed repos by reason"]["data"]["values"][0]["reason"]
+    assert f">{reason}</text>" in dom, reason  # not cut at vega's default label limit
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / "plots.png"
+    in_browser(html, tmp_path, f"--screenshot={shot}", "--window-size=1000,1400")
+    width, height, inked = inked_pixels(shot.read_bytes())
+    assert width == 1000 and inked > width * height // 100, (width, height, inked)  # ink, not a blank page
+    print(f"plots page screenshot: {shot}")
     walls = specs["Wall time per shard"]["data"]["values"]
     assert sorted(v["shard"] for v in walls) == ["0", "1", "2", "3"] and all(float(v["wall_s"]) > 0 for v in walls)
     status = series(specs["Repos per shard by status"])
@@ -142,59 +230,6 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     assert cached == {"HEAD~1": 0, "workspace": 8}
     out = make(ws, "plots", "REV=HEAD~1").stdout
     assert "dvc_plots/index.html" in out and set(html_specs(html)) == TITLES
-
-
-# ---- progress: a bar on a terminal, JSON lines otherwise ----
-
-
-def run_shard(ws: Workspace, feed: Path, tty: bool) -> str:
-    """The shard CLI on its own (--feed); returns what it wrote to stderr, through a pseudo-terminal when ``tty``."""
-    cmd = [sys.executable, "-m", "stages.shard", "--batch-size", "2", "--offset", "0", "--feed", str(feed)]
-    if not tty:
-        return ws.run(*cmd).stderr
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain)
-    reader.start()
-    proc = subprocess.run(cmd, cwd=ws.path, env=ws.env, stdout=subprocess.DEVNULL, stderr=slave, timeout=300)
-    os.close(slave)
-    reader.join(timeout=10)
-    os.close(master)
-    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
-
-
-@pytest.mark.slow
-def test_progress_is_a_bar_on_a_terminal_and_json_lines_otherwise(workspace_factory, corpus, tmp_path: Path) -> None:
-    _, entries = corpus
-    missing = dict(entries[0], owner="org9", name="missing", url=(tmp_path / "missing").as_uri())
-    feed = write_feed(tmp_path / "feed.json", [*entries[:6], missing])
-    ws = workspace_factory("unused")
-    ws.set_params(shards={"assign": "index"})  # index: shard 0 of 2 holds 4 of the 7 repos, the missing one with them
-
-    piped = run_shard(ws, feed, tty=False)  # first run: 3 ok and the missing repo failed in shard 0
-    lines = [json.loads(ln) for ln in piped.splitlines()]  # every line is JSON
-    progress = [ln["message"] for ln in lines if ln["message"].startswith("Processing batch")]
-    assert progress and progress[-1] == "Processing batch 2, offset 0: 4/4 repos", progress
-    assert "\r" not in piped and "repo/s" not in piped
-
-    shown = run_shard(ws, feed, tty=True)  # again on a terminal: the digests now come from the cache
-    assert "shard 0/2" in shown and "100%" in shown and "4/4" in shown, shown
-    assert "ok=0 cached=3 failed=1" in shown, shown
-    assert "Processing batch" not in shown  # the bar replaces the progress lines
-    assert "Batch 2, offset 0 complete: 0 ok, 3 cached, 1 failed" in shown  # other log lines still print
 
 
 # ---- make shards N= ----

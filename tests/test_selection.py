@@ -48,7 +48,7 @@ def test_hash_assignment_moves_only_one_shard_when_a_repo_is_added() -> None:
     changed = [k for k in range(10) if select(before, 10, k, "hash") != select(after, 10, k, "hash")]
     assert len(changed) == 1
     changed_index = [k for k in range(10) if select(before, 10, k, "index") != select(after, 10, k, "index")]
-    assert len(changed_index) > 1  # the trade-off the README describes
+    assert len(changed_index) > 1  # the trade-off docs/incremental.md describes
 
 
 def test_manifest_ignores_everything_but_url_owner_name_pushed_at() -> None:

@@ -45,6 +45,7 @@ class Bucket:
 
     def __init__(self, client: Any, target: Target, endpoint: str | None, secret: str | None = None) -> None:
         self.client, self.target, self.endpoint, self.secret = client, target, endpoint, secret
+        self._said_no_index = False
 
     def _reason(self, exc: BaseException) -> str:
         return reason(exc, self.secret)
@@ -68,7 +69,9 @@ class Bucket:
             return obj["Body"].read(), _etag(obj["ETag"])
         except Exception as exc:  # noqa: BLE001 - sorted into clear errors below
             if error_code(exc) in ("NoSuchKey", "404"):
-                log.info("no index yet: first publish", extra={"key": key})
+                if not self._said_no_index:  # publish reads the index twice (to plan, then under the lease)
+                    log.info("no index yet: first publish", extra={"key": key})
+                    self._said_no_index = True
                 return None, None
             self._raise(exc, f"reading s3://{self.target.bucket}/{key}")
             raise  # unreachable: _raise always raises
@@ -101,19 +104,23 @@ class Bucket:
     def upload_all(
         self, digests: list[LocalDigest], jobs: int, tick: Callable[[], None] | None = None
     ) -> list[dict[str, Any] | BaseException]:
-        """Upload ``jobs`` at a time; a log line every 5%; ``tick`` after each (the lease's renewal)."""
+        """Upload ``jobs`` at a time; ``tick`` after each (the lease's renewal). Progress: a bar on a terminal, else
+        a log line every 10 s (the run's summary line gives the totals)."""
+        from xgov_digests.progress import CountProgress
+
         results: list[dict[str, Any] | BaseException] = [RuntimeError("not run")] * len(digests)
-        step, done = max(1, len(digests) // 20), 0
-        with ThreadPoolExecutor(jobs, thread_name_prefix="upload") as pool:
-            futures = {pool.submit(self.upload, d): i for i, d in enumerate(digests)}
-            for future in as_completed(futures):
-                exc = future.exception()
-                results[futures[future]] = exc if exc is not None else future.result()
-                done += 1
-                if done % step == 0 or done == len(digests):
-                    log.info(f"uploaded {done}/{len(digests)} digests")
-                if tick:
-                    tick()
+        progress = CountProgress(len(digests), "publish", "digest", log)
+        try:
+            with ThreadPoolExecutor(jobs, thread_name_prefix="upload") as pool:
+                futures = {pool.submit(self.upload, d): i for i, d in enumerate(digests)}
+                for future in as_completed(futures):
+                    exc = future.exception()
+                    results[futures[future]] = exc if exc is not None else future.result()
+                    progress.update()
+                    if tick:
+                        tick()
+        finally:
+            progress.close()
         return results
 
     def put_index(self, blob: bytes, etag: str | None) -> str:
