@@ -21,7 +21,7 @@ from xgov_digests.digest import Header, Limits, make_digest
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 FILES = {f"f{i:03d}.txt": f"{i}\n" * (1 + i % 7) for i in range(120)}
 FILES |= {f"pkg/m{i:03d}.py": f"x = {i}\n" for i in range(80)}
-FILES |= {"README.md": "# r\n", ".env.example": "A=1\n", "docs/a.md": "a\n", "Docs/B.md": "b\n"}
+FILES |= {"README.md": "# r\n", ".env.example": "A=1\n", "notes/a.md": "a\n", "Notes/B.md": "b\n"}
 
 
 def listing(folder: Path) -> list[str]:

@@ -63,7 +63,9 @@ def shard_cmd(feed: Path) -> list[str]:
 def shard_feed(workspace_factory, corpus, tmp_path: Path) -> tuple[Workspace, Path]:
     _, entries = corpus
     missing = dict(entries[0], owner="org9", name="missing", url=(tmp_path / "missing").as_uri())
-    return workspace_factory("unused"), write_feed(tmp_path / "feed.json", [*entries[:6], missing])
+    ws = workspace_factory("unused")
+    ws.set_params(shards={"assign": "index"})  # index: shard 0 of 2 holds 4 of the 7 repos, the missing one with them
+    return ws, write_feed(tmp_path / "feed.json", [*entries[:6], missing])
 
 
 # ---- the shard: human and a bar on a terminal, JSON lines otherwise ----

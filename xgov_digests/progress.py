@@ -96,6 +96,7 @@ class ShardProgress:
             with logging_redirect_tqdm(loggers=[logging.getLogger()]):
                 yield self
         finally:
+            self.bar.refresh()  # the last update may fall inside tqdm's mininterval: draw the final count once
             self.bar.close()
 
 
@@ -124,6 +125,7 @@ class CountProgress:
         if self.bar is not None:
             self.bar.update(1)
             if self.done == self.total:
+                self.bar.refresh()
                 self.bar.close()
         elif self._clock() - self._last >= self.every and self.done < self.total:
             self._last = self._clock()
