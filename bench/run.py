@@ -2,6 +2,7 @@
 
 python -m bench                    # the floor suite: real + synthetic corpora, floor / seed loop / dvc repro / make -j
 python -m bench floor --expect bench/results/floor-before.json   # the same, digests and ratios against another run
+python -m bench predict bench/results/floor.json   # 21,000 repos on 2/8/32 cores, 0.1/1/10 Gbit/s
 python -m bench quick              # < 3 minutes on 2 cores: 48 repos, workers 1/4/8/16, incremental, digest, scale
 python -m bench full               # 200 repos, the same, profiles of the digest, dvc repro on 21,000 digests
 python -m bench throughput --repos 50 --latency 0.1 --workers 1 16
@@ -299,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--expect", type=Path, help="another run's results JSON: compare digests and x-floor ratios")
     fl.add_argument("--name", default="floor", help="results file name (bench/results/NAME.json)")
     fl.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    pr = sub.add_parser("predict", help="the full feed's wall time predicted from a floor-suite results file")
+    pr.add_argument("rest", nargs=argparse.REMAINDER, help="see python -m bench.predict --help")
     q = sub.add_parser("quick", help="the quick suite (< 3 min on 2 cores)")
     f = sub.add_parser("full", help="the full suite")
     for p, repos in ((q, 48), (f, 200)):
@@ -378,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "floor":
         return floor_suite(args)
+    if args.command == "predict":
+        from bench import predict
+
+        return predict.main(args.rest)
     if args.command == "quick":
         return suite(
             "quick",

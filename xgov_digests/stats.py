@@ -5,6 +5,7 @@ A shard writes its file with pyarrow alone; pandas (about half a second of impor
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,22 +61,30 @@ def to_frame(rows: list[Row]) -> pd.DataFrame:
     return frame.astype(DTYPES)
 
 
-def _arrow_types() -> dict[str, object]:
+def _schema() -> object:
     import pyarrow as pa
 
     kinds = {"string": pa.large_string(), "int64": pa.int64(), "bool": pa.bool_(), "float64": pa.float64()}
-    return {name: kinds[dtype] for name, dtype in DTYPES.items()}
+    return pa.schema([(name, kinds[DTYPES[name]]) for name in COLUMNS])
 
 
 def write_stats(path: Path, rows: list[Row], wall_s: float | None = None) -> None:
     """Write rows (sorted by URL, so row order never depends on completion order) atomically; ``wall_s``, the shard's
-    wall time, goes in the file's metadata. The columns have the types pandas gives :data:`DTYPES`."""
+    wall time, goes in the file's metadata. The columns have the types pandas gives :data:`DTYPES`. The table is
+    parsed from JSON lines by pyarrow's reader: building it from Python lists would make pyarrow import pandas."""
     import pyarrow as pa
+    import pyarrow.json as pj
     import pyarrow.parquet as pq
 
+    schema = _schema()
     ordered = sorted(rows, key=lambda r: r.url.lower())
-    types = _arrow_types()
-    table = pa.table({name: pa.array([getattr(r, name) for r in ordered], type=types[name]) for name in COLUMNS})
+    if ordered:
+        lines = "".join(json.dumps(asdict(r)) + "\n" for r in ordered).encode("utf-8")
+        options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+        table = pj.read_json(pa.BufferReader(lines), parse_options=options,
+                             read_options=pj.ReadOptions(block_size=len(lines) + 1)).select(COLUMNS)  # fmt: skip
+    else:
+        table = pa.Table.from_batches([], schema=schema)  # (schema.empty_table() imports pandas)
     if wall_s is not None:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), WALL_KEY: f"{wall_s:.3f}".encode()})
     out = pa.BufferOutputStream()
