@@ -2,6 +2,7 @@
 
 python -m bench                    # the floor suite: real + synthetic corpora, floor / seed loop / dvc repro / make -j
 python -m bench floor --expect bench/results/floor-before.json   # the same, digests and ratios against another run
+python -m bench compare bench/results/floor-after.json bench/results/floor-before.json   # digests, ratios
 python -m bench predict bench/results/floor.json   # 21,000 repos on 2/8/32 cores, 0.1/1/10 Gbit/s
 python -m bench quick              # < 3 minutes on 2 cores: 48 repos, workers 1/4/8/16, incremental, digest, scale
 python -m bench full               # 200 repos, the same, profiles of the digest, dvc repro on 21,000 digests
@@ -300,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--expect", type=Path, help="another run's results JSON: compare digests and x-floor ratios")
     fl.add_argument("--name", default="floor", help="results file name (bench/results/NAME.json)")
     fl.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    cm = sub.add_parser("compare", help="two floor-suite results files: digests and x-floor ratios, now against then")
+    cm.add_argument("now", type=Path)
+    cm.add_argument("then", type=Path)
     pr = sub.add_parser("predict", help="the full feed's wall time predicted from a floor-suite results file")
     pr.add_argument("rest", nargs=argparse.REMAINDER, help="see python -m bench.predict --help")
     q = sub.add_parser("quick", help="the quick suite (< 3 min on 2 cores)")
@@ -381,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "floor":
         return floor_suite(args)
+    if args.command == "compare":
+        now = json.loads(args.now.read_text(encoding="utf-8"))
+        now["against"] = floor.compare_expected(now, json.loads(args.then.read_text(encoding="utf-8")))
+        args.now.write_text(json.dumps(now, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print("\n".join(floor.lines(now)))
+        return 0 if all(v["digests_identical"] for v in now["against"].values() if isinstance(v, dict)) else 1
     if args.command == "predict":
         from bench import predict
 
