@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class Measurement:
     other_children_cpu_s: float  # CPU of this process's other children meanwhile (the git server's http-backends)
     stdout: str
     stderr_tail: str
+    by_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # see :func:`process_kind`
 
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
@@ -41,7 +42,66 @@ class Measurement:
         return out
 
 
-def _tree_rss(proc: psutil.Process) -> tuple[int, dict[str, int], int]:
+def process_kind(name: str, cmdline: list[str], parent: tuple[str, list[str]] | None) -> str:
+    """What a process of a measured tree is, for the profile by kind: ``dvc``, ``shard`` (a shard's interpreter),
+    ``digest child`` (the shard's multiprocessing fork server and its digest workers), ``git`` (git and its
+    helpers: git-remote-http, index-pack, ...), ``python`` (fetch, aggregate, the make helpers, the bench's own
+    drivers), ``make/sh`` or ``other``."""
+    line = " ".join(cmdline)
+    if name.startswith("git"):
+        return "git"
+    if "multiprocessing" in line or "forkserver" in line:
+        return "digest child"
+    if name.startswith("python") or "python" in (cmdline[:1] or [""])[0]:
+        if "stages.shard " in line + " " and "stages.shard_stages" not in line:
+            if parent and parent[1] == cmdline:
+                return "digest child"
+            return "shard"
+        if "/dvc" in line.split(" -m ")[0] or (len(cmdline) > 1 and cmdline[1].endswith("/dvc")):
+            return "dvc"
+        return "python"
+    if name in ("dvc",):
+        return "dvc"
+    if name in ("make", "sh", "bash", "dash"):
+        return "make/sh"
+    return "other"
+
+
+class _Kinds:
+    """CPU and time alive per process kind, from samples of the tree: a process's CPU is its last sampled
+    ``cpu_times`` (a process that lives less than one interval is missed), its time alive last seen minus
+    first seen; ``busy_s`` is how long at least one process of the kind was alive."""
+
+    def __init__(self) -> None:
+        self.procs: dict[tuple[int, float], list[Any]] = {}  # (pid, create_time) -> [kind, cpu, created, last seen]
+        self.busy: dict[str, float] = {}
+        self.last = time.time()
+
+    def add(self, p: psutil.Process, kind: str, cpu: float, created: float, now: float) -> None:
+        row = self.procs.setdefault((p.pid, created), [kind, 0.0, now, now])
+        row[0], row[1], row[3] = kind, max(row[1], cpu), now  # the latest kind: a fork becomes what it exec's
+
+    def tick(self, kinds: set[str], now: float) -> None:
+        step, self.last = min(now - self.last, 1.0), now
+        for k in kinds:
+            self.busy[k] = self.busy.get(k, 0.0) + step
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for kind, cpu, created, seen in self.procs.values():
+            row = out.setdefault(kind, {"processes": 0, "cpu_s": 0.0, "process_s": 0.0, "busy_s": 0.0})
+            row["processes"] += 1
+            row["cpu_s"] += cpu
+            row["process_s"] += max(0.0, seen - created)
+        for kind, busy in self.busy.items():
+            out.setdefault(kind, {"processes": 0, "cpu_s": 0.0, "process_s": 0.0, "busy_s": 0.0})["busy_s"] = busy
+        for row in out.values():
+            row["busy_s"] = round(row["busy_s"], 2)
+            row["cpu_s"], row["process_s"] = round(row["cpu_s"], 2), round(row["process_s"], 2)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]["cpu_s"]))
+
+
+def _tree_rss(proc: psutil.Process, kinds: _Kinds | None = None) -> tuple[int, dict[str, int], int]:
     """Sum of RSS over the tree. A child that has been forked but has not exec'd yet (same name and command line
     as its parent: subprocess's fork-then-exec, or a multiprocessing fork) runs on its parent's pages, so it is
     not counted: with 16 threads starting clones, several such copies of a 200 MB interpreter exist for a moment
@@ -52,18 +112,29 @@ def _tree_rss(proc: psutil.Process) -> tuple[int, dict[str, int], int]:
     except psutil.Error:
         return 0, {}, 0
     cmdlines: dict[int, tuple[str, list[str]]] = {}
+    alive: set[str] = set()
+    now = time.time()
     for p in procs:
         try:
             with p.oneshot():
                 rss, name, cmdline, ppid = p.memory_info().rss, p.name(), p.cmdline(), p.ppid()
+                if kinds is not None:
+                    t = p.cpu_times()
+                    cpu, created = t.user + t.system, p.create_time()
         except psutil.Error:
             continue
         cmdlines[p.pid] = (name, cmdline)
+        if kinds is not None:
+            kind = process_kind(name, cmdline, cmdlines.get(ppid))
+            kinds.add(p, kind, cpu, created, now)
+            alive.add(kind)
         if p.pid != proc.pid and cmdlines.get(ppid) == (name, cmdline):
             continue
         total += rss
         by_name[name] = by_name.get(name, 0) + rss
         largest = max(largest, rss)
+    if kinds is not None:
+        kinds.tick(alive, now)
     return total, by_name, largest
 
 
@@ -87,11 +158,12 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
     for t in readers:
         t.start()
     ps = psutil.Process(proc.pid)
+    kinds = _Kinds()
 
     def sample() -> None:
         nonlocal peak, peak_by_name, largest_process
         while not done.is_set():
-            total, by_name, largest = _tree_rss(ps)
+            total, by_name, largest = _tree_rss(ps, kinds)
             largest_process = max(largest_process, largest)
             if total > peak:
                 peak, peak_by_name = total, by_name
@@ -133,6 +205,7 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
         other_children_cpu_s=round(max(0.0, children_cpu - cpu), 2),
         stdout=outputs.get("out", b"").decode("utf-8", "replace"),
         stderr_tail=outputs.get("err", b"").decode("utf-8", "replace")[-2000:],
+        by_kind=kinds.summary(),
     )
 
 

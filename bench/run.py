@@ -1,5 +1,9 @@
 """xgov-digests benchmarks: the field's baseline (sequential clone + stock gitingest) against the pipeline.
 
+python -m bench                    # the floor suite: real + synthetic corpora, floor / seed loop / dvc repro / make -j
+python -m bench floor --expect bench/results/floor-before.json   # the same, digests and ratios against another run
+python -m bench compare bench/results/floor-after.json bench/results/floor-before.json   # digests, ratios
+python -m bench predict bench/results/floor.json   # 21,000 repos on 2/8/32 cores, 0.1/1/10 Gbit/s
 python -m bench quick              # < 3 minutes on 2 cores: 48 repos, workers 1/4/8/16, incremental, digest, scale
 python -m bench full               # 200 repos, the same, profiles of the digest, dvc repro on 21,000 digests
 python -m bench throughput --repos 50 --latency 0.1 --workers 1 16
@@ -28,7 +32,7 @@ from typing import Any
 if __package__ in (None, ""):  # python bench/run.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import clones, corpus, digest_bench, dvc_scale, measure, parallel, scale, throughput  # noqa: E402
+from bench import clones, corpus, digest_bench, dvc_scale, floor, measure, parallel, scale, throughput  # noqa: E402
 from tests.fixtures.gitserver import GitServer  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -255,10 +259,53 @@ def suite(name: str, *, repos: int, seed: int, workers: list[int], latency: floa
     return 0
 
 
+def floor_suite(args: argparse.Namespace) -> int:
+    """``python -m bench``: see bench/floor.py."""
+    start = time.perf_counter()
+    result: dict[str, Any] = {"name": args.name, "machine": measure.machine()}
+    try:
+        result.update(floor.run(WORK / "floor", latency=args.latency, concurrency=args.concurrency, jobs=args.jobs,
+                                tmpdir=resolve_tmpdir(args.tmpdir), synthetic_repos=args.synthetic_repos,
+                                seed=args.seed, mirrors=args.mirrors, copies=args.copies,
+                                seed_loop=not args.no_seed_loop, synthetic_seed_loop=args.synthetic_seed_loop,
+                                log=log))  # fmt: skip
+    except floor.real_corpus.MirrorMissing as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    result["targets"] = floor.targets(result)
+    if args.expect:
+        result["against"] = floor.compare_expected(result, json.loads(args.expect.read_text(encoding="utf-8")))
+    result["elapsed_s"] = round(time.perf_counter() - start, 1)
+    path = save(args.name, result)
+    print("\n".join(floor.lines(result)))
+    print(f"({result['elapsed_s']} s; results in {path.relative_to(BENCH.parent)})")
+    checks = all(all(c["checks"].values()) for c in result["corpora"].values())
+    against = [v["digests_identical"] for v in result.get("against", {}).values() if isinstance(v, dict)]
+    return 0 if checks and all(against) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")
+    fl = sub.add_parser("floor", help="the default suite: the pipeline against bare parallel clones, real repos too")
+    fl.add_argument("--latency", type=float, default=0.1, help="seconds added to every HTTP request (0.1)")
+    fl.add_argument("--concurrency", type=int, default=16, help="clones at a time in the floor run (16)")
+    fl.add_argument("--jobs", type=int, default=10, help="make -j (10)")
+    fl.add_argument("--synthetic-repos", type=int, default=48, help="repos of the synthetic corpus; 0: none (48)")
+    fl.add_argument("--seed", type=int, default=7)
+    fl.add_argument("--mirrors", type=Path, help="where the real repositories are (bench/README.md)")
+    fl.add_argument("--copies", type=int, default=3, help="owners each real repository is served under (3)")
+    fl.add_argument("--no-seed-loop", action="store_true", help="leave out the seed-style loop")
+    fl.add_argument("--synthetic-seed-loop", action="store_true", help="the seed loop on the synthetic corpus too")
+    fl.add_argument("--expect", type=Path, help="another run's results JSON: compare digests and x-floor ratios")
+    fl.add_argument("--name", default="floor", help="results file name (bench/results/NAME.json)")
+    fl.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    cm = sub.add_parser("compare", help="two floor-suite results files: digests and x-floor ratios, now against then")
+    cm.add_argument("now", type=Path)
+    cm.add_argument("then", type=Path)
+    pr = sub.add_parser("predict", help="the full feed's wall time predicted from a floor-suite results file")
+    pr.add_argument("rest", nargs=argparse.REMAINDER, help="see python -m bench.predict --help")
     q = sub.add_parser("quick", help="the quick suite (< 3 min on 2 cores)")
     f = sub.add_parser("full", help="the full suite")
     for p, repos in ((q, 48), (f, 200)):
@@ -331,8 +378,23 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--latency", type=float, default=0.1)
     v.add_argument("--bandwidth", type=float, default=0.0)
     v.add_argument("--lifetime", type=float, default=600.0)
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["floor", *argv]  # python -m bench [options]: the floor suite
     args = parser.parse_args(argv)
 
+    if args.command == "floor":
+        return floor_suite(args)
+    if args.command == "compare":
+        now = json.loads(args.now.read_text(encoding="utf-8"))
+        now["against"] = floor.compare_expected(now, json.loads(args.then.read_text(encoding="utf-8")))
+        args.now.write_text(json.dumps(now, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print("\n".join(floor.lines(now)))
+        return 0 if all(v["digests_identical"] for v in now["against"].values() if isinstance(v, dict)) else 1
+    if args.command == "predict":
+        from bench import predict
+
+        return predict.main(args.rest)
     if args.command == "quick":
         return suite(
             "quick",

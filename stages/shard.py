@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from xgov_digests.feed import FeedError, load_snapshot
 from xgov_digests.files import remove_temps, summaries_path
 from xgov_digests.logs import HUMAN, redact, setup_logging
 from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
@@ -61,7 +60,8 @@ def _interrupt(signum: int, frame: object) -> None:
 def _pin_hash_seed() -> None:
     """gitingest keeps ignore patterns in a set, and a ``.gitignore`` negation that conflicts with a built-in pattern
     resolves by the set's order, which depends on str hashing: run with a fixed seed so a digest depends only on
-    the commit and the params (re-executes this command once)."""
+    the commit and the params. dvc.yaml's cmd sets the seed, which saves a whole interpreter start per shard; run
+    any other way without it (by hand, from a script), the command re-executes itself once with it."""
     if os.environ.get("PYTHONHASHSEED") != "0":
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable, "-m", "stages.shard", *sys.argv[1:]])
@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("XGOV_SHARD_PROBE"):  # make collect's probe: DVC found no run-cache entry for this shard
         print(f"shard@{args.offset}: not in the remote's run-cache; not digested here (collect probe)", file=sys.stderr)
         return 3
+    # --feed downloads: its HTTP client is imported only then (DVC's runs read the manifest)
+    feed_errors: tuple[type[Exception], ...] = ()
+    if args.feed:
+        from xgov_digests.feed import FeedError, load_snapshot
+
+        feed_errors = (FeedError,)
     try:
         params = load_params(args.params)
         if args.feed:
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             repos = select(snap.repos, args.batch_size, args.offset, params.shards.assign)
         else:
             repos = read_manifest(manifest_path(args.offset), args.batch_size, args.offset)
-    except (ParamsError, FeedError, ManifestError, SelectionError) as exc:
+    except (ParamsError, ManifestError, SelectionError, *feed_errors) as exc:
         log.error(redact(str(exc)), extra={HUMAN: ""})  # the line below is the one for people
         print(f"shard: error: {redact(str(exc))}", file=sys.stderr)
         return 2
@@ -100,14 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# batch {args.batch_size}, offset {args.offset}: {len(repos)} repos (dry run, nothing cloned)")
         return 0
 
-    # Only a real run needs gitingest, pandas and fsspec: a dry run stays quick.
+    # Only a real run needs these; gitingest comes with the first cache miss (ShardRun), pandas never.
     from xgov_digests.cache import open_cache
     from xgov_digests.ingest import ShardRun
     from xgov_digests.progress import ShardProgress, summary
     from xgov_digests.s3 import S3ConfigError
     from xgov_digests.stats import stats_path, write_stats
 
-    setup_logging(batch_size=args.batch_size, offset=args.offset)  # again: importing gitingest reconfigured it
     settings = params.ingest
     if args.workers is not None:
         settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
@@ -124,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = ShardProgress(args.batch_size, args.offset, len(repos))
     started = time.monotonic()
     with progress.active():
-        rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
+        rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache,
+                        after_import=lambda: setup_logging(batch_size=args.batch_size, offset=args.offset)).run()
     wall_s = time.monotonic() - started
     write_stats(stats_path(args.offset), rows, wall_s=wall_s)
     counts = Counter(r.status for r in rows)

@@ -3,6 +3,8 @@
 Clones wait on the network, so ``workers`` threads keep that many in flight. A digest takes milliseconds
 (xgov_digests/digest/) but runs in a child process killed at ``ingest.digest_timeout`` (xgov_digests/digest/budget.py);
 removing a checkout can take as long as cloning it on some disks, so that happens in the background.
+The clone and digest code (and gitingest under it) is imported on the first cache miss: a shard whose repos all
+come from the digest cache never loads it.
 An exception this module does not expect is a bug, not a property of the repo: its row is ``failure_kind: internal``
 and the shard fails.
 """
@@ -10,24 +12,27 @@ and the shard fails.
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xgov_digests.cache import DigestCache, Entry
 from xgov_digests.cleanup import remove_tree
 from xgov_digests.clone import CloneError, EmptyRepo, check_url, kill_running
-from xgov_digests.clone_strategy import clone_repo
-from xgov_digests.digest import Header, Limits
-from xgov_digests.digest.budget import DigestPool, DigestStopped, DigestTimeout
 from xgov_digests.files import digest_path, write_atomic
 from xgov_digests.logs import redact
 from xgov_digests.params import IngestParams
 from xgov_digests.repo import Repo
 from xgov_digests.stats import Row
+
+if TYPE_CHECKING:
+    from xgov_digests.digest.budget import DigestPool
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,33 @@ class ShardRun:
     settings: IngestParams
     on_progress: Callable[[int, int, Row], None] | None = None  # (done, total, the row just finished)
     cache: DigestCache | None = None
+    # called once the digest code is imported (on the first miss): importing gitingest replaces the root logger's
+    # handlers and loguru's sinks, so the shard CLI sets its logging up again here
+    after_import: Callable[[], None] | None = None
     _pool: DigestPool | None = field(default=None, init=False, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
+
+    def _digest_pool(self) -> DigestPool:
+        """The digest pool, opened (and the digest code imported) on the first cache miss."""
+        with self._pool_lock:
+            if self._pool is None:
+                import xgov_digests.clone_strategy  # noqa: F401 - gitingest under it: before after_import
+                from xgov_digests.digest.budget import DigestPool, DigestStopped
+
+                if self.after_import:
+                    self.after_import()
+                if self._stopping:
+                    raise DigestStopped("digest not started: the shard is stopping")
+                self._pool = DigestPool(max(1, min(self.settings.workers, len(self.repos) or 1)),
+                                        self.settings.digest_timeout)  # fmt: skip
+            return self._pool
+
+    def _close_pool(self) -> None:
+        with self._pool_lock:
+            self._stopping = True
+            if self._pool is not None:
+                self._pool.close()
 
     def _process(self, repo: Repo, janitor: ThreadPoolExecutor) -> Row:
         s = self.settings
@@ -57,6 +88,10 @@ class ShardRun:
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
                 row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
                 return row
+            pool = self._digest_pool()
+            from xgov_digests.clone_strategy import clone_repo
+            from xgov_digests.digest import Header, Limits
+
             tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
             try:
                 t = time.perf_counter()
@@ -65,8 +100,7 @@ class ShardRun:
                 row.clone_s = time.perf_counter() - t
                 row.commit = checkout.commit
                 t = time.perf_counter()
-                assert self._pool is not None, "run() opens the digest pool"
-                digest = self._pool.digest(
+                digest = pool.digest(
                     checkout.path,
                     Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at),
                     max_file_size=s.max_file_size,
@@ -91,14 +125,19 @@ class ShardRun:
             row.status, row.error = "empty", str(exc)
         except CloneError as exc:  # UrlRejected too: permanent
             row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
-        except DigestTimeout as exc:  # a hostile repo (a pattern that backtracks for ever): it will time out again
-            row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
-        except DigestStopped as exc:  # the digest's process died (out of memory?) or the shard is stopping
-            row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
-        except Exception as exc:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
-            log.exception("internal error", extra={"url": row.url})
-            first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
-            row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
+        except Exception as exc:
+            # The digest pool's errors: its module is imported on the first miss, and nothing raises them before.
+            # DigestTimeout: a hostile repo (a pattern that backtracks for ever) that will time out again.
+            # DigestStopped: the digest's process died (out of memory?) or the shard is stopping.
+            budget = sys.modules.get("xgov_digests.digest.budget")
+            if budget and isinstance(exc, budget.DigestTimeout):
+                row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
+            elif budget and isinstance(exc, budget.DigestStopped):
+                row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
+            else:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
+                log.exception("internal error", extra={"url": row.url})
+                first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
+                row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
         finally:
             row.total_s = time.perf_counter() - start
         if row.status == "failed":
@@ -110,7 +149,6 @@ class ShardRun:
         rows: list[Row] = []
         with (
             ThreadPoolExecutor(1, thread_name_prefix="janitor") as janitor,
-            DigestPool(workers, self.settings.digest_timeout) as self._pool,
             ThreadPoolExecutor(workers, thread_name_prefix="repo") as pool,
         ):
             futures = [pool.submit(self._process, repo, janitor) for repo in self.repos]
@@ -124,6 +162,10 @@ class ShardRun:
                 if self.cache:
                     self.cache.close()  # repos waiting on a hanging cache endpoint return at once
                 log.warning("stopping: killed the running clones", extra={"clones": kill_running()})
-                self._pool.close()
+                self._close_pool()
                 raise
+            finally:
+                if not self._stopping:
+                    pool.shutdown(wait=True)
+                    self._close_pool()
         return rows
