@@ -200,14 +200,32 @@ def _base_env() -> dict[str, str]:
 
 def carried_config() -> tuple[tuple[str, str], ...]:
     """The user's git config that clones keep (system, global and ``GIT_CONFIG_COUNT``/``git -c`` entries, in
-    git's order), read once per process (and again if the variables that locate it change)."""
+    git's order), read once per process, and again when the variables or files that hold it change."""
     where = tuple(sorted((k, v) for k, v in os.environ.items()
                          if k.startswith("GIT_CONFIG") or k in ("HOME", "XDG_CONFIG_HOME", "PATH")))  # fmt: skip
-    return _read_carried_config(where)
+    return _read_carried_config(where, tuple(_stamp(f) for f in _config_files()))
+
+
+def _config_files() -> list[str]:
+    """The config files git reads outside a repository (their includes aside)."""
+    home, xdg = os.environ.get("HOME", ""), os.environ.get("XDG_CONFIG_HOME", "")
+    return [
+        os.environ.get("GIT_CONFIG_SYSTEM", "/etc/gitconfig"),
+        os.environ.get("GIT_CONFIG_GLOBAL", f"{home}/.gitconfig"),
+        f"{xdg or home + '/.config'}/git/config",
+    ]
+
+
+def _stamp(path: str) -> tuple[float, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0.0, -1)
+    return (st.st_mtime, st.st_size)
 
 
 @lru_cache(maxsize=4)
-def _read_carried_config(where: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+def _read_carried_config(where: tuple[tuple[str, str], ...], stamps: object) -> tuple[tuple[str, str], ...]:
     """:func:`carried_config` for the environment ``where``, read outside any repository."""
     env = {**_base_env(), **dict(where), "GIT_CEILING_DIRECTORIES": "/", "LC_ALL": "C.UTF-8"}
     env.pop("GIT_CONFIG", None)  # names a file for `git config` to write: not the user's config

@@ -6,17 +6,18 @@ through the same rule: a blob over ``max_file_size`` (which the walk skips) is n
 can make it smaller on checkout (``ident``, ``filter``, ``working-tree-encoding``; see :data:`SHRINKING`) and it is at
 most ``SHRINK_FACTOR`` times ``max_file_size``.
 
-``off`` is a full shallow clone (every blob, so their sizes are known from ``ls-tree -l``); its checkout leaves out
-the oversized blobs. ``auto`` clones the commit and its trees without blobs (``--filter=blob:none
---no-checkout``). One fetch then brings every ``.gitignore``/``.gitingestignore``/``.gitattributes`` file and every
-path that gitingest's default ignore patterns keep: the folders holding them are asked for as trees with
-``--filter=combine:tree:1+blob:limit=<max_file_size+1>``, so each folder's own blobs up to ``max_file_size`` come (its
-subfolders' do not) and no blob over it is ever sent. A non-cone sparse checkout writes exactly the fetched paths,
-with git's own checkout (``.gitattributes`` conversions apply). The ignore files on disk then give the digest's own
-patterns (:func:`xgov_digests.digest.ignore_spec`); a path they keep that the defaults drop (a negation) comes in a
-second fetch; oversized blobs that an attribute may shrink come in a third, under the larger limit. A server that
-ignores filters (git: "filtering not recognized by server") has sent every blob: the checkout is ``off``'s.
-Afterwards the checkout is no longer a partial clone, so no later git command can fetch anything lazily.
+``off`` is a full shallow clone (every blob is here, with its size from ``ls-tree -l``). ``auto`` clones the commit
+and its trees without blobs (``--filter=blob:none --no-checkout``). One fetch then brings every
+``.gitignore``/``.gitingestignore``/``.gitattributes`` file and every path that gitingest's default ignore patterns
+keep: a folder whose every path is kept is asked for as its tree with ``--filter=blob:limit=<max_file_size+1>``, so
+its blobs over ``max_file_size`` stay on the server; other paths are asked for one by one (the server sends a blob
+asked for by name whatever its size: its size is then read before the checkout). A non-cone sparse checkout writes
+exactly the fetched paths less the oversized ones, with git's own checkout (``.gitattributes`` conversions apply).
+The ignore files on disk then give the digest's own patterns (:func:`xgov_digests.digest.ignore_spec`); a path they
+keep that the defaults drop (a negation) comes in a second fetch, and oversized blobs that an attribute may shrink
+in a third, under the larger limit. A server that ignores filters (git: "filtering not recognized by server") has
+sent every blob: the checkout is ``off``'s. Afterwards the checkout is no longer a partial clone, so no later git
+command can fetch anything lazily.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xgov_digests.backoff import attempts as retry_attempts
-from xgov_digests.clone import PERMANENT, Checkout, CloneError, clone, failure_kind, last_line, run_git
+from xgov_digests.clone import (
+    PERMANENT,
+    Checkout,
+    CloneError,
+    GitResult,
+    clone,
+    failure_kind,
+    last_line,
+    run_git,
+)  # fmt: skip
 from xgov_digests.digest import IgnoreSpec, ignore_spec
 from xgov_digests.logs import redact
 
@@ -149,8 +159,9 @@ class _Steps:
         self.skipped: set[str] = set()  # paths asked for whose blobs are not checked out (too large)
         self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
 
-    def run(self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"") -> bytes:
-        """Run one git command (retried ``attempts - 1`` times); a failure is classified as the clone's are."""
+    def run(self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"") -> GitResult:
+        """Run one git command (retried ``attempts - 1`` times); a failure is classified as the clone's are: a
+        broken pack met here is as permanent as in the clone."""
         error, kind = "", PERMANENT
         for _ in retry_attempts(attempts - 1, self.backoff):
             left = self.deadline - time.monotonic()
@@ -158,13 +169,13 @@ class _Steps:
                 raise CloneError("timed out during the checkout")
             result = run_git(args, left, repo=self.dest, max_records=max_records, stdin=stdin)
             if result.returncode == 0 or result.cut:
-                return result.stdout if not result.cut else result.stdout + b"\0CUT"
+                return result
             error, kind = last_line(result.stderr), failure_kind(result.stderr)
         command = next(a for a in args if not a.startswith("-") and "=" not in a)
         raise CloneError(f"git {command} failed during the checkout: {error}", kind)
 
     def git(self, *args: str, attempts: int = 1) -> str:
-        return self.run(*args, attempts=attempts).decode("utf-8", "surrogateescape")
+        return self.run(*args, attempts=attempts).stdout.decode("utf-8", "surrogateescape")
 
     def missing(self) -> set[str]:
         """The objects the server left out (none: it ignored the filter). Lists them without fetching any."""
@@ -194,7 +205,7 @@ class _Steps:
         here = sorted({by_path[p].oid for p in self.fetched if by_path[p].oid not in missing} - set(self.sizes))
         if here:
             out = self.run("cat-file", "--batch-check=%(objectname) %(objectsize)",
-                           stdin="".join(f"{oid}\n" for oid in here).encode()).decode()  # fmt: skip
+                           stdin="".join(f"{oid}\n" for oid in here).encode()).stdout.decode()  # fmt: skip
             for line in out.splitlines():
                 oid, _, size = line.partition(" ")
                 if size.isdigit():
@@ -210,7 +221,7 @@ class _Steps:
             return set()
         out = self.run("check-attr", "-z", "--stdin", *SHRINKING,
                        stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)))  # fmt: skip
-        fields = out.split(b"\0")
+        fields = out.stdout.split(b"\0")
         return {
             os.fsdecode(path) for path, _attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
             if value not in (b"unspecified", b"unset")
@@ -239,15 +250,15 @@ def list_tree(step: _Steps, max_entries: int = DEFAULT_MAX_TREE_ENTRIES, *, size
     ``sizes``, ``ls-tree`` reads trees only: no blob is fetched. More than ``max_entries`` paths and folders is a
     permanent :class:`CloneError`, found after reading that many records and no more."""
     root = step.git("rev-parse", "HEAD^{tree}").strip()
-    out = step.run("ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD",
-                   max_records=max_entries)  # fmt: skip
-    if out.endswith(b"\0CUT"):
+    listing = step.run("ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD",
+                       max_records=max_entries)  # fmt: skip
+    if listing.cut:
         raise CloneError(
             f"the tree has more than {max_entries} paths and folders (ingest.max_tree_entries): not checked out",
             PERMANENT,
         )
     entries, folders = [], {"": root}
-    for record in out.split(b"\0"):
+    for record in listing.stdout.split(b"\0"):
         if not record:
             continue
         meta, _, raw = record.partition(b"\t")
