@@ -190,7 +190,10 @@ class _Steps:
         limit = self.max_file_size if limit is None else limit
         folders, singles = cover(paths, tree.entries)
         by_path = {e.path: e.oid for e in tree.entries}
-        wants = sorted({tree.folders[f] for f in folders} | {by_path[p] for p in singles})
+        # a blob that is also in a folder asked for comes with it, or is left out with it when oversized (asked
+        # for by name as well, the server may still leave it out, and the fetch then fails)
+        in_folders = {e.oid for e in tree.entries if not folders.isdisjoint(_folders(e.path))}
+        wants = sorted({tree.folders[f] for f in folders} | ({by_path[p] for p in singles} - in_folders))
         self.fetched |= paths
         # --refetch (git >= 2.36): ask for the trees although they are here, so the server walks them for blobs;
         # the wants go on stdin, however many there are
@@ -230,9 +233,10 @@ class _Steps:
     def check_out(self, tree: Tree) -> None:
         """Write the fetched paths, less the skipped ones: a non-cone sparse checkout that fetches nothing."""
         patterns = sparse_patterns(self.fetched, tree.entries, self.skipped)
-        if any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line: check out the whole tree
-            self.git("read-tree", "-mu", "HEAD", attempts=self.retries + 1)
-            return
+        if any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line: '?' stands for the line break
+            if _confusable(tree):
+                raise CloneError("the tree has paths that differ only where one holds a line break", PERMANENT)
+            patterns = [p.replace("\n", "?").replace("\r", "?") for p in patterns]
         sparse = self.dest / ".git" / "info" / "sparse-checkout"
         sparse.parent.mkdir(parents=True, exist_ok=True)
         sparse.write_bytes(b"".join(os.fsencode(p) + b"\n" for p in patterns))
@@ -243,6 +247,20 @@ class _Steps:
         # Its promisor and partialclonefilter keys go with it. Where git also set extensions.partialClone, a lazy
         # fetch now fails instead of reaching the network.
         self.git("config", "--remove-section", "remote.origin")
+
+
+def _confusable(tree: Tree) -> bool:
+    """Does a path with a line break (CR or LF) equal another path of the tree but at its line breaks?"""
+    names = {e.path for e in tree.entries} | set(tree.folders)
+    by_length: dict[int, list[str]] = {}
+    for name in names:
+        by_length.setdefault(len(name), []).append(name)
+    for name in names:
+        breaks = {i for i, ch in enumerate(name) if ch in "\r\n"}
+        if breaks and any(other != name and all(other[i] == ch for i, ch in enumerate(name) if i not in breaks)
+                          for other in by_length[len(name)]):  # fmt: skip
+            return True
+    return False
 
 
 def list_tree(step: _Steps, max_entries: int = DEFAULT_MAX_TREE_ENTRIES, *, sizes: bool = False) -> Tree:
