@@ -23,7 +23,7 @@ from xgov_digests.digest import make_digest
 MAX = 1000
 
 
-def _bare(path: Path) -> Path:
+def bare_repo(path: Path) -> Path:
     path.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
     git(path, "config", "uploadpack.allowFilter", "true")
@@ -48,7 +48,7 @@ def _commit(repo: Path, tree: str) -> None:
     git(repo, "update-ref", "refs/heads/main", oid)
 
 
-def _tree_bomb(repo: Path, levels: int) -> int:
+def tree_bomb(repo: Path, levels: int) -> int:
     """2**levels paths through ``levels`` folders that each hold the one below twice: a pack of a few kB."""
     node = _tree(repo, [("100644", "f", _object(repo, "blob", b"x\n"))])
     for _ in range(levels - 1):
@@ -63,7 +63,7 @@ def _du(path: Path) -> int:
 
 @pytest.mark.parametrize("mode", ["off", "auto"])
 def test_tree_bomb_fails_in_seconds_and_writes_nothing(tmp_path: Path, mode: str) -> None:
-    paths = _tree_bomb(_bare(tmp_path / "srv" / "org" / "bomb"), 18)  # 131,072 paths; minutes to check out
+    paths = tree_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), 18)  # 131,072 paths; minutes to check out
     with GitServer(tmp_path / "srv", lifetime=120) as server:
         start = time.monotonic()
         with pytest.raises(CloneError, match="ingest.max_tree_entries") as failed:
@@ -75,7 +75,7 @@ def test_tree_bomb_fails_in_seconds_and_writes_nothing(tmp_path: Path, mode: str
     assert [p.name for p in (tmp_path / "c" / "bomb").iterdir()] == [".git"]  # nothing checked out
 
 
-def _blob_bomb(repo: Path, size: int, names: int, attributes: str = "") -> None:
+def blob_bomb(repo: Path, size: int, names: int, attributes: str = "") -> None:
     """One blob of ``size`` zero bytes named ``x/bomb<i>`` ``names`` times, beside a kept and an ignored file."""
     zeros = subprocess.run(f"head -c {size} /dev/zero | git -C {repo} hash-object -w --stdin", shell=True,
                            capture_output=True, check=True, text=True).stdout.strip()  # fmt: skip
@@ -92,7 +92,7 @@ def _blob_bomb(repo: Path, size: int, names: int, attributes: str = "") -> None:
 @pytest.mark.parametrize("attributes", ["", "x/bomb* ident\n"])
 def test_oversized_blob_named_many_times_is_never_written(tmp_path: Path, mode: str, attributes: str) -> None:
     size, names = 16 << 20, 16  # 256 MiB of files if checked out
-    _blob_bomb(_bare(tmp_path / "srv" / "org" / "bomb"), size, names, attributes)
+    blob_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), size, names, attributes)
     with GitServer(tmp_path / "srv", lifetime=120) as server:
         checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb", clone_filter=mode, timeout=60,
                               max_file_size=MAX)  # fmt: skip
