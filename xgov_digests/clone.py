@@ -148,8 +148,11 @@ def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = 
 
 
 # The user's git config that a clone keeps: how to reach a host (URL rewriting, proxies, TLS, HTTP options),
-# credentials, and which protocols are allowed. Nothing else of it applies (see PINNED).
-_CARRIED_CONFIG = re.compile(r"url\..+\.insteadof|http\..+|credential\..+|protocol\.(.+\.)?allow", re.DOTALL)
+# credentials, which protocols are allowed, and which local repositories owned by others may be read (file://).
+# Nothing else of it applies (see PINNED).
+_CARRIED_CONFIG = re.compile(
+    r"url\..+\.insteadof|http\..+|credential\..+|protocol\.(.+\.)?allow|safe\.directory", re.DOTALL
+)
 # Environment variables of git's that only reach the network (curl's TLS and HTTP options, the protocol allow
 # list). Every other GIT_* variable is dropped: each names another repository, index, object store or config, a
 # program to run (hooks' templates, ssh, an exec path), a trace file, or changes how paths and objects are read.
