@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 peak[0] = max(peak[0], _bytes_under(dest.parent))
 
         threading.Thread(target=sample, daemon=True).start()
-        kwargs = {"max_tree_entries": 500_000} if "max_tree_entries" in inspect.signature(clone_repo).parameters else {}
+        kwargs = {"max_tree_entries": 200_000} if "max_tree_entries" in inspect.signature(clone_repo).parameters else {}
         with GitServer(root / "srv", lifetime=3600) as server:
             start = time.monotonic()
             try:

@@ -58,7 +58,7 @@ ALWAYS_FETCHED = frozenset({*_IGNORE_FILES, ".gitattributes"})
 # ``working-tree-encoding`` re-encodes (UTF-16 to UTF-8 halves a file). ``text``/``eol`` conversions only add CRs.
 SHRINKING = ("ident", "filter", "working-tree-encoding")
 SHRINK_FACTOR = 16  # an oversized blob under a SHRINKING attribute is checked out up to this many max_file_size
-DEFAULT_MAX_TREE_ENTRIES = 500_000
+DEFAULT_MAX_TREE_ENTRIES = 200_000
 _PATTERN_SPECIAL = re.compile(r"([\\*?\[\] !#])")
 _BLOB, _LINK, _GITLINK = "blob", "link", "gitlink"
 

@@ -58,7 +58,7 @@ class IngestParams:
     allow_file_urls: bool = False
     cache: str = ".cache/digests"
     clone_filter: str = "auto"
-    max_tree_entries: int = 500_000
+    max_tree_entries: int = 200_000
 
 
 @dataclass(frozen=True)
