@@ -117,9 +117,10 @@ def _full_checkout(step: _Steps, tree: Tree) -> None:
     step.sizes = {e.oid: e.size for e in tree.entries if e.size >= 0}
     step.skipped = big
     step.check_out(tree)
-    if step.may_shrink(big):
-        step.skip_oversized(tree, step.max_file_size * SHRINK_FACTOR)  # ... unless it may shrink
-        step.skipped |= big - step.may_shrink(big)
+    shrink = step.may_shrink(big)  # ... unless it may be smaller on disk
+    if shrink:
+        step.skip_oversized(tree, step.max_file_size * SHRINK_FACTOR)
+        step.skipped |= big - shrink
         step.check_out(tree)
 
 
