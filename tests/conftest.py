@@ -38,12 +38,13 @@ def write_feed(path: Path, entries: list[dict]) -> Path:
 
 
 GIT_SPY = """#!/bin/sh
-# Records every git call (start and end times), optionally sleeps on clone, then runs the real git.
-echo "start $(date +%s.%N) $$ $*" >> "$GIT_SPY_LOG"
-if [ "$1" = "-c" ] && [ -n "$GIT_SPY_SLEEP" ]; then case "$*" in *" clone "*) sleep "$GIT_SPY_SLEEP";; esac; fi
-"$GIT_SPY_REAL" "$@"
+# Records every git call (start and end times), optionally sleeps on clone, then runs the real git. Its variables
+# are not GIT_*: the pipeline runs git with none of those inherited.
+echo "start $(date +%s.%N) $$ $*" >> "$XGOV_SPY_LOG"
+if [ "$1" = "-c" ] && [ -n "$XGOV_SPY_SLEEP" ]; then case "$*" in *" clone "*) sleep "$XGOV_SPY_SLEEP";; esac; fi
+"$XGOV_SPY_REAL" "$@"
 rc=$?
-echo "end $(date +%s.%N) $$ $*" >> "$GIT_SPY_LOG"
+echo "end $(date +%s.%N) $$ $*" >> "$XGOV_SPY_LOG"
 exit $rc
 """
 
@@ -61,9 +62,9 @@ class GitSpy:
     def env(self, sleep: float = 0) -> dict[str, str]:
         return {
             "PATH": f"{self.bin}:{VENV_BIN}:{os.environ['PATH']}",
-            "GIT_SPY_LOG": str(self.log),
-            "GIT_SPY_REAL": shutil.which("git") or "/usr/bin/git",
-            "GIT_SPY_SLEEP": str(sleep) if sleep else "",
+            "XGOV_SPY_LOG": str(self.log),
+            "XGOV_SPY_REAL": shutil.which("git") or "/usr/bin/git",
+            "XGOV_SPY_SLEEP": str(sleep) if sleep else "",
         }
 
     def clones(self) -> list[str]:

@@ -59,6 +59,7 @@ class IngestParams:
     allow_file_urls: bool = False
     cache: str = ".cache/digests"
     clone_filter: str = "auto"
+    max_tree_entries: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,10 @@ def _validate(p: Params) -> None:
         (
             isinstance(p.ingest.max_total_bytes, int) and p.ingest.max_total_bytes >= 1,
             "ingest.max_total_bytes must be an integer >= 1",
+        ),
+        (
+            isinstance(p.ingest.max_tree_entries, int) and p.ingest.max_tree_entries >= 1,
+            "ingest.max_tree_entries must be an integer >= 1",
         ),
         (0 <= p.ingest.max_failure_ratio <= 1, "ingest.max_failure_ratio must be between 0 and 1"),
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),
