@@ -69,6 +69,8 @@ test: lint
 # one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
 # stages.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes on neither).
 DVC_GROUP = $(BIN)/python -m stages.group -- $(BIN)/dvc --wait-for-lock
+# Before a dvc command outside DVC_GROUP: check and repair dvc.lock and .dvc/tmp/rwlock (README: Reliability).
+DVC_CHECK = $(BIN)/python -m stages.group --check
 
 define repro_stages
 	$(DVC_GROUP) repro --single-item fetch
@@ -133,7 +135,7 @@ r2: install
 retry: install
 	@shards="$$($(BIN)/python -m stages.retry)" || exit $$?; \
 	if [ -z "$$shards" ]; then echo "no failed repos in data/stats.parquet: nothing to retry"; exit 0; fi; \
-	echo "retrying $$shards"; \
+	echo "retrying $$shards"; $(DVC_CHECK) || exit $$?; \
 	$(BIN)/dvc repro --force --single-item $$shards && $(BIN)/dvc repro --single-item aggregate
 	$(stage_results)
 
@@ -200,6 +202,7 @@ worker: install
 	@test -n "$(OFFSET)" || { echo "make worker: set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets" >&2; exit 2; }
 	@$(BIN)/python -m stages.scaleout check-offsets -- $(OFFSET) || exit 2
 	$(scaleout_guard)
+	$(DVC_CHECK)
 	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	@set -e; for k in $(OFFSET); do \
 	  echo "worker: shard@$$k"; \
@@ -218,6 +221,7 @@ collect: install
 	  echo "make collect: REMOTE=$(REMOTE) is not the default remote ($${default:-none}); 'dvc repro --pull', which"\
 	   "restores the workers' shards, reads only the default remote: run 'dvc remote default --local $(REMOTE)'"\
 	   "(or make r2), then make collect again" >&2; exit 2; fi
+	$(DVC_CHECK)
 	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	$(BIN)/dvc pull $(DVC_REMOTE_FLAG) fetch
 	$(BIN)/python -m stages.scaleout collect $(if $(ALLOW_LOCAL),--allow-local)
