@@ -20,6 +20,7 @@ REMOTE ?=
 R2_PREFIX ?= dvc
 
 .PHONY: help install lint test repro aggregate run push pull r2 retry demo publish bench bench-quick clean plots shards
+.PHONY: check-remote
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
@@ -30,6 +31,7 @@ help:
 	@echo "make -j 10 repro / make -j 10 run   ten shards at once: dvc repro has no -j (README: Shards at once)"
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket and make it the default"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
+	@echo "make check-remote   audit that every file of dvc.lock's outputs is on the remote (make push repairs)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
 	@echo "make plots     render the DVC plots to dvc_plots/index.html (REV=HEAD~1: against that revision)"
 	@echo "make shards N=20   set shards.batch_size and shards.offsets together, then show what dvc repro will run"
@@ -89,9 +91,12 @@ shard@%: install
 aggregate: install $(filter shard@%,$(MAKECMDGOALS))
 	$(DVC_GROUP) repro --single-item aggregate
 
+# After dvc push: audit that every file of dvc.lock's outputs is on the remote, re-upload what is missing (DVC trusts
+# a present .dir object for its whole folder); exit 1 names what is still missing.
 define push_outputs
 	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
+	$(BIN)/python -m stages.check_remote --audit --repair $(REMOTE)
 endef
 
 # What a run changes for git: dvc.lock, params.yaml, the .gitignore files DVC writes, the metrics and plot data.
@@ -118,8 +123,12 @@ push: install
 	$(push_outputs)
 
 pull: install
-	$(BIN)/python -m stages.check_remote $(REMOTE)
+	$(BIN)/python -m stages.check_remote --audit $(REMOTE)
 	$(BIN)/dvc pull $(if $(REMOTE),-r $(REMOTE))
+
+# The push audit alone: is every file of dvc.lock's outputs on the remote? (read-only)
+check-remote: install
+	$(BIN)/python -m stages.check_remote --audit $(REMOTE)
 
 r2: install
 	@test -n "$(R2_ACCOUNT_ID)" || { echo "make r2: set R2_ACCOUNT_ID=<your Cloudflare account id>"; exit 2; }
