@@ -137,6 +137,7 @@ r2: install
 	$(BIN)/dvc remote modify r2 endpointurl https://$(R2_ACCOUNT_ID).r2.cloudflarestorage.com
 	$(BIN)/dvc remote modify r2 region auto
 	$(BIN)/dvc remote default r2
+	@umask 077 && touch .dvc/config.local && chmod 600 .dvc/config.local  # credentials may go here: private
 	@git add .dvc/config 2>/dev/null || true
 	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ACCOUNT_ID).r2.cloudflarestorage.com (default; .dvc/config staged for git)."
 	@echo "Set R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY in your environment, then: make push"

@@ -331,7 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--latency", type=float, default=0.1)
     v.add_argument("--bandwidth", type=float, default=0.0)
     v.add_argument("--lifetime", type=float, default=600.0)
+    kl = sub.add_parser("killloop", help="kill -9 of make -j 10 repro at random moments: is any workspace bricked?")
+    kl.add_argument("--cuts", type=int, default=50)
+    kl.add_argument("--repos", type=int, default=10)
+    kl.add_argument("--seed", type=int, default=1)
+    kl.add_argument("--full-every", type=int, default=5, help="a whole make -j 10 repro every N cuts (5)")
     args = parser.parse_args(argv)
+    if args.command == "killloop":
+        from bench import killloop
+
+        result = {"machine": measure.machine(), "killloop": killloop.run(
+            WORK / "killloop", cuts=args.cuts, repos=args.repos, seed=args.seed, full_every=args.full_every, log=log)}
+        save("killloop", result)
+        print(json.dumps({k: v for k, v in result["killloop"].items() if k != "delays_s"}, indent=1))
+        return 0 if result["killloop"]["passed"] else 1
 
     if args.command == "quick":
         return suite(
