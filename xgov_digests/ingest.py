@@ -23,6 +23,7 @@ from xgov_digests.clone import CloneError, EmptyRepo, check_url, kill_running
 from xgov_digests.clone_strategy import clone_repo
 from xgov_digests.digest import Header, Limits
 from xgov_digests.digest.budget import DigestPool, DigestStopped, DigestTimeout
+from xgov_digests.diskfull import DiskFull, enospc, failed_path, says_disk_full
 from xgov_digests.files import digest_path, write_atomic
 from xgov_digests.logs import redact
 from xgov_digests.params import IngestParams
@@ -90,12 +91,18 @@ class ShardRun:
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
         except CloneError as exc:  # UrlRejected too: permanent
+            if says_disk_full(str(exc)):  # git could not write the clone: the machine's problem, not the repo's
+                raise DiskFull(tempfile.gettempdir()) from None
             row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
         except DigestTimeout as exc:  # a hostile repo (a pattern that backtracks for ever): it will time out again
             row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
         except DigestStopped as exc:  # the digest's process died (out of memory?) or the shard is stopping
             row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
+        except DiskFull:
+            raise
         except Exception as exc:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
+            if enospc(exc):  # disk full: named by stages/shard.py, not a bug
+                raise DiskFull(failed_path(exc, self.out_dir)) from None
             log.exception("internal error", extra={"url": row.url})
             first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
             row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
