@@ -96,7 +96,12 @@ def up_to_date(ws: Path, e: dict[str, str]) -> tuple[bool, str]:
     return not stale, ", ".join(stale)
 
 
-def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: Any) -> dict[str, Any]:
+LOCK_ERRORS = ("validation failed", "Unable to read RWLock-file", "is busy, it is being blocked by",
+               "Unable to acquire lock")  # fmt: skip
+
+
+def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: Any,
+        max_delay: float = 0.0) -> dict[str, Any]:  # fmt: skip
     rng = random.Random(seed)
     ws = workspace(work, repos, seed)
     e = env()
@@ -107,23 +112,30 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
         raise RuntimeError(f"the first make -j {SHARDS} repro failed:\n{first.stderr[-2000:]}")
     counts = {"cut_dvc_lock": 0, "corrupt_rwlock": 0, "rwlock_entries": 0, "alive_after_5s": 0, "repairs": 0,
               "check_failed": 0, "status_failed": 0, "full_runs": 0, "full_runs_failed": 0, "not_up_to_date": 0,
-              "bricked": 0}  # fmt: skip
+              "next_run_failed_early": 0, "bricked": 0}  # fmt: skip
     failures: list[str] = []
     delays = []
     for i in range(cuts):
         flip(ws, i)
-        delay = rng.uniform(0.0, whole)
+        delay = rng.uniform(0.0, min(whole, max_delay) if max_delay else whole)
         delays.append(round(delay, 2))
-        proc = subprocess.Popen(make_cmd(), cwd=ws, env=e, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            pass
-        with_pg = proc.poll() is None
-        if with_pg:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        output = work / f"cut-{i}.log"
+        with output.open("w") as fh:  # this run is also the previous cut's "next run": it must start cleanly
+            proc = subprocess.Popen(make_cmd(), cwd=ws, env=e, start_new_session=True, stdout=fh, stderr=fh)
+            try:
+                proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                pass
+            with_pg = proc.poll() is None
+            if with_pg:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        text = output.read_text(errors="replace")
+        early = (not with_pg and proc.returncode != 0) or any(err in text for err in LOCK_ERRORS)
+        if early:
+            counts["next_run_failed_early"] += 1
+            counts["bricked"] += 1
+            failures.append(f"cut {i}: the run failed on its own before the kill: {text.strip()[-400:]}")
         time.sleep(5)  # the killed run's own dvc processes (their own groups) are stopped by their sentinels
         alive = live_dvc(ws)
         counts["alive_after_5s"] += alive > 0
@@ -143,11 +155,11 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
             failures.append(f"cut {i}: check: {check.stderr.strip()[-300:]}")
         status = subprocess.run([str(VENV / "bin" / "dvc"), "status"], cwd=ws, env=e, capture_output=True,
                                 text=True, timeout=600)  # fmt: skip
-        if status.returncode != 0:
+        if status.returncode != 0 or any(err in status.stderr for err in LOCK_ERRORS):
             counts["status_failed"] += 1
             bricked = True
             failures.append(f"cut {i}: dvc status: {status.stderr.strip()[-300:]}")
-        if (i + 1) % full_every == 0 or i == cuts - 1:
+        if (full_every and (i + 1) % full_every == 0) or i == cuts - 1:
             counts["full_runs"] += 1
             full = subprocess.run(make_cmd(), cwd=ws, env=e, capture_output=True, text=True, timeout=1800)
             if full.returncode != 0:
@@ -163,5 +175,6 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
         counts["bricked"] += bricked
         log(f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
             f"repair: {'yes' if 'warning' in check.stderr else 'no'}, bricked: {bricked}")  # fmt: skip
-    return {"cuts": cuts, "repos": repos, "shards": SHARDS, "whole_run_s": round(whole, 1), "delays_s": delays,
+    return {"cuts": cuts, "repos": repos, "shards": SHARDS, "whole_run_s": round(whole, 1), "max_delay_s": max_delay,
+            "delays_s": delays,
             **counts, "failures": failures[:20], "passed": counts["bricked"] == 0}  # fmt: skip
