@@ -48,6 +48,19 @@ def _stop_sentinel(sentinel: subprocess.Popen[bytes] | None) -> None:
         sentinel.wait(timeout=5)
 
 
+def _members(pgid: int) -> list[int]:
+    """The live processes of group ``pgid`` other than this one."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry)) == pgid:
+                    with open(f"/proc/{entry}/stat", "rb") as fh:  # a zombie has stopped already
+                        if fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z":
+                            found.append(int(entry))
+    return found
+
+
 def sentinel_main(pgid: int, grace: float) -> int:
     """Wait for the parent's word; without it (the parent died), stop the group: SIGINT, then SIGKILL after grace."""
     for sig in STOP_SIGNALS:
@@ -61,9 +74,7 @@ def sentinel_main(pgid: int, grace: float) -> int:
         os.killpg(pgid, signal.SIGINT)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
-            os.kill(pgid, 0)  # the group's leader (the command) still runs
-        except ProcessLookupError:
+        if not _members(pgid):  # the command and everything of its group have stopped
             return 0
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
