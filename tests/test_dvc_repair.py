@@ -23,7 +23,7 @@ from tests.conftest import Workspace, write_feed
 from tests.fixtures.sample import build_corpus
 from xgov_digests.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, check, lock_problem
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # six real shards, then real dvc killed several times
 SHARDS = {"batch_size": 6, "offsets": [0, 1, 2, 3, 4, 5]}  # six stages: dvc.lock is several 8 KiB writes
 
 
@@ -93,7 +93,7 @@ def test_rwlock_cut_at_random_bytes_or_empty_is_cleared(ran: Workspace) -> None:
         report = check(ran.path)
         assert any("rwlock" in w and "cleared" in w for w in report.warnings), cut
         assert json.loads(rwlock.read_bytes()) == {}
-        assert ran.dvc("status").returncode == 0
+    assert ran.dvc("status").returncode == 0  # DVC reads the cleared file
 
 
 def test_rwlock_entries_of_dead_processes_are_dropped(ran: Workspace) -> None:

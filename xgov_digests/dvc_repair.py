@@ -89,16 +89,19 @@ def _file_lock(path: Path, wait: float) -> Iterator[None]:
         lock.close()
 
 
-def _stages(text: str) -> dict[str, Any] | None:
-    """The ``stages`` mapping of a lock file's text when DVC's schema accepts it, else None."""
-    from dvc.schema import COMPILED_LOCKFILE_SCHEMA
+def _stages(text: str, schema: bool = False) -> dict[str, Any] | None:
+    """The ``stages`` mapping of a lock file's text when it parses (and, with ``schema``, DVC's schema accepts it:
+    the import costs a third of a second, so only a rebuilt file is checked so)."""
     from ruamel.yaml import YAML
 
     try:
         data = YAML(typ="safe").load(text)
         if not isinstance(data, dict):
             return None
-        COMPILED_LOCKFILE_SCHEMA(data)
+        if schema:
+            from dvc.schema import COMPILED_LOCKFILE_SCHEMA
+
+            COMPILED_LOCKFILE_SCHEMA(data)
     except Exception:  # noqa: BLE001 - any parse or schema error means: not usable as it is
         return None
     stages = data.get("stages") or {}
@@ -107,10 +110,12 @@ def _stages(text: str) -> dict[str, Any] | None:
 
 def _complete_stage(entry: Any) -> bool:
     """A stage entry as DVC writes a finished one: cmd first, outs last, every out with its hash and size."""
-    if not isinstance(entry, dict) or "cmd" not in entry or not entry.get("outs"):
+    if not isinstance(entry, dict) or not isinstance(entry.get("cmd"), str) or not entry.get("outs"):
         return False
-    for out in entry["outs"]:
-        if not isinstance(out, dict) or "md5" not in out or "size" not in out:
+    for out in [*entry.get("deps", []), *entry["outs"]]:
+        if not isinstance(out, dict) or not isinstance(out.get("path"), str):
+            return False
+        if not isinstance(out.get("md5"), str) or not isinstance(out.get("size"), int):
             return False
         if str(out["md5"]).endswith(".dir") and "nfiles" not in out:
             return False
@@ -135,7 +140,7 @@ def _whole_stages(text: str) -> dict[str, Any]:
     """The stages of a cut-short lock file that were written in full: everything before the last stage begun."""
     heads = list(STAGE_HEADER.finditer(text))
     for cut in range(len(heads) - 1, -1, -1):
-        stages = _stages(text[: heads[cut].start()])
+        stages = _stages(text[: heads[cut].start()], schema=True)
         if stages is not None and all(_complete_stage(e) for e in stages.values()):
             return stages
     return {}
@@ -182,7 +187,7 @@ def _repair_lock(root: Path, report: Report) -> None:
     elif (head := _git_head_lock(root)) is not None:
         fallback, source = head, "git's HEAD:dvc.lock"
     kept = _whole_stages(text)
-    older = {k: v for k, v in (_stages(fallback) or {}).items() if k not in kept} if fallback else {}
+    older = {k: v for k, v in (_stages(fallback, schema=True) or {}).items() if k not in kept} if fallback else {}
     merged = {**kept, **older}
     (root / BROKEN_COPY).parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(root / BROKEN_COPY, text.encode())
