@@ -134,7 +134,6 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
         early = (not with_pg and proc.returncode != 0) or any(err in text for err in LOCK_ERRORS)
         if early:
             counts["next_run_failed_early"] += 1
-            counts["bricked"] += 1
             failures.append(f"cut {i}: the run failed on its own before the kill: {text.strip()[-400:]}")
         time.sleep(5)  # the killed run's own dvc processes (their own groups) are stopped by their sentinels
         alive = live_dvc(ws)
@@ -146,9 +145,16 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
         for k, v in state.items():
             counts[k] += v
         bricked = False
+        counts["repairs"] += "group: warning" in text  # what this run's first check repaired of the cut before it
+        if not (full_every and (i + 1) % full_every == 0) and i != cuts - 1:
+            counts["bricked"] += early
+            log(f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
+                f"started cleanly: {not early}")  # fmt: skip
+            continue
         check = subprocess.run([sys.executable, "-m", "stages.group", "--check"], cwd=ws, env=e, capture_output=True,
                                text=True, timeout=900)  # fmt: skip
         counts["repairs"] += "warning" in check.stderr
+        bricked = early
         if check.returncode != 0:
             counts["check_failed"] += 1
             bricked = True
@@ -159,19 +165,19 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
             counts["status_failed"] += 1
             bricked = True
             failures.append(f"cut {i}: dvc status: {status.stderr.strip()[-300:]}")
-        if (full_every and (i + 1) % full_every == 0) or i == cuts - 1:
-            counts["full_runs"] += 1
-            full = subprocess.run(make_cmd(), cwd=ws, env=e, capture_output=True, text=True, timeout=1800)
-            if full.returncode != 0:
-                counts["full_runs_failed"] += 1
+        # a whole run: the workspace must end up up to date
+        counts["full_runs"] += 1
+        full = subprocess.run(make_cmd(), cwd=ws, env=e, capture_output=True, text=True, timeout=1800)
+        if full.returncode != 0:
+            counts["full_runs_failed"] += 1
+            bricked = True
+            failures.append(f"cut {i}: make -j {SHARDS} repro exit {full.returncode}: {full.stderr.strip()[-400:]}")
+        else:
+            ok, stale = up_to_date(ws, e)
+            if not ok:
+                counts["not_up_to_date"] += 1
                 bricked = True
-                failures.append(f"cut {i}: make -j {SHARDS} repro exit {full.returncode}: {full.stderr.strip()[-400:]}")
-            else:
-                ok, stale = up_to_date(ws, e)
-                if not ok:
-                    counts["not_up_to_date"] += 1
-                    bricked = True
-                    failures.append(f"cut {i}: after make -j {SHARDS} repro, not up to date: {stale}")
+                failures.append(f"cut {i}: after make -j {SHARDS} repro, not up to date: {stale}")
         counts["bricked"] += bricked
         log(f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
             f"repair: {'yes' if 'warning' in check.stderr else 'no'}, bricked: {bricked}")  # fmt: skip

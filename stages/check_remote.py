@@ -25,12 +25,15 @@ from xgov_digests.s3 import S3ConfigError, check_remote, reason
 
 
 def run_audit(remote: str | None, timeout: float, repair: bool) -> int:
-    from xgov_digests.remote_audit import AuditError, audit, committed_outputs, describe, open_store
+    from xgov_digests.remote_audit import AuditError, NotAudited, audit, committed_outputs, describe, open_store
 
     start = time.perf_counter()
     try:
         name, store, where = open_store(remote, timeout)
         result = audit(store, committed_outputs(), repair)
+    except NotAudited as exc:
+        print(f"check_remote: {exc}")
+        return 0
     except (AuditError, S3ConfigError) as exc:
         print(f"check_remote: error: {exc}", file=sys.stderr)
         return 2

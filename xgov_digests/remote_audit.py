@@ -31,6 +31,10 @@ class AuditError(RuntimeError):
     """The audit could not be done (no dvc.lock, a .dir object nowhere): the message says what to do."""
 
 
+class NotAudited(RuntimeError):
+    """A remote kind the audit does not read (neither S3 nor a local path)."""
+
+
 def _rel(md5: str) -> str:
     return f"{md5[:2]}/{md5[2:]}"
 
@@ -107,7 +111,7 @@ def open_store(name: str | None, timeout: float) -> tuple[str, LocalStore | S3St
         parts = urlsplit(url)
         return name, S3Store(remote.client(timeout), parts.netloc, parts.path.strip("/")), url
     if "://" in url:
-        raise S3ConfigError(f"remote '{name}' is {url}: the audit knows S3 and local remotes only")
+        raise NotAudited(f"remote '{name}' is {url}: the audit reads S3 and local remotes only; not audited")
     root = Path(url) if os.path.isabs(url) else (Path(".dvc") / url).resolve()
     return name, LocalStore(root), str(root)
 
