@@ -92,3 +92,20 @@ def test_an_object_in_neither_the_remote_nor_the_cache_fails_the_push_naming_it(
     assert "dvc repro --force" in failed.stderr
     pull = make(ws, "pull", check=False)  # the audit runs before dvc pull: the same names, no NoSuchKey trace
     assert pull.returncode != 0 and relpath in pull.stderr and "Traceback" not in pull.stderr
+
+
+def test_make_r2_and_the_remote_check_keep_config_local_private(workspace_factory, s3_server: LocalS3) -> None:
+    ws = workspace_factory("feed.json")
+    shutil.copy2(ROOT / "Makefile", ws.path / "Makefile")
+    make(ws, "r2", "R2_ACCOUNT_ID=acct", "R2_BUCKET=bkt")
+    local = ws.path / ".dvc" / "config.local"
+    assert local.stat().st_mode & 0o777 == 0o600
+    ws.dvc("remote", "modify", "--local", "r2", "access_key_id", "AKIDEXAMPLE")
+    assert local.stat().st_mode & 0o777 == 0o600  # DVC keeps the mode of the file it rewrites
+    local.chmod(0o644)  # a config.local DVC created under umask 022
+    point_r2_at(ws, s3_server, s3_server.make_bucket(f"priv-{uuid.uuid4().hex[:12]}"))
+    ws.dvc("remote", "modify", "--local", "r2", "access_key_id", s3_server.env["AWS_ACCESS_KEY_ID"])
+    ws.dvc("remote", "modify", "--local", "r2", "secret_access_key", s3_server.env["AWS_SECRET_ACCESS_KEY"])
+    checked = ws.python("-m", "stages.check_remote", "r2")
+    assert "made it private (600)" in checked.stderr
+    assert local.stat().st_mode & 0o777 == 0o600
