@@ -37,7 +37,7 @@ def ran(workspace_factory, tmp_path: Path) -> Workspace:
     ws = workspace_factory(str(feed))
     ws.set_params(shards=SHARDS)
     ws.commit("six shards")
-    ws.run(sys.executable, "-m", "stages.group", "--", "dvc", "repro")
+    ws.run(sys.executable, "-m", "stages.group", "--", "dvc", "repro", timeout=1800)
     assert (ws.path / "dvc.lock").stat().st_size > 3 * 8192
     return ws
 
