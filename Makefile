@@ -20,6 +20,7 @@ REMOTE ?=
 R2_PREFIX ?= dvc
 
 .PHONY: help install lint test repro aggregate run push pull r2 retry demo publish bench bench-quick clean plots shards
+.PHONY: check-remote
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
@@ -32,6 +33,7 @@ help:
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket, with R2's settings, as the default"
 	@echo "                 (then plain dvc push / dvc pull / dvc status -c work, with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 	@echo "make push / make pull   dvc push / dvc pull to the default remote (REMOTE=name for another)"
+	@echo "make check-remote   audit that every file of dvc.lock's outputs is on the remote (make push repairs)"
 	@echo "make retry     re-run exactly the shards that have failed repos, then stage the results for git"
 	@echo "make plots     the DVC plots as dvc_plots/index.html (renders offline) and a PNG each (REV=HEAD~1: diff)"
 	@echo "make shards N=20   set shards.batch_size and shards.offsets together, then show what dvc repro will run"
@@ -78,6 +80,8 @@ test: lint
 # stages.quiet_dvc drops DVC's staging and push hints, which make run acts on and make repro prints once.
 DVC_QUIET = $(BIN)/python -m stages.quiet_dvc -- $(BIN)/dvc
 DVC_GROUP = $(BIN)/python -m stages.group -- $(DVC_QUIET) --wait-for-lock
+# Before a dvc command outside DVC_GROUP: check and repair dvc.lock and .dvc/tmp/rwlock (docs/reliability.md).
+DVC_CHECK = $(BIN)/python -m stages.group --check
 
 define repro_stages
 	$(DVC_GROUP) repro --single-item fetch
@@ -99,9 +103,12 @@ shard@%: install
 aggregate: install $(filter shard@%,$(MAKECMDGOALS))
 	$(DVC_GROUP) repro --single-item aggregate
 
+# After dvc push: audit that every file of dvc.lock's outputs is on the remote, re-upload what is missing (DVC trusts
+# a present .dir object for its whole folder); exit 1 names what is still missing.
 define push_outputs
 	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
+	$(BIN)/python -m stages.check_remote --audit --repair $(REMOTE)
 endef
 
 # What a run changes for git: dvc.lock, params.yaml, the .gitignore files DVC writes, the metrics and plot data.
@@ -128,8 +135,12 @@ push: install
 	$(push_outputs)
 
 pull: install
-	$(BIN)/python -m stages.check_remote $(REMOTE)
+	$(BIN)/python -m stages.check_remote --audit $(REMOTE)
 	$(BIN)/dvc pull $(if $(REMOTE),-r $(REMOTE))
+
+# The push audit alone: is every file of dvc.lock's outputs on the remote? (read-only)
+check-remote: install
+	$(BIN)/python -m stages.check_remote --audit $(REMOTE)
 
 # The R2 remote for plain dvc as much as for make: dvc-s3 hands the remote's `configpath` to botocore as its AWS config
 # file, whose profiles carry R2's checksum settings (no credentials: those stay in the environment, .dvc/config.local
@@ -150,6 +161,7 @@ r2: install
 	$(BIN)/dvc remote modify r2 region auto
 	$(BIN)/dvc remote modify r2 configpath $(R2_AWS_CONFIG)
 	$(BIN)/dvc remote default r2
+	@umask 077 && touch .dvc/config.local && chmod 600 .dvc/config.local  # credentials may go here: private
 	@git add .dvc/config $(R2_AWS_CONFIG) 2>/dev/null || true
 	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ENDPOINT) (default; R2's checksum settings in $(R2_AWS_CONFIG); both staged for git)."
 	@echo "Credentials as dvc-s3 reads them: export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... (or .dvc/config.local, or an AWS profile); then plain dvc push / dvc pull, or make push"
@@ -157,7 +169,7 @@ r2: install
 retry: install
 	@shards="$$($(BIN)/python -m stages.retry)" || exit $$?; \
 	if [ -z "$$shards" ]; then echo "no failed repos in data/stats.parquet: nothing to retry"; exit 0; fi; \
-	echo "retrying $$shards"; \
+	echo "retrying $$shards"; $(DVC_CHECK) || exit $$?; \
 	$(DVC_QUIET) repro --force --single-item $$shards && $(DVC_QUIET) repro --single-item aggregate
 	$(stage_results)
 
@@ -224,6 +236,7 @@ worker: install
 	@test -n "$(OFFSET)" || { echo "make worker: set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets" >&2; exit 2; }
 	@$(BIN)/python -m stages.scaleout check-offsets -- $(OFFSET) || exit 2
 	$(scaleout_guard)
+	$(DVC_CHECK)
 	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	@set -e; for k in $(OFFSET); do \
 	  echo "worker: shard@$$k"; \
@@ -242,6 +255,7 @@ collect: install
 	  echo "make collect: REMOTE=$(REMOTE) is not the default remote ($${default:-none}); 'dvc repro --pull', which"\
 	   "restores the workers' shards, reads only the default remote: run 'dvc remote default --local $(REMOTE)'"\
 	   "(or make r2), then make collect again" >&2; exit 2; fi
+	$(DVC_CHECK)
 	$(BIN)/python -m stages.check_remote --write $(REMOTE)
 	$(BIN)/dvc pull $(DVC_REMOTE_FLAG) fetch
 	$(BIN)/python -m stages.scaleout collect $(if $(ALLOW_LOCAL),--allow-local)

@@ -378,10 +378,35 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--latency", type=float, default=0.1)
     v.add_argument("--bandwidth", type=float, default=0.0)
     v.add_argument("--lifetime", type=float, default=600.0)
+    kl = sub.add_parser("killloop", help="kill -9 of make -j 10 repro at random moments: is any workspace bricked?")
+    kl.add_argument("--cuts", type=int, default=50)
+    kl.add_argument("--repos", type=int, default=10)
+    kl.add_argument("--seed", type=int, default=1)
+    kl.add_argument("--full-every", type=int, default=5, help="a whole make -j 10 repro every N cuts (5; 0: last)")
+    kl.add_argument("--max-delay", type=float, default=0.0, help="cut within this many seconds (0: a whole run)")
+    ra = sub.add_parser("remote-audit", help="the push audit at N digests on moto (LIST pages of 1,000)")
+    ra.add_argument("--entries", type=int, default=21_000)
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["floor", *argv]  # python -m bench [options]: the floor suite
     args = parser.parse_args(argv)
+    if args.command == "remote-audit":
+        from bench import remote_audit
+
+        result = {"machine": measure.machine(), "remote_audit": remote_audit.run(WORK / "remote-audit",
+                                                                                 entries=args.entries, log=log)}
+        save("remote-audit", result)
+        print(json.dumps(result["remote_audit"], indent=1))
+        return 0 if all(result["remote_audit"]["checks"].values()) else 1
+    if args.command == "killloop":
+        from bench import killloop
+
+        result = {"machine": measure.machine(), "killloop": killloop.run(
+            WORK / "killloop", cuts=args.cuts, repos=args.repos, seed=args.seed, full_every=args.full_every, log=log,
+            max_delay=args.max_delay)}
+        save("killloop", result)
+        print(json.dumps({k: v for k, v in result["killloop"].items() if k != "delays_s"}, indent=1))
+        return 0 if result["killloop"]["passed"] else 1
 
     if args.command == "floor":
         return floor_suite(args)

@@ -12,6 +12,11 @@ missing or different in the bucket. Writes happen under a lease object (<prefix>
 take turns; the index is written last and conditionally (If-Match), so it never names a missing object. A repo
 whose clone failed (status failed) or that is empty keeps its previous object and index entry.
 
+Publish runs only from a finished run: it refuses (exit 2, nothing written) when the shards or aggregate are not
+up to date with dvc.lock (a run that stopped half-way: its new digests would go out with the old stats' commit);
+--force publishes the workspace as it is. Each object's commit and pushed-at metadata are read from the digest's own
+header, so they always describe the bytes uploaded.
+
 --prune deletes objects of repos no longer in the snapshot, after the index that drops them is written, and only
 from a complete, current workspace: it refuses (exit 2, nothing written) when feed.limit > 0, when the shards or
 aggregate are not up to date with dvc.lock, when the stats hold no rows, or when it would delete more than
@@ -20,13 +25,14 @@ when the guard says no. Every request is bounded by storage.timeout (params.yaml
 
 exit status: 0 done; 1 the bucket could not be reached, another publish held the lease, or an upload, the index
 write or a delete failed (named on stderr); 2 configuration error (credentials, params, bucket, missing
-data/stats.parquet or digests) or a refused prune.
+data/stats.parquet or digests), an unfinished run or a refused prune.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -40,7 +46,27 @@ from xgov_digests.s3 import S3ConfigError, open_remote
 log = logging.getLogger("xgov_digests.publish")
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so the publish lease is released and queued uploads never start."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
+    try:
+        return _main(argv)
+    except (Stopped, KeyboardInterrupt) as exc:
+        signum = exc.args[0] if isinstance(exc, Stopped) else signal.SIGINT
+        print(f"publish: stopped by {signal.Signals(signum).name}: its publish lease (if any) was released; "
+              "run publish again to finish", file=sys.stderr)  # fmt: skip
+        return 128 + signum
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stages.publish", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -48,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     prune = parser.add_mutually_exclusive_group()
     prune.add_argument("--prune", action="store_true", help="delete objects of repos no longer in the snapshot")
     prune.add_argument("--prune-if-safe", action="store_true", help="prune only when the prune guard allows it")
-    parser.add_argument("--force", action="store_true", help="prune even when the prune guard refuses")
+    parser.add_argument("--force", action="store_true", help="publish an unfinished run; prune despite the guard")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"uploads in flight (default {DEFAULT_JOBS})")
     parser.add_argument("--wait", type=float, default=DEFAULT_WAIT, help="seconds to wait for another publish")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")

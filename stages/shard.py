@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Only a real run needs these; gitingest comes with the first cache miss (ShardRun), pandas never.
     from xgov_digests.cache import open_cache
+    from xgov_digests.diskfull import DiskFull, enospc, failed_path
     from xgov_digests.ingest import ShardRun
     from xgov_digests.progress import ShardProgress, summary
     from xgov_digests.s3 import S3ConfigError
@@ -128,11 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     remove_temps(out_dir)  # a killed earlier run's unfinished atomic writes
     progress = ShardProgress(args.batch_size, args.offset, len(repos))
     started = time.monotonic()
-    with progress.active():
-        rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache,
-                        after_import=lambda: setup_logging(batch_size=args.batch_size, offset=args.offset)).run()
-    wall_s = time.monotonic() - started
-    write_stats(stats_path(args.offset), rows, wall_s=wall_s)
+    try:
+        with progress.active():
+            rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache,
+                            after_import=lambda: setup_logging(batch_size=args.batch_size, offset=args.offset)).run()
+        wall_s = time.monotonic() - started
+        write_stats(stats_path(args.offset), rows, wall_s=wall_s)
+    except DiskFull as exc:
+        log.error(str(exc))
+        print(f"shard: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if not enospc(exc):
+            raise
+        full = DiskFull(failed_path(exc, out_dir))
+        log.error(str(full))
+        print(f"shard: error: {full}", file=sys.stderr)
+        return 1
     counts = Counter(r.status for r in rows)
     kinds = Counter(r.failure_kind for r in rows if r.status == "failed")
     log.info(

@@ -38,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stages = [f"shard@{k}" for k in offsets]
     if args.changed:
-        changed = changed_stages()
+        from dvc.exceptions import DvcException
+
+        try:
+            changed = changed_stages()
+        except DvcException as exc:  # a busy lock, a broken dvc.lock: one line, the make target stops
+            print(f"shard_stages: error: dvc status failed: {exc}", file=sys.stderr)
+            return 2
         stages = [s for s in stages if s in changed]
         if stages or "aggregate" in changed:
             stages.append("aggregate")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from xgov_digests.cache import DigestCache, Entry
 from xgov_digests.cleanup import remove_tree
 from xgov_digests.clone import CloneError, EmptyRepo, check_url, kill_running
+from xgov_digests.diskfull import DiskFull, enospc, failed_path, says_disk_full
 from xgov_digests.files import digest_path, write_atomic
 from xgov_digests.logs import redact
 from xgov_digests.params import IngestParams
@@ -125,7 +126,11 @@ class ShardRun:
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
         except CloneError as exc:  # UrlRejected too: permanent
+            if says_disk_full(str(exc)):  # git could not write the clone: the machine's problem, not the repo's
+                raise DiskFull(tempfile.gettempdir()) from None
             row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
+        except DiskFull:
+            raise
         except Exception as exc:
             # The digest pool's errors: its module is imported on the first miss, and nothing raises them before.
             # DigestTimeout: a hostile repo (a pattern that backtracks for ever) that will time out again.
@@ -135,6 +140,8 @@ class ShardRun:
                 row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
             elif budget and isinstance(exc, budget.DigestStopped):
                 row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
+            elif enospc(exc):  # disk full: named by stages/shard.py, not a bug
+                raise DiskFull(failed_path(exc, self.out_dir)) from None
             else:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
                 log.exception("internal error", extra={"url": row.url})
                 first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback

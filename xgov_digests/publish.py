@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xgov_digests.params import Params
-from xgov_digests.publish_guard import ratio_reason, workspace_reasons
+from xgov_digests.publish_guard import ratio_reason, stale_reasons, workspace_reasons
 from xgov_digests.publish_io import CONFLICT, Bucket, Lease
-from xgov_digests.publish_plan import Plan, WorkspaceDigests, encode_index, make_plan, parse_index
+from xgov_digests.publish_plan import Listed, Plan, PublishError, WorkspaceDigests, encode_index, make_plan, parse_index
 from xgov_digests.s3 import error_code
 
 log = logging.getLogger("xgov_digests.publish")
@@ -19,6 +19,10 @@ log = logging.getLogger("xgov_digests.publish")
 DEFAULT_JOBS = 32
 DEFAULT_WAIT = 600.0  # seconds to wait for another publish's lease
 NAMED_FAILURES = 20  # at most this many failed keys are listed one by one
+
+
+class RunNotFinished(PublishError):
+    """The workspace is not what a finished run leaves (a shard or aggregate is not up to date): nothing was written."""
 
 
 class PruneRefused(RuntimeError):
@@ -63,6 +67,7 @@ def _plan(bucket: Bucket, ws: WorkspaceDigests, settings: Params, opts: Options,
     blob, etag = bucket.read_index()
     old = parse_index(blob, bucket.target)
     listed = bucket.list_digests()
+    _verify_etags(bucket, old, listed, opts.jobs)
     plan = make_plan(ws, old, listed)
     prunable: list[str] = []
     verdict: list[str]
@@ -81,12 +86,37 @@ def _plan(bucket: Bucket, ws: WorkspaceDigests, settings: Params, opts: Options,
     return _Round(blob, etag, old, plan, prunable, verdict)
 
 
+def _verify_etags(bucket: Bucket, old: dict[str, dict[str, Any]], listed: dict[str, Listed], jobs: int) -> None:
+    """Objects whose listed ETag is not the one the index recorded, at the recorded size: some endpoints answer a
+    PUT with another ETag than LIST reports. The sha256 publish stored in the object's metadata decides; an object
+    that carries the recorded sha256 gets its listed ETag in the index (checked once, not re-uploaded)."""
+    suspects = [
+        k for k, e in old.items() if (o := listed.get(k)) and o.size == e.get("bytes") and o.etag != e.get("etag")
+    ]
+    if not suspects:
+        return
+    stored = bucket.stored_sha256(suspects, jobs)
+    same = [k for k in suspects if stored[k] and stored[k] == old[k].get("sha256")]
+    for key in same:
+        old[key] = {**old[key], "etag": listed[key].etag}
+    log.info(
+        "listed ETags differ from the recorded ones: checked the stored sha256",
+        extra={"objects": len(suspects), "same_content": len(same)},
+    )
+
+
 def _writes(r: _Round) -> bool:
     return bool(r.plan.upload or r.prunable or encode_index(r.plan.index) != r.blob)
 
 
 def run(bucket: Bucket, ws: WorkspaceDigests, settings: Params, opts: Options) -> tuple[Plan, Outcome]:
-    reasons = workspace_reasons(settings, ws.rows) if opts.prune != "no" and not opts.force else []
+    stale = [] if opts.force else stale_reasons()
+    if stale:  # digests of a half-finished run would go out with the last finished run's stats
+        raise RunNotFinished(
+            f"the run is not finished, so the digests and data/stats.parquet may not agree: {stale[0]}; "
+            "or pass --force to publish the workspace as it is"
+        )
+    reasons = workspace_reasons(settings, ws.rows, stale=stale) if opts.prune != "no" and not opts.force else []
     first = _plan(bucket, ws, settings, opts, reasons)  # read-only: a publish with nothing to do writes nothing
     outcome = Outcome()
     if opts.dry_run or not _writes(first):

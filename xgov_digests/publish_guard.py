@@ -14,9 +14,11 @@ from xgov_digests.params import Params
 LOCK_FILE = Path("dvc.lock")
 
 
-def workspace_reasons(settings: Params, rows: int, root: Path = Path(".")) -> list[str]:
+def workspace_reasons(
+    settings: Params, rows: int, root: Path = Path("."), stale: list[str] | None = None
+) -> list[str]:
     """Why this workspace may not prune (empty: it may): a limited snapshot, no stats rows, or outputs that are not
-    what ``dvc.lock`` records for the shards and ``aggregate``."""
+    what ``dvc.lock`` records for the shards and ``aggregate`` (``stale``: those reasons, when already known)."""
     reasons = []
     if settings.feed.limit > 0:
         reasons.append(
@@ -25,7 +27,7 @@ def workspace_reasons(settings: Params, rows: int, root: Path = Path(".")) -> li
         )
     if rows == 0:
         reasons.append("data/stats.parquet holds no rows: a prune would delete every published digest")
-    reasons.extend(stale_reasons(root))
+    reasons.extend(stale_reasons(root) if stale is None else stale)
     return reasons
 
 

@@ -102,9 +102,32 @@ class LocalDigest:
         return meta
 
     def read(self) -> tuple[LocalDigest, bytes]:
-        """The bytes and the digest they describe (hashed from exactly these bytes)."""
+        """The bytes and the digest they describe: hashed from exactly these bytes, commit and pushed-at from their
+        own header (the stats row may be older than the file)."""
         data = self.path.read_bytes()
-        return replace(self, sha256=hashlib.sha256(data).hexdigest(), size=len(data)), data
+        header = header_fields(data)
+        commit = header.get("Commit") or self.commit
+        pushed = header.get("Pushed at")
+        pushed_at = pushed if pushed and pushed != "unknown" else self.pushed_at
+        if commit != self.commit:
+            log.warning("digest header and stats disagree on the commit: publishing the header's",
+                        extra={"key": self.key, "header": commit, "stats": self.commit})  # fmt: skip
+        return replace(self, sha256=hashlib.sha256(data).hexdigest(), size=len(data), commit=commit,
+                       pushed_at=pushed_at), data  # fmt: skip
+
+
+HEADER_FIELDS = ("Repository", "URL", "Commit", "Pushed at", "Files analyzed")
+
+
+def header_fields(data: bytes) -> dict[str, str]:
+    """The ``Name: value`` lines of a digest's header (xgov_digests.digest.format.render_header), in its first KiB."""
+    fields: dict[str, str] = {}
+    for line in data[:1024].decode("utf-8", errors="replace").splitlines()[: len(HEADER_FIELDS)]:
+        name, sep, value = line.partition(": ")
+        if not sep or name not in HEADER_FIELDS:
+            break
+        fields[name] = value.strip()
+    return fields
 
 
 @dataclass

@@ -171,6 +171,19 @@ def reason(exc: BaseException, secret: str | None = None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+def private_local_config(dvc_dir: Path = DVC_DIR) -> str | None:
+    """Make ``.dvc/config.local`` (where credentials may go) readable by its owner only; says so when it was not."""
+    path = dvc_dir / "config.local"
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            return f"{path} was readable by others ({mode:o}): made it private (600), as it may hold credentials"
+    except OSError:
+        pass
+    return None
+
+
 def check_remote(
     name: str | None = None, dvc_dir: Path = DVC_DIR, timeout: float = DEFAULT_TIMEOUT, write: bool = False
 ) -> str:
@@ -181,6 +194,10 @@ def check_remote(
     name = name or default_remote(dvc_dir)
     if not name:
         raise S3ConfigError("no DVC remote given and no default remote: run 'make r2 …' or pass REMOTE=name")
+    if note := private_local_config(dvc_dir):
+        import sys
+
+        print(f"warning: {note}", file=sys.stderr)
     url = str(remote_settings(name, dvc_dir)["url"])
     if not url.startswith("s3://"):
         return f"remote '{name}': {url} (not S3: not checked)"

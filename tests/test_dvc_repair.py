@@ -1,0 +1,181 @@
+"""The next run always starts: dvc.lock and .dvc/tmp/rwlock cut short by a killed dvc are repaired before DVC runs.
+
+Real dvc, killed with SIGKILL by a watcher the moment it starts rewriting its file; and the real files cut at many
+random bytes. After the repair, real ``dvc status``/``dvc repro`` run, and no stage recorded in full is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import Workspace, write_feed
+from tests.fixtures.sample import build_corpus
+from xgov_digests.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, check, lock_problem
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # six real shards, then real dvc killed several times
+SHARDS = {"batch_size": 6, "offsets": [0, 1, 2, 3, 4, 5]}  # six stages: dvc.lock is several 8 KiB writes
+
+
+def load(path: Path) -> dict:
+    return YAML(typ="safe").load(path.read_text())["stages"]
+
+
+@pytest.fixture
+def ran(workspace_factory, tmp_path: Path) -> Workspace:
+    feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 6))
+    ws = workspace_factory(str(feed))
+    ws.set_params(shards=SHARDS)
+    ws.commit("six shards")
+    ws.run(sys.executable, "-m", "stages.group", "--", "dvc", "repro", timeout=1800)
+    assert (ws.path / "dvc.lock").stat().st_size > 3 * 8192
+    return ws
+
+
+def group(ws: Workspace, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return ws.run(sys.executable, "-m", "stages.group", *args, check=check)
+
+
+def test_good_copy_is_kept_after_each_dvc_command(ran: Workspace) -> None:
+    assert (ran.path / GOOD_COPY).read_bytes() == (ran.path / "dvc.lock").read_bytes()
+
+
+def test_lock_cut_at_random_bytes_is_rebuilt_keeping_the_stages_written_in_full(ran: Workspace) -> None:
+    lock = ran.path / "dvc.lock"
+    new = lock.read_bytes()
+    stages = load(lock)
+    # The last good copy is an older record: shard@5 and aggregate ran since, with other results.
+    older = json.loads(json.dumps(stages))
+    for name in ("shard@5", "aggregate"):
+        older[name]["outs"][0]["md5"] = "0" * 32 + (".dir" if older[name]["outs"][0]["md5"].endswith(".dir") else "")
+    yaml = YAML()
+    with (ran.path / GOOD_COPY).open("w") as fh:
+        yaml.dump({"schema": "2.0", "stages": older}, fh)
+    rng = random.Random(1234)
+    cuts = sorted(rng.sample(range(len(new)), 40)) + [0, 1, len(new) - 1]
+    for i, cut in enumerate(cuts):
+        lock.write_bytes(new[:cut])
+        report = check(ran.path)
+        assert report.warnings and "dvc.lock was cut short" in report.warnings[0], cut
+        assert lock_problem(lock.read_text()) is None, cut
+        got = load(lock)
+        assert set(got) == set(stages), cut
+        text = new[:cut].decode(errors="replace")
+        for name, entry in got.items():
+            # a stage whose whole entry (and the next stage's header) was written keeps what was written
+            whole = f"\n  {name}:\n" in text and text.index(f"\n  {name}:\n") < max(
+                (text.rfind(f"\n  {other}:\n") for other in stages), default=-1
+            )
+            assert entry == (stages[name] if whole else older[name]), (cut, name)
+        assert (ran.path / BROKEN_COPY).read_bytes() == new[:cut]
+        if i % 20 == 0:  # DVC itself reads the rebuilt file
+            assert "validation failed" not in ran.dvc("status").stderr
+        with (ran.path / GOOD_COPY).open("w") as fh:
+            yaml.dump({"schema": "2.0", "stages": older}, fh)
+
+
+def test_rwlock_cut_at_random_bytes_or_empty_is_cleared(ran: Workspace) -> None:
+    rwlock = ran.path / RWLOCK
+    entry = {"pid": os.getpid(), "cmd": "dvc repro"}
+    full = json.dumps({"write": {"data/manifests": entry}, "read": {"data/manifests/shard-0.json": [entry]}}).encode()
+    for cut in [0, 1, 5, 17, len(full) // 2, len(full) - 1]:
+        rwlock.write_bytes(full[:cut])
+        report = check(ran.path)
+        assert any("rwlock" in w and "cleared" in w for w in report.warnings), cut
+        assert json.loads(rwlock.read_bytes()) == {}
+    assert ran.dvc("status").returncode == 0  # DVC reads the cleared file
+
+
+def test_rwlock_entries_of_dead_processes_are_dropped(ran: Workspace) -> None:
+    rwlock = ran.path / RWLOCK
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    live = {"pid": os.getpid(), "cmd": "dvc repro"}
+    rwlock.write_text(json.dumps({
+        "write": {f"data/summaries/shard-{k}": {"pid": dead_pid, "cmd": "dvc repro"} for k in range(40)},
+        "read": {"data/manifests/shard-0.json": [{"pid": dead_pid, "cmd": "dvc repro"}, live]},
+    }))  # fmt: skip
+    check(ran.path)
+    assert json.loads(rwlock.read_text()) == {"write": {}, "read": {"data/manifests/shard-0.json": [live]}}
+
+
+def kill_on_change(ws: Workspace, watched: Path, *cmd: str) -> bool:
+    """Run ``cmd`` in its own group; SIGKILL the group the moment ``watched`` changes size. True if it was killed."""
+    before = watched.stat().st_size if watched.exists() else -1
+    proc = subprocess.Popen(cmd, cwd=ws.path, env=ws.env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    killed = threading.Event()
+
+    def watch() -> None:
+        while proc.poll() is None:
+            try:
+                size = watched.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size != before:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed.set()
+                return
+
+    t = threading.Thread(target=watch)
+    t.start()
+    proc.wait(timeout=300)
+    t.join()
+    return killed.is_set()
+
+
+def test_real_dvc_killed_while_writing_dvc_lock_does_not_brick_the_next_run(ran: Workspace) -> None:
+    lock = ran.path / "dvc.lock"
+    recorded = load(lock)
+    cut = None
+    for attempt in range(8):  # the watcher races DVC's writes: most tries cut the file, some see it whole
+        ran.dvc("repro", "--force", "--single-item", "shard@0", check=False) if attempt else None
+        kill_on_change(ran, lock, "dvc", "repro", "--force", "--single-item", "shard@5")
+        if lock_problem(lock.read_text(errors="replace")) is not None:
+            cut = lock.read_bytes()
+            break
+    assert cut is not None, "the watcher never caught dvc.lock mid-write"
+    assert ran.dvc("status", check=False).returncode != 0  # what DVC alone does with it: refuses to run
+    out = group(ran, "--", "dvc", "repro")
+    assert "dvc.lock was cut short" in out.stderr
+    assert set(load(lock)) == set(recorded)
+    assert ran.dvc("status").stdout == "fetch:\n\talways changed\n"  # every shard and aggregate: up to date
+
+
+def test_real_dvc_killed_while_writing_the_rwlock_does_not_brick_the_next_run(ran: Workspace) -> None:
+    rwlock = ran.path / RWLOCK
+    for _ in range(10):
+        rwlock.write_text("{}")  # a known size: the watcher kills at DVC's first rewrite
+        kill_on_change(ran, rwlock, "dvc", "repro", "--force", "--single-item", "shard@1")
+        if rwlock.read_bytes()[:1] != b"{" or not rwlock.read_bytes().endswith(b"}"):
+            break
+    else:
+        pytest.fail("the watcher never caught the rwlock mid-write")
+    assert "RWLock" in ran.dvc("status", check=False).stderr  # DVC alone refuses to run
+    out = group(ran, "--", "dvc", "repro")
+    assert "rwlock" in out.stderr and "cleared" in out.stderr
+    assert ran.dvc("status").returncode == 0
+
+
+def test_empty_tmp_files_of_a_killed_dvc_leave_the_cache(ran: Workspace) -> None:
+    cache = ran.path / ".dvc" / "cache" / "files" / "md5" / "ab"
+    cache.mkdir(parents=True, exist_ok=True)
+    old, fresh, full = cache / "x.1234.tmp", cache / "y.5678.tmp", cache / "z.9999.tmp"
+    old.write_bytes(b"")
+    fresh.write_bytes(b"")
+    full.write_bytes(b"data")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    os.utime(full, (past, past))
+    group(ran, "--check")
+    assert not old.exists() and fresh.exists() and full.exists()

@@ -1,0 +1,80 @@
+"""kill -9 of make's process group: every command stages.group started stops too, and the next run starts.
+
+Real processes and real signals: stages.group's sentinel sees its parent die and stops the command's own process
+group (SIGINT, SIGKILL after the grace); a real ``make -j 4 repro`` killed with SIGKILL mid-shards is followed by a
+``make -j 4 repro`` that succeeds and leaves every shard and aggregate up to date.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import Workspace, write_feed
+from tests.fixtures.sample import build_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(sys.executable).parents[1]
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    script = f"touch {marker}; sleep 60 & sleep 60; wait"
+    proc = subprocess.Popen([sys.executable, "-m", "stages.group", "--grace", "3", "--", "sh", "-c", script],
+                            start_new_session=True)  # fmt: skip
+    wait_for(marker.exists)
+    children = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "sleep"]
+    assert len(children) == 2
+    os.killpg(proc.pid, signal.SIGKILL)  # make's group: stages.group dies, the command's own group does not
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert alive == []
+
+
+def test_a_normal_exit_leaves_no_sentinel(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "stages.group", "--", "sh", "-c", "exit 3"], timeout=60)
+    assert out.returncode == 3
+    time.sleep(0.5)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "xgov_digests.procgroup" in " ".join(
+        p.info["cmdline"] or []) and p.ppid() == os.getpid()]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_next_make_repro_succeeds_after_kill_9_of_makes_group(workspace_factory, tmp_path: Path) -> None:
+    feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 8))
+    ws: Workspace = workspace_factory(str(feed))
+    ws.set_params(shards={"batch_size": 4, "offsets": [0, 1, 2, 3]})
+    shutil.copy2(ROOT / "Makefile", ws.path / "Makefile")
+    ws.commit("4 shards")
+    make = ["make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}", "-j", "4", "repro"]
+    log = tmp_path / "killed.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(make, cwd=ws.path, env=ws.env, stdout=fh, stderr=fh, start_new_session=True)
+        wait_for(lambda: "Running stage 'shard@" in log.read_text(), timeout=300)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def dvc_left() -> list[int]:
+        return [p.pid for p in psutil.process_iter(["cmdline", "cwd"])
+                if p.info["cwd"] == str(ws.path) and "dvc" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+
+    wait_for(lambda: not dvc_left(), timeout=60)  # the sentinels stopped every dvc of the killed run
+    again = ws.run(*make, timeout=900)
+    assert "is busy" not in again.stderr and "Traceback" not in again.stderr
+    status = ws.dvc("status").stdout
+    assert status == "fetch:\n\talways changed\n", status

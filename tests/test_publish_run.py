@@ -1,0 +1,109 @@
+"""Publish only from a finished run, with metadata that describes the bytes, and a lease that cannot trap its owner.
+
+Against moto's S3 server through the fault proxy (tests/fixtures/s3proxy.py): a lost response to the lease PUT,
+PUT ETags that differ from LIST's, SIGTERM in the middle of the uploads, a crashed holder's lease.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from tests.fixtures.publish_site import Site
+from tests.test_publish import LEASE, moto_s3, site, summary, writes  # noqa: F401 - fixtures
+
+__all__ = ["moto_s3", "site"]
+
+
+def test_publish_refuses_an_unfinished_run_and_force_publishes_it(site: Site) -> None:
+    repos = site.add(6)
+    site.write()
+    site.publish()
+    site.change(repos[0])
+    site.lock = lambda: None  # the shards rewrote their digests, aggregate did not run: dvc.lock is behind
+    site.write()
+    refused = site.publish(expect=2)
+    lines = [ln for ln in refused.stderr.splitlines() if not ln.startswith("{")]  # the JSON log lines aside
+    assert len(lines) == 1 and lines[0].startswith("publish: error: the run is not finished")
+    assert "aggregate" in lines[0] and "run 'dvc repro'" in lines[0] and "--force" in lines[0]
+    assert writes(site.s3.proxy.take()) == []
+    assert "the run is not finished" in site.publish("--dry-run", expect=2).stderr
+    forced = site.publish("--force")
+    assert summary(forced)["uploaded"] == "1"
+    body, _, meta = site.state()[repos[0].key]
+    assert meta["commit"] == repos[0].commit and f"Commit: {repos[0].commit}\n".encode() in body
+
+
+def test_metadata_and_index_describe_the_bytes_uploaded(site: Site) -> None:
+    repos = site.add(3)
+    site.write()
+    stale = repos[1].commit
+    site.change(repos[1])  # the digest file is newer than its stats row
+    site.digest_path(repos[1]).write_text(repos[1].text())
+    site.lock()
+    site.publish()
+    body, _, meta = site.state()[repos[1].key]
+    assert f"Commit: {repos[1].commit}\n".encode() in body
+    assert meta["commit"] == repos[1].commit != stale
+    assert meta["pushed-at"] == repos[1].pushed_at
+    assert site.index()[repos[1].key]["commit"] == repos[1].commit
+
+
+def test_a_lost_answer_to_the_lease_put_finds_its_own_lease(site: Site) -> None:
+    site.add(4)
+    site.write()
+    site.s3.proxy.lose = {f"/{site.bucket}/{LEASE}"}  # stored, then 500: the retry gets 412 on its own lease
+    out = site.publish()
+    assert summary(out)["uploaded"] == "4"
+    assert LEASE not in site.listing()
+
+
+def test_etag_disagreement_falls_back_to_the_stored_sha256(site: Site) -> None:
+    site.add(5)
+    site.write()
+    site.s3.proxy.put_etag = True  # PUT answers carry other ETags than LIST reports
+    assert summary(site.publish())["uploaded"] == "5"
+    assert LEASE not in site.listing()  # released although its PUT ETag was not the bucket's
+    second = site.publish()
+    assert summary(second)["uploaded"] == "0" and summary(second)["unchanged"] == "5"
+    requests = site.s3.proxy.take()
+    assert sum(r.method == "HEAD" for r in requests) == 5  # checked once …
+    assert LEASE not in site.listing()
+    site.publish()
+    assert not [r for r in site.s3.proxy.take() if r.method == "HEAD"]  # … then the index holds LIST's ETags
+    site.s3.proxy.put_etag = False
+
+
+def test_sigterm_releases_the_lease_and_starts_no_more_uploads(site: Site) -> None:
+    site.add(40)
+    site.write()
+    site.s3.proxy.hold_after = 3  # the lease and two uploads pass, the rest hang
+    proc = site.start("--jobs", "2")
+    deadline = time.monotonic() + 60
+    while site.s3.proxy.held < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    site.s3.proxy.release.set()  # the held requests answer (503) so the running uploads end
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert LEASE not in site.listing()
+    assert site.s3.proxy.forwarded_puts <= 3  # no queued upload started after the signal
+
+
+def test_a_crashed_holders_lease_blocks_with_a_clear_message_then_is_taken_over(site: Site) -> None:
+    site.add(2)
+    site.write()
+    client = site.s3.client()
+    held = {"holder": "crashed-host:4242", "nonce": "x", "expires": time.time() + 600}
+    client.put_object(Bucket=site.bucket, Key=LEASE, Body=json.dumps(held).encode())
+    blocked = site.publish("--wait", "1", expect=1)
+    assert "waiting for the publish lease held by crashed-host:4242" in blocked.stderr
+    assert "crashed-host:4242" in blocked.stderr and "taken over once it expires" in blocked.stderr
+    client.put_object(Bucket=site.bucket, Key=LEASE, Body=json.dumps({**held, "expires": time.time() - 1}).encode())
+    taken = site.publish("--wait", "5")
+    assert "taking over the expired publish lease of crashed-host:4242" in taken.stderr
+    assert summary(taken)["uploaded"] == "2"
+    assert LEASE not in site.listing()
