@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from xgov_digests import reaper
 from xgov_digests.backoff import attempts
+from xgov_digests.diskfull import says_disk_full
 from xgov_digests.logs import redact
 
 log = logging.getLogger(__name__)
@@ -380,9 +381,10 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
 
 
 def last_line(stderr: str) -> str:
-    """git's own reason: the last ``fatal:``/``error:`` line (its advice lines come after it), else the last line."""
+    """git's own reason: the last ``fatal:``/``error:`` line (its advice lines come after it), else the last line.
+    A line saying the disk is full wins: git's last words then are often a consequence ("could not set core.x")."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    reasons = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+    reasons = [ln for ln in lines if says_disk_full(ln)] or [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
     return redact((reasons or lines or ["no output"])[-1])
 
 

@@ -36,6 +36,18 @@ def says_disk_full(text: str) -> bool:
     return any(w in low for w in DISK_FULL_WORDS)
 
 
+def out_of_room(folder: str | Path, size: int = 65536) -> bool:
+    """Whether ``size`` bytes can no longer be written in ``folder``: a probe for the failures whose words do not say
+    so (git, out of space while writing its config, says only "could not set 'core.filemode'")."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * size)
+            probe.flush()
+    except OSError as exc:
+        return enospc(exc)
+    return False
+
+
 def failed_path(exc: BaseException | None, default: str | Path) -> str:
     while exc is not None:
         if isinstance(exc, OSError) and exc.filename:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from xgov_digests.cache import DigestCache, Entry
 from xgov_digests.cleanup import remove_tree
 from xgov_digests.clone import CloneError, EmptyRepo, check_url, kill_running
-from xgov_digests.diskfull import DiskFull, enospc, failed_path, says_disk_full
+from xgov_digests.diskfull import DiskFull, enospc, failed_path, out_of_room, says_disk_full
 from xgov_digests.files import digest_path, write_atomic
 from xgov_digests.logs import redact
 from xgov_digests.params import IngestParams
@@ -126,7 +126,7 @@ class ShardRun:
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
         except CloneError as exc:  # UrlRejected too: permanent
-            if says_disk_full(str(exc)):  # git could not write the clone: the machine's problem, not the repo's
+            if says_disk_full(str(exc)) or out_of_room(tempfile.gettempdir()):  # the machine's problem, not the repo's
                 raise DiskFull(tempfile.gettempdir()) from None
             row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
         except DiskFull:
