@@ -51,6 +51,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 # --locked: refuse (and name `make lock`) when uv.lock does not match pyproject.toml; --inexact: leave uv and pip in.
 UV_SYNC = $(UV) sync --quiet --locked --inexact --python $(BIN)/python
+UV_FAILED = { echo "make: installing from uv.lock failed (above); after a pyproject.toml change, run make lock" >&2; exit 2; }
 
 $(UV): requirements-uv.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,15 +59,15 @@ $(UV): requirements-uv.txt
 	touch $@
 
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
-	$(UV_SYNC)
+	$(UV_SYNC) || $(UV_FAILED)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(UV_SYNC) --extra test
+	$(UV_SYNC) --extra test || $(UV_FAILED)
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
-	$(UV_SYNC) --extra bench
+	$(UV_SYNC) --extra bench || $(UV_FAILED)
 	touch $@
 
 # uv.lock from pyproject.toml, keeping every pin that still fits (UPGRADE=name: move that package to its newest
