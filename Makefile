@@ -85,7 +85,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check stages xgov_digests tests scripts bench
 
 # The whole suite (what CI runs) on PYTEST_WORKERS pytest-xdist workers; test-fast leaves out the `slow` tests.
-# Most of a test's time is subprocesses (git, dvc) and waits, so more workers than the two cores pay off.
+# Most of a test's time is subprocesses (git, dvc) and waits: more workers than the machine's two cores.
 PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 test: lint
