@@ -23,12 +23,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AWS_REQUEST_CHECKSUM_CALCULATION=when_required \
     AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
 
-# The project (its pinned gitingest and DVC) into the system site-packages, owned by root: read-only for the worker.
+# The project into the system site-packages, owned by root: read-only for the worker. Its dependencies are the
+# runtime set of uv.lock, hash-checked (the same versions as every other machine of a run); uv (pinned with hashes
+# in requirements-uv.txt) installs them, compiled (the image never writes bytecode), and is removed again; the project
+# itself goes in without resolving anything.
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements-uv.txt uv.lock pyproject.toml README.md ./
 COPY stages ./stages
 COPY xgov_digests ./xgov_digests
-RUN pip install --no-cache-dir . && rm -rf /src
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements-uv.txt \
+    && uv export --frozen --no-dev --no-emit-project --quiet -o /tmp/requirements.txt \
+    && uv pip install --system --no-cache --compile-bytecode --require-hashes -r /tmp/requirements.txt \
+    && pip install --no-cache-dir --no-deps . \
+    && pip uninstall --yes uv && rm -rf /src /tmp/requirements.txt
 
 # A non-root user with a fixed uid (match it with `docker run -u` when mounting a workspace). git refuses
 # repositories owned by another uid unless marked safe: /work is where a workspace is mounted.

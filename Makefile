@@ -19,13 +19,15 @@ LIMIT ?=
 REMOTE ?=
 R2_PREFIX ?= dvc
 
-.PHONY: help install lint test repro aggregate run push pull r2 retry demo publish bench bench-quick clean plots shards
+.PHONY: help install lock lint test test-fast repro aggregate run push pull r2 retry demo publish bench bench-quick clean plots shards
 .PHONY: check-remote
 
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
 	@echo "make test      install the test extras, lint and run the tests"
-	@echo "make install   create .venv with the runtime dependencies only (every target does this when needed)"
+	@echo "make test-fast the tests without the slow (dvc repro) ones: the edit-test loop"
+	@echo "make install   create .venv with the runtime dependencies only, from uv.lock (every target does this)"
+	@echo "make lock      refresh uv.lock after a pyproject.toml change (UPGRADE=name: upgrade that package)"
 	@echo "make run       the real feed: dvc repro, stage the results for git, dvc push (LIMIT=N: the first N repos)"
 	@echo "make repro     fetch, the changed shards, aggregate (like dvc repro): no push, nothing staged"
 	@echo "make -j 10 repro   what 'dvc repro -j 10' would be (DVC has no -j): ten shards at once (docs/parallel.md)"
@@ -43,34 +45,63 @@ help:
 	@echo "make publish   copy the digests to R2 as <prefix>/<owner>/<name>.txt for search consumers (PRUNE=1, DRY_RUN=1)"
 	@echo "make clean     remove demo-workspace/"
 
-# One venv; a stamp file per dependency set. The runtime set (pyproject's dependencies) is all that run, worker and
-# the image need; the test and bench extras come only with the targets that use them.
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+# One venv (python3's own venv module), filled from the lock: uv.lock pins every runtime, test and bench dependency
+# with its hashes for Python 3.11-3.13 on Linux x86-64 and arm64, and uv installs exactly that in seconds. uv itself
+# is pinned with its hashes in requirements-uv.txt and installed with the venv's pip. A stamp file per dependency
+# set: the runtime set (pyproject's dependencies) is all that run, worker and the image need; the test and bench
+# extras come only with the targets that use them. `make lock` re-resolves after a pyproject.toml change.
+UV := $(BIN)/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+# --locked: refuse (and name `make lock`) when uv.lock does not match pyproject.toml; --inexact: leave uv and pip in.
+UV_SYNC = $(UV) sync --quiet --locked --inexact --python $(BIN)/python
+UV_FAILED = { echo "make: installing from uv.lock failed (above); after a pyproject.toml change, run make lock" >&2; exit 2; }
+
+$(UV): requirements-uv.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.txt
+	touch $@
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV_SYNC) || $(UV_FAILED)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(UV_SYNC) --extra test || $(UV_FAILED)
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(UV_SYNC) --extra bench || $(UV_FAILED)
 	touch $@
 
 # the plots extra (vl-convert-python: the vega scripts and PNG rendering) only for make plots
 $(VENV)/.installed-plots: $(VENV)/.installed
-	$(BIN)/python -c 'import vl_convert' 2>/dev/null || $(BIN)/pip install --quiet -e '.[plots]'
+	$(UV_SYNC) --extra plots || $(UV_FAILED)
 	touch $@
+
+# uv.lock from pyproject.toml, keeping every pin that still fits (UPGRADE=name: move that package to its newest
+# release; UPGRADE=all: every package); requirements-uv.txt from UV_VERSION.
+UV_VERSION ?= 0.13.9
+lock: $(UV)
+	$(UV) lock $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
+	echo "uv==$(UV_VERSION)" | $(UV) pip compile - --quiet --universal --generate-hashes\
+	 --custom-compile-command "make lock" -o requirements-uv.txt
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes --no-deps -r requirements-uv.txt
 
 install: $(VENV)/.installed
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check stages xgov_digests tests scripts bench
 
+# The whole suite (what CI runs) on PYTEST_WORKERS pytest-xdist workers; test-fast leaves out the `slow` tests.
+# Most of a test's time is subprocesses (git, dvc) and waits: more workers than the machine's two cores.
+PYTEST_WORKERS ?= 4
+PYTEST_ARGS ?=
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # `dvc repro -j N` does not exist (DVC issue 755): `make -j N repro` runs up to N shards at once, each its own
 # `dvc --wait-for-lock repro --single-item shard@K` (DVC releases its lock while a stage's command runs). fetch runs

@@ -25,6 +25,12 @@ OFFLINE_GIT = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow (real dvc repro) tests first, each group in file order: pytest-xdist's workers then end together
+    rather than one of them running the longest tests last. The same order on every worker, as xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """20 sample repos (nested folders, a binary, an oversized file, a symlink, a non-ASCII name)."""
@@ -141,10 +147,10 @@ def workspace_factory(tmp_path: Path):
     return factory
 
 
-
-
 @pytest.fixture(scope="session")
 def s3_server():
+    """One moto S3 server per session (per pytest-xdist worker), on a free port of 127.0.0.1; tests use their own
+    buckets."""
     server = LocalS3()
     yield server
     server.stop()

@@ -228,7 +228,8 @@ def test_dockerfile_structure() -> None:
     )
     apt = " ".join(args for word, args in ins if word == "RUN" and "apt-get install" in args)
     assert re.search(r"\bgit\b", apt) and "--no-install-recommends" in apt and "rm -rf /var/lib/apt/lists" in apt
-    assert any(word == "RUN" and re.search(r"pip install --no-cache-dir \.(\s|$)", args) for word, args in ins)
+    project = r"pip install --no-cache-dir --no-deps \.(\s|$)"  # the project; its dependencies from the lock
+    assert any(word == "RUN" and re.search(project, args) for word, args in ins)
 
     users = [(i, args) for i, (word, args) in enumerate(ins) if word == "USER"]
     entry = [(i, args) for i, (word, args) in enumerate(ins) if word == "ENTRYPOINT"]
@@ -252,8 +253,8 @@ def test_dockerfile_structure() -> None:
 
 def test_dockerignore_keeps_local_state_out() -> None:
     """Structural check: only the files the image needs are in the build context."""
-    assert set(dockerignore_includes()) <= {"pyproject.toml", "README.md", "stages", "xgov_digests", "dvc.yaml",
-                                            "params.yaml"}  # fmt: skip
+    assert set(dockerignore_includes()) <= {"pyproject.toml", "uv.lock", "requirements-uv.txt", "README.md", "stages",
+                                            "xgov_digests", "dvc.yaml", "params.yaml"}  # fmt: skip
 
 
 def test_shipped_code_imports_no_test_or_bench_code() -> None:

@@ -162,7 +162,9 @@ def test_stopping_a_shard_stops_its_clones(workspace_factory, tmp_path: Path, gi
     import psutil
 
     feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 8))
-    ws = workspace_factory(str(feed), extra_env=git_spy.env(sleep=30))
+    tmp = tmp_path / "tmp"  # this test's clones only: other pytest-xdist workers clone at the same time
+    tmp.mkdir()
+    ws = workspace_factory(str(feed), extra_env={**git_spy.env(sleep=30), "TMPDIR": str(tmp)})
     proc = subprocess.Popen([sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed",
                              str(feed)], cwd=ws.path, env=ws.env, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_for(lambda: len(git_spy.clones()) == 2)  # two workers, each in a (slow) clone
@@ -172,7 +174,8 @@ def test_stopping_a_shard_stops_its_clones(workspace_factory, tmp_path: Path, gi
     assert time.monotonic() - start < 10 and proc.returncode != 0
     assert "killed the running clones" in stderr
     time.sleep(0.5)
+    ours = (str(ws.path), f"{tmp}/xgov-clone-")
     leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
-                 if any(str(ws.path) in part or "xgov-clone-" in part for part in p.info["cmdline"] or [])]  # fmt: skip
+                 if any(mark in part for mark in ours for part in p.info["cmdline"] or [])]  # fmt: skip
     assert leftovers == []
     assert len(git_spy.clones()) == 2  # the other six were never started

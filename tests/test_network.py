@@ -19,11 +19,13 @@ def feed_entry(owner: str, name: str) -> dict:
             "pushedAt": "2024-01-01T00:00:00Z"}  # fmt: skip
 
 
-def git_processes_for(port: str) -> list[str]:
+def git_processes_for(port: str, tmp: Path) -> list[str]:
+    """git processes of this test: talking to its server's port, or cloning into its TMPDIR (other tests, on other
+    pytest-xdist workers, clone at the same time)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "git" in cmd and (port in cmd or "xgov-clone-" in cmd):
+        if "git" in cmd and (port in cmd or f"{tmp}/xgov-clone-" in cmd):
             found.append(cmd)
     return found
 
@@ -37,7 +39,9 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     names = ["good", "hang", "missing", "private", "reset", "flaky", "broken"]
     feed = write_feed(tmp_path / "feed.json", [feed_entry(owner, "repo") for owner in names])
     with serve_git(root) as server:
-        ws = workspace_factory(str(feed), extra_env=server.insteadof_env())
+        tmp = tmp_path / "tmp"
+        tmp.mkdir()
+        ws = workspace_factory(str(feed), extra_env={**server.insteadof_env(), "TMPDIR": str(tmp)})
         ws.set_params(
             ingest={"clone_timeout": 3, "retries": 2, "max_failure_ratio": 1.0, "workers": 7},
             shards={"batch_size": 1, "offsets": [0]},
@@ -48,7 +52,7 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
         elapsed = time.monotonic() - start
         rows = pd.read_parquet(ws.path / "data/stats/shard-0.parquet").set_index("owner")
         port = server.base.rsplit(":", 1)[1]
-        assert git_processes_for(port) == []  # the hung clone's whole process group was killed
+        assert git_processes_for(port, tmp) == []  # the hung clone's whole process group was killed
 
     assert rows.loc["good", "status"] == "ok"
     assert rows.loc["hang", "status"] == "failed" and "timed out after 3s" in rows.loc["hang", "error"]
