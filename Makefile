@@ -107,16 +107,17 @@ test-fast: $(VENV)/.installed-test
 # `dvc --wait-for-lock repro --single-item shard@K` (DVC releases its lock while a stage's command runs). fetch runs
 # first; then the shards of params.yaml that DVC's status shows changed, then aggregate. Without -j they run one by
 # one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
-# stages.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes on neither).
-# stages.quiet_dvc drops DVC's staging and push hints, which make run acts on and make repro prints once.
-DVC_QUIET = $(BIN)/python -m stages.quiet_dvc -- $(BIN)/dvc
-DVC_GROUP = $(BIN)/python -m stages.group -- $(DVC_QUIET) --wait-for-lock
+# xgov_digests.cli.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes
+# on neither).
+# xgov_digests.cli.quiet_dvc drops DVC's staging and push hints, which make run acts on and make repro prints once.
+DVC_QUIET = $(BIN)/python -m xgov_digests.cli.quiet_dvc -- $(BIN)/dvc
+DVC_GROUP = $(BIN)/python -m xgov_digests.cli.group -- $(DVC_QUIET) --wait-for-lock
 # Before a dvc command outside DVC_GROUP: check and repair dvc.lock and .dvc/tmp/rwlock (docs/reliability.md).
-DVC_CHECK = $(BIN)/python -m stages.group --check
+DVC_CHECK = $(BIN)/python -m xgov_digests.cli.group --check
 
 define repro_stages
 	$(DVC_GROUP) repro --single-item fetch
-	+@stages="$$($(BIN)/python -m stages.shard_stages --changed)" || exit $$?; \
+	+@stages="$$($(BIN)/python -m xgov_digests.cli.shard_stages --changed)" || exit $$?; \
 	if [ -z "$$stages" ]; then echo "no shard and no aggregate changed: nothing more to run"; exit 0; fi; \
 	exec $(MAKE) --no-print-directory --keep-going -o $(VENV)/.installed $$stages
 endef
@@ -137,9 +138,9 @@ aggregate: install $(filter shard@%,$(MAKECMDGOALS))
 # After dvc push: audit that every file of dvc.lock's outputs is on the remote, re-upload what is missing (DVC trusts
 # a present .dir object for its whole folder); exit 1 names what is still missing.
 define push_outputs
-	$(BIN)/python -m stages.check_remote --write $(REMOTE)
+	$(BIN)/python -m xgov_digests.cli.check_remote --write $(REMOTE)
 	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
-	$(BIN)/python -m stages.check_remote --audit --repair $(REMOTE)
+	$(BIN)/python -m xgov_digests.cli.check_remote --audit --repair $(REMOTE)
 endef
 
 # What a run changes for git: dvc.lock, params.yaml, the .gitignore files DVC writes, the metrics and plot data.
@@ -149,29 +150,29 @@ define stage_results
 endef
 
 run: install
-	$(BIN)/python -m stages.set_params feed.limit=$(or $(LIMIT),0)
+	$(BIN)/python -m xgov_digests.cli.set_params feed.limit=$(or $(LIMIT),0)
 	$(repro_stages)
 	$(stage_results)
 	$(push_outputs)
-	@if [ "$$($(BIN)/dvc remote default)" = "r2" ]; then $(BIN)/python -m stages.publish; \
+	@if [ "$$($(BIN)/dvc remote default)" = "r2" ]; then $(BIN)/python -m xgov_digests.cli.publish; \
 	else echo "default remote is not r2: skipping 'make publish' (see make r2)"; fi
 
 # PRUNE=1: --prune (refused with exit 2 unless the prune guard passes; FORCE=1 overrides); PRUNE=auto: prune only
 # when the guard passes, else publish without pruning.
 publish: install
-	$(BIN)/python -m stages.publish $(if $(filter auto,$(PRUNE)),--prune-if-safe,$(if $(PRUNE),--prune))\
+	$(BIN)/python -m xgov_digests.cli.publish $(if $(filter auto,$(PRUNE)),--prune-if-safe,$(if $(PRUNE),--prune))\
 	 $(if $(FORCE),--force) $(if $(DRY_RUN),--dry-run)
 
 push: install
 	$(push_outputs)
 
 pull: install
-	$(BIN)/python -m stages.check_remote --audit $(REMOTE)
+	$(BIN)/python -m xgov_digests.cli.check_remote --audit $(REMOTE)
 	$(BIN)/dvc pull $(if $(REMOTE),-r $(REMOTE))
 
 # The push audit alone: is every file of dvc.lock's outputs on the remote? (read-only)
 check-remote: install
-	$(BIN)/python -m stages.check_remote --audit $(REMOTE)
+	$(BIN)/python -m xgov_digests.cli.check_remote --audit $(REMOTE)
 
 # The R2 remote for plain dvc as much as for make: dvc-s3 hands the remote's `configpath` to botocore as its AWS config
 # file, whose profiles carry R2's checksum settings (no credentials: those stay in the environment, .dvc/config.local
@@ -198,7 +199,7 @@ r2: install
 	@echo "Credentials as dvc-s3 reads them: export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... (or .dvc/config.local, or an AWS profile); then plain dvc push / dvc pull, or make push"
 
 retry: install
-	@shards="$$($(BIN)/python -m stages.retry)" || exit $$?; \
+	@shards="$$($(BIN)/python -m xgov_digests.cli.retry)" || exit $$?; \
 	if [ -z "$$shards" ]; then echo "no failed repos in data/stats.parquet: nothing to retry"; exit 0; fi; \
 	echo "retrying $$shards"; $(DVC_CHECK) || exit $$?; \
 	$(DVC_QUIET) repro --force --single-item $$shards && $(DVC_QUIET) repro --single-item aggregate
@@ -215,11 +216,11 @@ bench-quick: $(VENV)/.installed-bench
 
 # dvc_plots/index.html with vega inlined (DVC's own page loads it from a CDN: blank offline), and a PNG per plot
 plots: $(VENV)/.installed-plots
-	$(BIN)/python -m stages.plots --dvc $(BIN)/dvc $(if $(REV),--rev $(REV)) --out dvc_plots
+	$(BIN)/python -m xgov_digests.cli.plots --dvc $(BIN)/dvc $(if $(REV),--rev $(REV)) --out dvc_plots
 
 shards: install
 	@test -n "$(N)" || { echo "make shards: set N=<number of shards>, e.g. make shards N=20" >&2; exit 2; }
-	$(BIN)/python -m stages.set_shards $(N)
+	$(BIN)/python -m xgov_digests.cli.set_shards $(N)
 
 clean:
 	rm -rf demo-workspace dvc_plots
@@ -242,7 +243,7 @@ DVC_REMOTE_FLAG = $(if $(REMOTE),-r $(REMOTE))
 define scaleout_guard
 	@git diff --quiet HEAD -- stages xgov_digests dvc.yaml || { echo "make $@: stages/, xgov_digests/ or dvc.yaml differ from the last commit;\
 	 every machine must run the committed code (commit and git push first)" >&2; exit 2; }
-	@changed="$$($(BIN)/python -m stages.scaleout params-changed)" || { echo "make $@: cannot tell whether tracked\
+	@changed="$$($(BIN)/python -m xgov_digests.cli.scaleout params-changed)" || { echo "make $@: cannot tell whether tracked\
 	 params differ from the last commit (see above): refusing" >&2; exit 2; }; \
 	test -z "$$changed" || { echo "make $@: tracked params differ from\
 	 the last commit ($$changed); every machine must run the committed ones (commit and git push first)" >&2; exit 2; }
@@ -257,7 +258,7 @@ endef
 
 fetch-publish: install
 	$(scaleout_guard)
-	$(BIN)/python -m stages.check_remote --write $(REMOTE)
+	$(BIN)/python -m xgov_digests.cli.check_remote --write $(REMOTE)
 	$(BIN)/dvc repro --single-item fetch
 	$(BIN)/dvc push $(DVC_REMOTE_FLAG) fetch
 	$(call scaleout_commit,scale-out: publish feed snapshot,dvc.lock data)
@@ -265,10 +266,10 @@ fetch-publish: install
 
 worker: install
 	@test -n "$(OFFSET)" || { echo "make worker: set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets" >&2; exit 2; }
-	@$(BIN)/python -m stages.scaleout check-offsets -- $(OFFSET) || exit 2
+	@$(BIN)/python -m xgov_digests.cli.scaleout check-offsets -- $(OFFSET) || exit 2
 	$(scaleout_guard)
 	$(DVC_CHECK)
-	$(BIN)/python -m stages.check_remote --write $(REMOTE)
+	$(BIN)/python -m xgov_digests.cli.check_remote --write $(REMOTE)
 	@set -e; for k in $(OFFSET); do \
 	  echo "worker: shard@$$k"; \
 	  $(BIN)/dvc pull $(DVC_REMOTE_FLAG) data/manifests/shard-$$k.json; \
@@ -287,9 +288,9 @@ collect: install
 	   "restores the workers' shards, reads only the default remote: run 'dvc remote default --local $(REMOTE)'"\
 	   "(or make r2), then make collect again" >&2; exit 2; fi
 	$(DVC_CHECK)
-	$(BIN)/python -m stages.check_remote --write $(REMOTE)
+	$(BIN)/python -m xgov_digests.cli.check_remote --write $(REMOTE)
 	$(BIN)/dvc pull $(DVC_REMOTE_FLAG) fetch
-	$(BIN)/python -m stages.scaleout collect $(if $(ALLOW_LOCAL),--allow-local)
+	$(BIN)/python -m xgov_digests.cli.scaleout collect $(if $(ALLOW_LOCAL),--allow-local)
 	$(BIN)/dvc push $(DVC_REMOTE_FLAG)
 	$(call scaleout_commit,scale-out: collect shards,dvc.lock data reports)
 	@echo "collect: next, git push"

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import gitingest
     import gitingest.output_formatter
 
-    from xgov_digests.logs import setup_logging
+    from xgov_digests.core.logs import setup_logging
 
     setup_logging(30)  # WARNING: gitingest logs every step at INFO otherwise
     gitingest.output_formatter._format_token_count = lambda text: None

@@ -148,9 +148,10 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
     os.environ["LC_ALL"] = "C.UTF-8"
     import gitingest.output_formatter
 
-    from xgov_digests.digest import Header, ingest_tree, make_digest
+    from xgov_digests.core.logs import setup_logging
     from xgov_digests.digest.budget import DigestPool
-    from xgov_digests.logs import setup_logging
+    from xgov_digests.digest.build import ingest_tree, make_digest
+    from xgov_digests.digest.format import Header
 
     setup_logging(30)
     gitingest.output_formatter._format_token_count = lambda text: None  # tiktoken needs the network
@@ -201,7 +202,7 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
         out["profile_fast"] = profile(
             lambda: [ingest_tree(path, max_file_size=mfs) for _ in range(20)],
             results / "profile-fast.txt",
-            f"xgov_digests.digest.ingest_tree x20 on {label}",
+            f"xgov_digests.digest.build.ingest_tree x20 on {label}",
         )
         out["pyinstrument"] = pyinstrument_profile(
             lambda: _stock(path, mfs), results / "profile-stock-pyinstrument.txt"

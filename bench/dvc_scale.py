@@ -3,8 +3,8 @@
 A real DVC workspace (``tests.fixtures.workspace.create_workspace``: the pipeline copied into a new git repo, params
 overridden) gets a synthetic feed of ``https://github.com/<owner>/<name>`` entries, each with a ``pushedAt``, and a
 local digest cache (``ingest.cache``) pre-filled with one valid entry per repo, written through
-``xgov_digests.cache.DigestCache.put``. Every repo is then served from the cache (status ``cached``, no clone); git's
-``insteadOf`` points github.com at a closed port on 127.0.0.1, so nothing can reach the network.
+``xgov_digests.shard.cache.DigestCache.put``. Every repo is then served from the cache (status ``cached``, no
+clone); git's ``insteadOf`` points github.com at a closed port on 127.0.0.1, so nothing can reach the network.
 
 Measured (wall time and peak RSS of the whole process tree):
 
@@ -76,10 +76,10 @@ def _filler(rng: random.Random, size: int) -> bytes:
 
 def prefill(ws: Path, feed: Path, cache_dir: Path, seed: int, kinds: dict[str, str], log: Any) -> dict[str, Any]:
     """One valid cache entry per repo of the feed, through ``DigestCache.put``: what a finished night leaves."""
-    from xgov_digests.cache import DigestCache, Entry, fingerprint
-    from xgov_digests.digest import Header, render_header, truncate
-    from xgov_digests.feed import parse_feed
-    from xgov_digests.params import load_params
+    from xgov_digests.core.params import load_params
+    from xgov_digests.digest.format import Header, render_header, truncate
+    from xgov_digests.feed.snapshot import parse_feed
+    from xgov_digests.shard.cache import DigestCache, Entry, fingerprint
 
     params = load_params(ws / "params.yaml")
     cap = params.ingest.max_summary_bytes

@@ -114,7 +114,7 @@ def _bodies(seed_dir: Path, ws: Path) -> dict[str, int]:
 
 
 def _default_workers() -> int:
-    from xgov_digests.params import load_params
+    from xgov_digests.core.params import load_params
 
     return load_params(measure.ROOT / "params.yaml").ingest.workers
 

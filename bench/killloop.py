@@ -6,8 +6,8 @@ python -m bench killloop [--cuts 50] [--repos 10] [--seed 1] [--full-every 5]
 One small workspace (10 shards, ``--repos`` local repos on ``file://`` URLs, the project's Makefile). Each cut
 flips a tracked param to a value never run before (so every shard runs; digests come from the digest cache), starts
 ``make -j 10 repro`` as its own process group, and SIGKILLs the group after a random delay within the length of a
-whole run. Then, as the next run would, the workspace is checked: ``python -m stages.group --check`` (the repair
-every make target runs first) and ``dvc status``; every ``--full-every`` cuts, and after the last, a whole
+whole run. Then, as the next run would, the workspace is checked: ``python -m xgov_digests.cli.group --check`` (the
+repair every make target runs first) and ``dvc status``; every ``--full-every`` cuts, and after the last, a whole
 ``make -j 10 repro`` must succeed and leave every shard and aggregate up to date. A workspace is bricked when any of
 these fails. Counted on the way: what each kill left (a cut dvc.lock, a corrupt rwlock, dead processes' entries,
 ``dvc`` processes of the killed run still alive 5 s later) and what the repair did.
@@ -59,20 +59,20 @@ def env() -> dict[str, str]:
 
 
 def flip(ws: Path, i: int) -> None:
-    from xgov_digests.params import update_params
+    from xgov_digests.core.params import update_params
 
     update_params(ws / "params.yaml", {"ingest": {"max_failure_ratio": 0.5 + (i + 1) / 1000}})
 
 
 def live_dvc(ws: Path) -> int:
-    from xgov_digests.dvc_repair import dvc_processes
+    from xgov_digests.pipeline.dvc_repair import dvc_processes
 
     return len(dvc_processes(ws))
 
 
 def left_state(ws: Path) -> dict[str, bool]:
     """What the kill left, before any repair."""
-    from xgov_digests.dvc_repair import lock_problem
+    from xgov_digests.pipeline.dvc_repair import lock_problem
 
     lock = ws / "dvc.lock"
     cut = lock.exists() and lock_problem(lock.read_text(errors="replace")) is not None
@@ -151,8 +151,8 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
             log(f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
                 f"started cleanly: {not early}")  # fmt: skip
             continue
-        check = subprocess.run([sys.executable, "-m", "stages.group", "--check"], cwd=ws, env=e, capture_output=True,
-                               text=True, timeout=900)  # fmt: skip
+        check = subprocess.run([sys.executable, "-m", "xgov_digests.cli.group", "--check"], cwd=ws, env=e,
+                               capture_output=True, text=True, timeout=900)  # fmt: skip
         counts["repairs"] += "warning" in check.stderr
         bricked = early
         if check.returncode != 0:

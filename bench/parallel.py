@@ -25,7 +25,7 @@ from typing import Any
 
 from bench import corpus, dvc_scale, measure
 from tests.fixtures.gitserver import GitServer
-from xgov_digests.params import update_params
+from xgov_digests.core.params import update_params
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]

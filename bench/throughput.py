@@ -162,7 +162,7 @@ def run(
                 f"{m.peak_rss_tree_mb} MB peak, bodies {entry['bodies_vs_baseline']}")  # fmt: skip
         result["pipeline"] = runs
         result["server"].update(server.stats())
-        # --- (3) incremental runs: the digest cache (ingest.cache, xgov_digests/cache.py) ----------------------
+        # --- (3) incremental runs: the digest cache (ingest.cache, xgov_digests/shard/cache.py) ----------------------
         result["incremental"] = incremental(work, feed, entries, env, max_file_size, max_summary_bytes, log)
     return result
 
@@ -201,7 +201,7 @@ def incremental(work: Path, feed: Path, entries: list[dict[str, Any]], env: dict
     startup = _best([*base, str(feed_one.resolve())], ws, env, repeat)
     no_seed = {k: v for k, v in env.items() if k != "PYTHONHASHSEED"}
     startup_dvc = _best([*base, str(feed_one.resolve())], ws, no_seed, repeat)
-    modules = "stages.shard, xgov_digests.ingest, xgov_digests.cache, xgov_digests.stats"
+    modules = "stages.shard, xgov_digests.shard.run, xgov_digests.shard.cache, xgov_digests.shard.stats"
     imports = _best([sys.executable, "-c", f"import {modules}"], ws, env, repeat)
     full, churned, unchanged = out["full"]["wall_s"], out["churn"]["wall_s"], out["unchanged"]["wall_s"]
     out["startup"] = {
@@ -214,7 +214,7 @@ def incremental(work: Path, feed: Path, entries: list[dict[str, Any]], env: dict
     seen = out["churn"]["statuses"]
     expected = seen.get("ok", 0) == len(picked) and seen.get("cached", 0) == len(entries) - len(picked)
     out["status"] = "measured" if expected and out["unchanged"]["statuses"].get("cached") == len(entries) else (
-        "unexpected statuses: is ingest.cache wired into xgov_digests/ingest.py?")  # fmt: skip
+        "unexpected statuses: is ingest.cache wired into xgov_digests/shard/run.py?")  # fmt: skip
     log(
         f"incremental: full {full:.2f} s, {len(picked)} of {len(entries)} pushed {churned:.2f} s "
         f"({out['churn_x_full']:.1%} of full), nothing changed {unchanged:.2f} s; fixed start-up "

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tests.fixtures.gitserver import GitServer
 from tests.test_checkout_bounds import bare_repo, blob_bomb, tree_bomb
-from xgov_digests.clone import CloneError
-from xgov_digests.clone_strategy import clone_repo
+from xgov_digests.clone.git import CloneError
+from xgov_digests.clone.strategy import clone_repo
 
 
 def _bytes_under(path: Path) -> int:

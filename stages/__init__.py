@@ -1,44 +1,12 @@
-"""The pipeline's command-line entry points, one module per command that ``dvc.yaml`` or the Makefile runs.
+"""The commands ``dvc.yaml`` runs, one module per stage (``fetch``, ``shard``, ``aggregate``): each parses its
+arguments, calls the library's wings and writes the stage's outputs; the code a stage imports is what its
+``dvc.yaml`` deps list. The other commands are in ``xgov_digests.cli``. It may import ``core``, ``feed``, ``clone``,
+``digest``, ``shard`` and ``results``.
 
-``python -m stages.<name>`` imports this package first: a missing third-party module then ends the command with one
-line naming the interpreter that ran, the module it lacks and the fix (exit 2), instead of a traceback. That is what
-a global or pipx ``dvc`` (or ``.venv/bin/dvc`` without the venv on PATH) meets: ``dvc.yaml``'s ``python`` is the first
-one on PATH, not the project's ``.venv``.
+``python -m stages.<name>`` imports this package first: it installs the hook that names a wrong interpreter in one
+line (``xgov_digests.core.interpreter``), which is what a global or pipx ``dvc`` meets.
 """
 
-from __future__ import annotations
+from xgov_digests.core.interpreter import install_hook
 
-import os
-import sys
-from pathlib import Path
-
-_PACKAGES = {"ruamel": "ruamel.yaml", "yaml": "PyYAML", "dateutil": "python-dateutil"}  # module -> package to install
-
-
-def missing_dependency_line(module: str, executable: str, prefix: str, root: Path) -> str:
-    """The one line for ``module`` missing in the interpreter ``executable`` (its ``sys.prefix`` is ``prefix``)."""
-    top = module.split(".")[0]
-    package = _PACKAGES.get(top, top)
-    command = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "stages"
-    ran = f"{executable} (Python {sys.version_info.major}.{sys.version_info.minor})"
-    venv = root / ".venv"
-    if Path(prefix).resolve() == venv.resolve():
-        fix = "the project's .venv is incomplete: run 'make install' (or make repro, which installs it)"
-    else:
-        fix = (f"this is not the project's .venv: run 'make repro', or '. {venv.relative_to(root)}/bin/activate' "
-               "first so that dvc's stages run with .venv/bin/python")  # fmt: skip
-    named = f"'{top}'" if package == top else f"'{top}' (package {package})"
-    return f"stages.{command}: error: {ran} has no module {named}; {fix}"
-
-
-def _excepthook(exc_type, exc, tb) -> None:  # noqa: ANN001 - sys.excepthook's signature
-    name = getattr(exc, "name", None) or ""
-    if issubclass(exc_type, ModuleNotFoundError) and name and name.split(".")[0] not in ("stages", "xgov_digests"):
-        sys.stdout.flush()
-        root = Path(__file__).resolve().parents[1]
-        print(missing_dependency_line(name, sys.executable, sys.prefix, root), file=sys.stderr, flush=True)
-        os._exit(2)  # exit 2 with nothing more: Python would add its own status 1 after the hook
-    sys.__excepthook__(exc_type, exc, tb)
-
-
-sys.excepthook = _excepthook
+install_hook()

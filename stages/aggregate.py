@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from xgov_digests.files import (
+from xgov_digests.core.files import (
     DIGEST_INDEX,
     FAILURES_PLOT,
     MERGED_STATS,
@@ -22,12 +22,12 @@ from xgov_digests.files import (
     SIZES_PLOT,
     write_atomic,
 )
-from xgov_digests.logs import HUMAN, setup_logging
-from xgov_digests.manifest import ManifestError
-from xgov_digests.merge import AggregateError, combine
-from xgov_digests.outputs import DigestMismatch, check_digests
-from xgov_digests.params import ParamsError, load_params
-from xgov_digests.report import (
+from xgov_digests.core.logs import HUMAN, setup_logging
+from xgov_digests.core.params import ParamsError, load_params
+from xgov_digests.feed.manifest import ManifestError
+from xgov_digests.results.merge import AggregateError, combine
+from xgov_digests.results.outputs import DigestMismatch, check_digests
+from xgov_digests.results.report import (
     digest_index,
     failure_reasons,
     markdown,
@@ -36,7 +36,7 @@ from xgov_digests.report import (
     shard_table,
     size_distribution,
 )
-from xgov_digests.stats import stats_path, wall_seconds
+from xgov_digests.shard.stats import stats_path, wall_seconds
 
 log = logging.getLogger("stages.aggregate")
 

@@ -11,11 +11,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from xgov_digests.files import remove_temps, summaries_path
-from xgov_digests.logs import HUMAN, redact, setup_logging
-from xgov_digests.manifest import ManifestError, manifest_path, read_manifest
-from xgov_digests.params import ParamsError, load_params
-from xgov_digests.selection import SelectionError, check_offset, select
+from xgov_digests.core.files import remove_temps, summaries_path
+from xgov_digests.core.logs import HUMAN, redact, setup_logging
+from xgov_digests.core.params import ParamsError, load_params
+from xgov_digests.feed.manifest import ManifestError, manifest_path, read_manifest
+from xgov_digests.feed.selection import SelectionError, check_offset, select
 
 log = logging.getLogger("stages.shard")
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     # --feed downloads: its HTTP client is imported only then (DVC's runs read the manifest)
     feed_errors: tuple[type[Exception], ...] = ()
     if args.feed:
-        from xgov_digests.feed import FeedError, load_snapshot
+        from xgov_digests.feed.snapshot import FeedError, load_snapshot
 
         feed_errors = (FeedError,)
     try:
@@ -107,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # Only a real run needs these; gitingest comes with the first cache miss (ShardRun), pandas never.
-    from xgov_digests.cache import open_cache
-    from xgov_digests.diskfull import DiskFull, enospc, failed_path
-    from xgov_digests.ingest import ShardRun
-    from xgov_digests.progress import ShardProgress, summary
-    from xgov_digests.s3 import S3ConfigError
-    from xgov_digests.stats import stats_path, write_stats
+    from xgov_digests.core.diskfull import DiskFull, enospc, failed_path
+    from xgov_digests.core.s3 import S3ConfigError
+    from xgov_digests.shard.cache import open_cache
+    from xgov_digests.shard.progress import ShardProgress, summary
+    from xgov_digests.shard.run import ShardRun
+    from xgov_digests.shard.stats import stats_path, write_stats
 
     settings = params.ingest
     if args.workers is not None:

@@ -14,7 +14,7 @@ import pytest
 from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.sample import build_corpus
 from tests.fixtures.workspace import create_workspace, git_commit
-from xgov_digests.params import update_params
+from xgov_digests.core.params import update_params
 
 VENV_BIN = str(Path(sys.executable).parent)
 # Whatever a test feeds the pipeline, git never leaves the machine: github.com is rewritten to a closed local port.

@@ -16,9 +16,9 @@ import pytest
 from tests.fixtures.gitserver import GitServer, Reply, Request
 from tests.fixtures.sample import git, make_repo
 from tests.test_clone_strategy import HEADER, Served, assert_identical, publish, served  # noqa: F401 - fixture
-from xgov_digests.clone import CloneError
-from xgov_digests.clone_strategy import clone_repo
-from xgov_digests.digest import make_digest
+from xgov_digests.clone.git import CloneError
+from xgov_digests.clone.strategy import clone_repo
+from xgov_digests.digest.build import make_digest
 
 MAX = 1000
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.sample import commit, git, make_repo, write_files
-from xgov_digests.clone import CloneError, EmptyRepo, UrlRejected, check_url, clone, failure_kind
+from xgov_digests.clone.git import CloneError, EmptyRepo, UrlRejected, check_url, clone, failure_kind
 
 ALLOWED = ("github.com",)
 

@@ -17,13 +17,14 @@ from gitingest.utils.ignore_patterns import DEFAULT_IGNORE_PATTERNS
 from tests.fixtures.gitserver import GitServer, Reply, Request
 from tests.fixtures.sample import commit, git, make_repo
 from tests.test_digest_fast import tricky  # noqa: F401 - the fixture: everything gitingest treats specially
-from xgov_digests.cache import fingerprint
-from xgov_digests.clone import CloneError
-from xgov_digests.clone_strategy import TreeEntry, clone_repo, sparse_patterns, unquote
-from xgov_digests.digest import Header, make_digest
-from xgov_digests.feed import Repo
-from xgov_digests.ingest import ShardRun
-from xgov_digests.params import IngestParams, ParamsError, parse_params
+from xgov_digests.clone.git import CloneError
+from xgov_digests.clone.strategy import TreeEntry, clone_repo, sparse_patterns, unquote
+from xgov_digests.core.params import IngestParams, ParamsError, parse_params
+from xgov_digests.digest.build import make_digest
+from xgov_digests.digest.format import Header
+from xgov_digests.feed.snapshot import Repo
+from xgov_digests.shard.cache import fingerprint
+from xgov_digests.shard.run import ShardRun
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 

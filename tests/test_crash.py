@@ -15,9 +15,9 @@ from tests.conftest import GitSpy, Workspace, point_r2_at, write_feed
 from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.s3proxy import S3Proxy
 from tests.fixtures.sample import build_corpus
-from xgov_digests.cache import cache_key, decode_entry, fingerprint
-from xgov_digests.feed import parse_feed
-from xgov_digests.params import load_params
+from xgov_digests.core.params import load_params
+from xgov_digests.feed.snapshot import parse_feed
+from xgov_digests.shard.cache import cache_key, decode_entry, fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,7 @@ def test_secrets_appear_nowhere(workspace_factory, tmp_path: Path, s3_server: Lo
     ws.dvc("remote", "modify", "r2", "url", f"s3://{bucket}/dvc")
     ws.dvc("remote", "modify", "r2", "endpointurl", s3_server.endpoint)
     ws.set_params(ingest={"cache": f"s3://{bucket}/cache"})
-    logs = [ws.dvc("repro", "-v"), ws.dvc("push", "-r", "r2", "-v"), ws.python("-m", "stages.publish")]
+    logs = [ws.dvc("repro", "-v"), ws.dvc("push", "-r", "r2", "-v"), ws.python("-m", "xgov_digests.cli.publish")]
     ws.commit("run")
     texts = [r.stdout + r.stderr for r in logs]
     files = [p for p in ws.path.rglob("*") if p.is_file() and ".git" not in p.relative_to(ws.path).parts[:1]]

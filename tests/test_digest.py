@@ -10,8 +10,9 @@ import gitingest.output_formatter
 import pytest
 
 from tests.fixtures.sample import make_repo
-from xgov_digests.clone import clone
-from xgov_digests.digest import Header, make_digest, truncate
+from xgov_digests.clone.git import clone
+from xgov_digests.digest.build import make_digest
+from xgov_digests.digest.format import Header, truncate
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 

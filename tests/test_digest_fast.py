@@ -15,7 +15,8 @@ import pytest
 import xgov_digests.digest.content
 import xgov_digests.digest.walk
 from tests.fixtures.sample import make_repo
-from xgov_digests.digest import Header, ingest_tree, make_digest, render_header, truncate
+from xgov_digests.digest.build import ingest_tree, make_digest
+from xgov_digests.digest.format import Header, render_header, truncate
 from xgov_digests.digest.walk import walk_order
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")

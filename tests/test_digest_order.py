@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.sample import make_repo
-from xgov_digests.digest import Header, Limits, make_digest
+from xgov_digests.digest.build import make_digest
+from xgov_digests.digest.format import Header
+from xgov_digests.digest.walk import Limits
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 FILES = {f"f{i:03d}.txt": f"{i}\n" * (1 + i % 7) for i in range(120)}

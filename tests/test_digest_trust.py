@@ -17,12 +17,12 @@ import gitingest.output_formatter
 import pytest
 
 from tests.fixtures.sample import make_repo
-from xgov_digests.cleanup import remove_tree
-from xgov_digests.digest import Header, Limits, make_digest, render_header, truncate
+from xgov_digests.clone.cleanup import remove_tree
 from xgov_digests.digest.budget import DigestBug, DigestPool, DigestTimeout
-from xgov_digests.digest.format import assemble
+from xgov_digests.digest.build import make_digest
+from xgov_digests.digest.format import Header, assemble, render_header, truncate
 from xgov_digests.digest.ignore_files import MAX_IGNORE_BYTES
-from xgov_digests.digest.walk import Scan
+from xgov_digests.digest.walk import Limits, Scan
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 HANG_PATTERN = "a*a*a*a*a*a*a*a*a*a*a*a*b"
@@ -242,7 +242,7 @@ def test_the_budget_works_under_a_long_tmpdir(tmp_path: Path) -> None:
     long_tmp.mkdir()
     repo = tmp_path / "repo"
     make_repo(repo, {"README.md": "r\n"})
-    script = ("import sys; from pathlib import Path; from xgov_digests.digest import Header; "
+    script = ("import sys; from pathlib import Path; from xgov_digests.digest.format import Header; "
               "from xgov_digests.digest.budget import DigestPool\n"
               "if __name__ == '__main__':\n"
               "    with DigestPool(1, 30) as pool:\n"

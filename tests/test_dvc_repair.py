@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 
 from tests.conftest import Workspace, write_feed
 from tests.fixtures.sample import build_corpus
-from xgov_digests.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, check, lock_problem
+from xgov_digests.pipeline.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, check, lock_problem
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # six real shards, then real dvc killed several times
 SHARDS = {"batch_size": 6, "offsets": [0, 1, 2, 3, 4, 5]}  # six stages: dvc.lock is several 8 KiB writes
@@ -37,13 +37,13 @@ def ran(workspace_factory, tmp_path: Path) -> Workspace:
     ws = workspace_factory(str(feed))
     ws.set_params(shards=SHARDS)
     ws.commit("six shards")
-    ws.run(sys.executable, "-m", "stages.group", "--", "dvc", "repro", timeout=1800)
+    ws.run(sys.executable, "-m", "xgov_digests.cli.group", "--", "dvc", "repro", timeout=1800)
     assert (ws.path / "dvc.lock").stat().st_size > 3 * 8192
     return ws
 
 
 def group(ws: Workspace, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return ws.run(sys.executable, "-m", "stages.group", *args, check=check)
+    return ws.run(sys.executable, "-m", "xgov_digests.cli.group", *args, check=check)
 
 
 def test_good_copy_is_kept_after_each_dvc_command(ran: Workspace) -> None:

@@ -51,7 +51,7 @@ def test_a_broken_repository_never_stops_a_run(workspace_factory, tmp_path: Path
     assert "## Failures (1: 1 permanent)" in report and "### Permanent (1)" in report
     assert "`broken/repo`" in report.split("### Permanent (1)")[1]
     # make retry's list: the shard that holds a failed repo
-    assert ws.python("-m", "stages.retry").stdout.split() == ["shard@1"]
+    assert ws.python("-m", "xgov_digests.cli.retry").stdout.split() == ["shard@1"]
 
     # The same feed with the git server gone (connection refused): no complete answer, the shards fail and DVC
     # records none of them.

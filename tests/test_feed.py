@@ -10,11 +10,11 @@ import time
 import pytest
 
 from tests.fixtures.feed_server import Answer, FeedServer, serve_feed
-from xgov_digests.backoff import attempts, delay
-from xgov_digests.download import FeedError, download
-from xgov_digests.entries import shown_url
-from xgov_digests.feed import parse_feed, render_snapshot
-from xgov_digests.repo import normalise_url
+from xgov_digests.core.backoff import attempts, delay
+from xgov_digests.core.repo import normalise_url
+from xgov_digests.feed.download import FeedError, download
+from xgov_digests.feed.entries import shown_url
+from xgov_digests.feed.snapshot import parse_feed, render_snapshot
 
 
 def entry(owner: str = "alphagov", name: str = "repo", **kw) -> dict:

@@ -18,8 +18,8 @@ import pytest
 
 from tests.conftest import write_feed
 from tests.fixtures.hostile_http import bomb, drip, endless, header_drip, send, serve_hostile, short_body
-from xgov_digests.download import FeedError, download
-from xgov_digests.feed import decode, parse_feed
+from xgov_digests.feed.download import FeedError, download
+from xgov_digests.feed.snapshot import decode, parse_feed
 
 MB = 1 << 20
 GOOD = [{"owner": "a", "name": "b", "url": "https://github.com/a/b", "pushedAt": "2024-01-01T00:00:00Z"}]
@@ -129,7 +129,7 @@ def test_a_bomb_within_the_default_cap_is_decoded_and_one_over_it_is_not(server)
 def test_redirects_are_logged_with_their_final_url_and_host(server, caplog) -> None:
     other_host = server.base.replace("127.0.0.1", "localhost")
     server.routes["/elsewhere"] = lambda h: send(h, b"", 302, Location=other_host + "/to-good")
-    caplog.set_level(logging.INFO, logger="xgov_digests.download")
+    caplog.set_level(logging.INFO, logger="xgov_digests.feed.download")
     assert fetch_bounded(server.base + "/elsewhere") == GOOD_BODY
     hops = [r for r in caplog.records if r.getMessage() == "feed redirects to another host"]
     assert [(r.__dict__["from"], r.__dict__["to"]) for r in hops] == [

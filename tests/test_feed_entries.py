@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import write_feed
 from tests.fixtures.sample import make_repo
-from xgov_digests.feed import parse_feed
+from xgov_digests.feed.snapshot import parse_feed
 
 HOSTS = ("github.com",)
 

@@ -1,8 +1,8 @@
-"""kill -9 of make's process group: every command stages.group started stops too, and the next run starts.
+"""kill -9 of make's process group: every command xgov_digests.cli.group started stops too, and the next run starts.
 
-Real processes and real signals: stages.group's sentinel sees its parent die and stops the command's own process
-group (SIGINT, SIGKILL after the grace); a real ``make -j 4 repro`` killed with SIGKILL mid-shards is followed by a
-``make -j 4 repro`` that succeeds and leaves every shard and aggregate up to date.
+Real processes and real signals: xgov_digests.cli.group's sentinel sees its parent die and stops the command's own
+process group (SIGINT, SIGKILL after the grace); a real ``make -j 4 repro`` killed with SIGKILL mid-shards is followed
+by a ``make -j 4 repro`` that succeeds and leaves every shard and aggregate up to date.
 """
 
 from __future__ import annotations
@@ -35,22 +35,22 @@ def wait_for(condition, timeout: float = 120) -> None:
 def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     script = f"touch {marker}; sleep 60 & sleep 60; wait"
-    proc = subprocess.Popen([sys.executable, "-m", "stages.group", "--grace", "3", "--", "sh", "-c", script],
+    proc = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.group", "--grace", "3", "--", "sh", "-c", script],
                             start_new_session=True)  # fmt: skip
     wait_for(marker.exists)
     children = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "sleep"]
     assert len(children) == 2
-    os.killpg(proc.pid, signal.SIGKILL)  # make's group: stages.group dies, the command's own group does not
+    os.killpg(proc.pid, signal.SIGKILL)  # make's group: xgov_digests.cli.group dies, the command's own group does not
     proc.wait()
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == []
 
 
 def test_a_normal_exit_leaves_no_sentinel(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "stages.group", "--", "sh", "-c", "exit 3"], timeout=60)
+    out = subprocess.run([sys.executable, "-m", "xgov_digests.cli.group", "--", "sh", "-c", "exit 3"], timeout=60)
     assert out.returncode == 3
     time.sleep(0.5)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "xgov_digests.procgroup" in " ".join(
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "xgov_digests.pipeline.procgroup" in " ".join(
         p.info["cmdline"] or []) and p.ppid() == os.getpid()]  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import GitSpy, point_r2_at, write_feed
 from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.sample import build_corpus, commit, write_files
-from xgov_digests.cache import decode_entry
+from xgov_digests.shard.cache import decode_entry
 
 pytestmark = pytest.mark.slow
 SHARDS = {"batch_size": 5, "offsets": [0, 1, 2, 3, 4]}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import missing_dependency_line
 from tests.conftest import VENV_BIN, write_feed
+from xgov_digests.core.interpreter import missing_dependency_line
 
 ROOT = Path(__file__).resolve().parents[1]
 BARE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -33,15 +33,16 @@ def bare_env(venv: Path) -> dict[str, str]:
     return dict(os.environ, PATH=os.pathsep.join([str(venv / "bin"), *path]), DVC_NO_ANALYTICS="1")
 
 
-@pytest.mark.parametrize("module", ["fetch", "shard", "aggregate", "shard_stages", "set_shards", "publish"])
+@pytest.mark.parametrize("module", ["stages.fetch", "stages.shard", "stages.aggregate", "xgov_digests.cli.shard_stages",
+                                    "xgov_digests.cli.set_shards", "xgov_digests.cli.publish"])
 def test_a_stage_without_its_packages_says_so_in_one_line(empty_venv: Path, module: str) -> None:
-    result = subprocess.run(["python", "-m", f"stages.{module}", "--batch-size", "10", "--offset", "0"], cwd=ROOT,
+    result = subprocess.run(["python", "-m", module, "--batch-size", "10", "--offset", "0"], cwd=ROOT,
                             env=bare_env(empty_venv), capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     line = lines[0]
-    assert line.startswith(f"stages.{module}: error: {empty_venv}/bin/python (Python 3.")
+    assert line.startswith(f"{module}: error: {empty_venv}/bin/python (Python 3.")
     assert "has no module '" in line and "make repro" in line and ". .venv/bin/activate" in line
     assert result.stdout == ""
 

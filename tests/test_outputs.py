@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import Workspace, write_feed
 from tests.fixtures.sample import build_corpus
-from xgov_digests.files import TEMP_MARK, files_under, write_atomic
-from xgov_digests.manifest import manifest_path, write_manifest
-from xgov_digests.repo import Repo
+from xgov_digests.core.files import TEMP_MARK, files_under, write_atomic
+from xgov_digests.core.repo import Repo
+from xgov_digests.feed.manifest import manifest_path, write_manifest
 
 SPECIAL = [".git", ".hg", ".dvc", ".dvcignore", ".GIT", ".Dvc"]
 

@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 
 from tests.conftest import GitSpy, Workspace, write_feed
 from tests.fixtures.sample import build_corpus
-from xgov_digests.params import load_params
+from xgov_digests.core.params import load_params
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,10 +276,11 @@ def test_repeated_parallel_runs_never_hit_a_lock_error(pipeline, tmp_path: Path)
 
 
 def test_group_stops_a_command_that_ignores_sigint_after_its_grace(tmp_path: Path) -> None:
-    """stages.group: one SIGINT to the command's whole group; a group still running after --grace is killed."""
+    """xgov_digests.cli.group: one SIGINT to the command's whole group; a group still running after --grace is
+    killed."""
     marker = tmp_path / "child.pid"
     script = f"trap '' INT; sleep 30 & echo $! > {marker}; wait"  # ignores SIGINT, and so does its sleep
-    proc = subprocess.Popen([sys.executable, "-m", "stages.group", "--grace", "1", "--", "sh", "-c", script],
+    proc = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.group", "--grace", "1", "--", "sh", "-c", script],
                             cwd=ROOT, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 20
     while not marker.exists() or not marker.read_text().strip():
@@ -294,7 +295,7 @@ def test_group_stops_a_command_that_ignores_sigint_after_its_grace(tmp_path: Pat
 
 
 def test_group_passes_on_the_exit_status(tmp_path: Path) -> None:
-    run = [sys.executable, "-m", "stages.group", "--"]
+    run = [sys.executable, "-m", "xgov_digests.cli.group", "--"]
     assert subprocess.run([*run, "sh", "-c", "exit 3"], cwd=ROOT).returncode == 3
     assert subprocess.run([*run, "sh", "-c", "kill -TERM $$"], cwd=ROOT).returncode == 128 + signal.SIGTERM
     missing = subprocess.run([*run, str(tmp_path / "no-such-command")], cwd=ROOT, capture_output=True, text=True)

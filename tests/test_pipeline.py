@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.fixtures.feed_server import FeedServer, serve_feed
-from xgov_digests.clone import clone
+from xgov_digests.clone.git import clone
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import Workspace, write_feed
-from xgov_digests.report import failure_reason, failure_reasons, shard_table, size_distribution
-from xgov_digests.stats import Row, to_frame
+from xgov_digests.results.report import failure_reason, failure_reasons, shard_table, size_distribution
+from xgov_digests.shard.stats import Row, to_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]

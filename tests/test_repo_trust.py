@@ -18,9 +18,9 @@ import pytest
 from tests.conftest import Workspace, write_feed
 from tests.fixtures.faulty_git import publish_bare, serve_git
 from tests.fixtures.sample import commit, git, make_repo
-from xgov_digests.cleanup import remove_tree
-from xgov_digests.report import metrics
-from xgov_digests.stats import read_stats
+from xgov_digests.clone.cleanup import remove_tree
+from xgov_digests.results.report import metrics
+from xgov_digests.shard.stats import read_stats
 
 HANG_PATTERN = "a*a*a*a*a*a*a*a*a*a*a*a*b"  # backtracks for days against a name of 60 'a's
 
@@ -200,7 +200,8 @@ def test_same_bytes_under_any_hash_seed(workspace_factory, tmp_path: Path) -> No
     root = tmp_path / "repos"
     make_repo(root / "seed", {".gitignore": "!*.log\n!*.pyc\n!dist/\n!*.min.js\n!*.egg-info\n!.env\n",
                               "keep.log": "a\n", "x.pyc": "b\n", "dist/a.js": "c\n", "a.min.js": "d\n", ".env": "e\n"})
-    probe = ("import sys; from pathlib import Path; from xgov_digests.digest import Header, make_digest; "
+    probe = ("import sys; from pathlib import Path; from xgov_digests.digest.format import Header; "
+             "from xgov_digests.digest.build import make_digest; "
              f"sys.stdout.write(make_digest(Path({str(root / 'seed')!r}), Header('o', 'n', 'u', 'c', None), "
              "max_file_size=10**6, max_summary_bytes=10**6).data.hex())")  # fmt: skip
     raw = {s: subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONHASHSEED": s},

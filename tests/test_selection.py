@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from xgov_digests.feed import parse_feed
-from xgov_digests.manifest import ManifestError, read_manifest, render, write_manifest
-from xgov_digests.repo import Repo
-from xgov_digests.selection import SelectionError, check_offsets, select
+from xgov_digests.core.repo import Repo
+from xgov_digests.feed.manifest import ManifestError, read_manifest, render, write_manifest
+from xgov_digests.feed.selection import SelectionError, check_offsets, select
+from xgov_digests.feed.snapshot import parse_feed
 
 
 def repos(n: int) -> list[Repo]:

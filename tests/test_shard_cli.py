@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from tests.conftest import GitSpy, write_feed
-from xgov_digests.feed import parse_feed
-from xgov_digests.selection import select
+from xgov_digests.feed.selection import select
+from xgov_digests.feed.snapshot import parse_feed
 
 
 def test_help_shows_examples(workspace_factory) -> None:

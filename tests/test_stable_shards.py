@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Workspace, write_feed
 from tests.fixtures.sample import build_corpus
-from xgov_digests.params import load_params
+from xgov_digests.core.params import load_params
 
 pytestmark = pytest.mark.slow
 ADDED = (3, 8)  # the two repos the feed gains: entries in the middle of the sorted snapshot

@@ -21,9 +21,9 @@ from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.s3proxy import S3Proxy
 from tests.fixtures.sample import build_corpus
 from tests.fixtures.silent_server import SilentServer
-from xgov_digests.cache import DigestCache, Entry, decode_entry, encode_entry
-from xgov_digests.feed import Repo
-from xgov_digests.s3 import S3ConfigError, open_remote
+from xgov_digests.core.s3 import S3ConfigError, open_remote
+from xgov_digests.feed.snapshot import Repo
+from xgov_digests.shard.cache import DigestCache, Entry, decode_entry, encode_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 CLEAN_ENV = {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
@@ -105,8 +105,9 @@ def test_credentials_follow_dvc_precedence(tmp_path: Path, monkeypatch: pytest.M
 
 def check(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "stages.check_remote", *args], cwd=project, capture_output=True,
-                            text=True, env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s3cr3t-x", **env),
+    result = subprocess.run([sys.executable, "-m", "xgov_digests.cli.check_remote", *args], cwd=project,
+                            capture_output=True, text=True,
+                            env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s3cr3t-x", **env),
                             timeout=120)  # fmt: skip
     assert "s3cr3t-x" not in result.stdout + result.stderr
     return result, time.monotonic() - start

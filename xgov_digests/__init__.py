@@ -1,1 +1,8 @@
-"""xgov-digests: the library behind the pipeline's stages (feed, shards, clones, digests, stats, storage)."""
+"""xgov-digests: the library behind the pipeline, in wings that follow the data.
+
+``feed`` (the feed to a snapshot and the shards' manifests) -> ``clone`` (one repo's checkout) -> ``digest`` (its
+text) -> ``shard`` (one shard's run and its stats rows) -> ``results`` (merged stats, metrics, report) ->
+``publish`` (the digests to R2), all on the shared ground floor ``core``; ``pipeline`` drives make and dvc from
+outside and ``cli`` holds the commands that are not stages (``stages/`` holds those). Each wing's docstring says
+what it does and which wings it may import.
+"""

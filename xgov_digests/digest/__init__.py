@@ -1,8 +1,8 @@
-"""Digests of local checkouts: byte-identical to stock gitingest's ``tree + "\\n" + content``, built in one pass.
-
-Modules: :mod:`.patterns` (ignore-pattern matching), :mod:`.ignore_files` (reading ignore files safely),
-:mod:`.content` (a file's text), :mod:`.walk` (the tree and its limits), :mod:`.format` (header and cut),
-:mod:`.build` (the digest), :mod:`.budget` (a digest per child process, killed at ``ingest.digest_timeout``).
+"""A checkout's digest, byte-identical to stock gitingest's ``tree + "\n" + content`` and built in one
+pass: ignore-pattern matching (``patterns``), reading ignore files safely (``ignore_files``), a file's text
+(``content``), the tree and its limits (``walk``), our header and the cut (``format``), the digest (``build``), a
+digest per child process killed at ``ingest.digest_timeout`` (``budget``), and the format and gitingest versions
+that are part of the digest cache's fingerprint (``version``, importable without gitingest). It may import ``core``.
 
 gitingest compiles a ``PathSpec`` of ~140 patterns for every path it visits, which is ~95% of its run time: here the
 patterns are compiled once per checkout, with the same pattern classes and the same pattern order (a set built by
@@ -10,13 +10,3 @@ the same operations, so negations resolve alike), and matched per path segment w
 once and files after the cap are never opened, so memory stays at about the cap whatever the repository's size.
 ``tests/test_digest_fast.py`` compares the result with stock gitingest byte for byte on varied trees.
 """
-
-from xgov_digests.digest.build import Digest, ingest_tree, make_digest
-from xgov_digests.digest.format import FORMAT_VERSION, GITINGEST_VERSION, Header, render_header, truncate
-from xgov_digests.digest.patterns import IgnoreSpec
-from xgov_digests.digest.walk import Limits, ignore_spec
-
-__all__ = [
-    "FORMAT_VERSION", "GITINGEST_VERSION", "Digest", "Header", "IgnoreSpec", "Limits", "ignore_spec", "ingest_tree",
-    "make_digest", "render_header", "truncate",
-]  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from xgov_digests.digest_version import FORMAT_VERSION, GITINGEST_VERSION  # noqa: F401 - re-exported
+from xgov_digests.digest.version import FORMAT_VERSION, GITINGEST_VERSION  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

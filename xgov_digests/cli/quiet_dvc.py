@@ -1,0 +1,91 @@
+"""Run a ``dvc`` command of the Makefile without the hints that the Makefile itself acts on.
+
+python -m xgov_digests.cli.quiet_dvc -- dvc --wait-for-lock repro --single-item shard@3
+
+``make repro`` runs one ``dvc repro --single-item`` per stage, and each would print DVC's "To track the changes
+with git, run: ...", "To enable auto staging ..." and "Use `dvc push` ..." blocks: ``make run`` stages and pushes
+by itself, and ``make repro`` says once at its end what to stage. Only those blocks of the command's stdout are
+dropped; every other line, stderr (errors, progress bars, the stage's own output and its terminal) and the exit
+status pass through unchanged. ``dvc repro --quiet`` would drop DVC's error messages too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+# The first line of each hint block, as DVC writes it; a block runs to the next line that is not blank or indented.
+HINTS = (
+    b"To track the changes with git, run:",
+    b"To enable auto staging, run:",
+    b"Use `dvc push` to send your updates to remote storage.",
+)
+DRAIN_S = 0.5  # after dvc exits: its last lines are already in the pipe; this is time to copy them
+_RESET = b"\x1b[0m"  # colorama's reset after the last hint, on a terminal
+
+
+def _is_hint(line: bytes) -> bool:
+    return line.replace(_RESET, b"").strip() in HINTS
+
+
+def without_hints(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """``lines`` minus DVC's hint blocks (and the blank line before each)."""
+    blank: list[bytes] = []
+    in_hint = False
+    for line in lines:
+        bare = line.replace(_RESET, b"").strip()
+        if _is_hint(line):
+            blank, in_hint = [], True
+            continue
+        if in_hint and (not bare or line.startswith((b"\t", b" "))):
+            continue
+        in_hint = False
+        if not bare:
+            blank.append(line)
+            continue
+        yield from blank
+        blank = []
+        yield line
+    yield from blank
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[1:] if args[:1] == ["--"] else args
+    if not command:
+        print("quiet_dvc: error: give the dvc command to run after --", file=sys.stderr)
+        return 2
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE)
+    except OSError as exc:
+        print(f"quiet_dvc: error: cannot run {command[0]}: {exc}", file=sys.stderr)
+        return 127
+    # Ctrl-C reaches the command's whole process group (xgov_digests.cli.group): this filter keeps passing the command's
+    # output until the command has stopped, then exits with its status. (Set after the start: the command must
+    # not inherit the ignored signal.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    assert proc.stdout is not None
+    reader = threading.Thread(target=_copy, args=(proc.stdout, sys.stdout.buffer), daemon=True)
+    reader.start()
+    status = proc.wait()
+    # Not until end of file: a process the stage started (a watchdog, a git being killed) may hold the pipe open
+    # after dvc has exited, and make must not wait for it.
+    reader.join(timeout=DRAIN_S)
+    return status
+
+
+def _copy(source: BinaryIO, out: BinaryIO) -> None:
+    for line in without_hints(iter(source.readline, b"")):
+        out.write(line)
+        out.flush()
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # the copying thread may still block on a pipe another process holds open

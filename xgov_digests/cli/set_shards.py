@@ -1,0 +1,77 @@
+"""Set the number of shards: ``shards.batch_size`` and ``shards.offsets`` together in ``params.yaml`` (keeping its
+comments and layout), then print what the next ``dvc repro`` will run.
+
+python -m xgov_digests.cli.set_shards 20        (make shards N=20)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+
+from xgov_digests.core.files import MANIFEST_DIR
+from xgov_digests.core.params import PARAMS_FILE, ParamsError, load_params, update_params
+from xgov_digests.feed.manifest import manifest_path
+from xgov_digests.feed.stale import stale_offsets
+
+
+def _ranges(offsets: list[int]) -> str:
+    """[0, 1, 2, 5] -> 'shard@0..2, shard@5'."""
+    parts, start = [], None
+    for i, k in enumerate(offsets):
+        start = k if start is None else start
+        if i + 1 == len(offsets) or offsets[i + 1] != k + 1:
+            parts.append(f"shard@{start}" if start == k else f"shard@{start}..{k}")
+            start = None
+    return ", ".join(parts)
+
+
+def summarise_plan(dry_run_output: str) -> str:
+    """The stages named by ``dvc repro --dry``, with runs of shards folded: 'fetch, shard@0..19, aggregate'."""
+    stages = re.findall(r"^Running stage '([^']+)'", dry_run_output, re.M)
+    shards = sorted(int(s.split("@")[1]) for s in stages if s.startswith("shard@"))
+    others = [s for s in stages if not s.startswith("shard@")]
+    names = [s for s in others if s == "fetch"] + ([_ranges(shards)] if shards else []) + [
+        s for s in others if s != "fetch"
+    ]
+    return ", ".join(names) if names else "nothing (up to date)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xgov_digests.cli.set_shards", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("n", type=int, metavar="N", help="the number of shards (>= 1)")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"N must be >= 1, got {args.n}")
+    try:
+        before = load_params(PARAMS_FILE).shards
+    except ParamsError as exc:
+        print(f"set_shards: error: {exc}", file=sys.stderr)
+        return 2
+    offsets = list(range(args.n))
+    update_params(PARAMS_FILE, {"shards": {"batch_size": args.n, "offsets": offsets}})
+    print(f"params.yaml: shards.batch_size {before.batch_size} -> {args.n}, shards.offsets [0 .. {args.n - 1}]")
+    if gone := stale_offsets(offsets):
+        print(f"fetch will remove {_ranges(gone)}: their digests, stats, .gitignore lines and dvc.lock entries")
+    if not MANIFEST_DIR.exists():  # no run here yet: DVC cannot plan stages whose inputs fetch has not written
+        print(f"next dvc repro runs: fetch, {_ranges(offsets)}, aggregate (no run in this workspace yet)")
+        return 0
+    if before.batch_size != args.n or any(not manifest_path(k).exists() for k in offsets):
+        # Every manifest records the batch size, so fetch rewrites them all and every shard runs (from the digest
+        # cache: no clones). 'dvc repro --dry' cannot say so: it checks the new shards' manifests before fetch runs.
+        print(f"next dvc repro runs: fetch, {_ranges(offsets)}, aggregate (every shard: the batch size changed; "
+              "repos already digested come from the digest cache, no clone)")  # fmt: skip
+        return 0
+    dry = subprocess.run(["dvc", "repro", "--dry"], capture_output=True, text=True)
+    if dry.returncode != 0:
+        print(f"set_shards: 'dvc repro --dry' failed:\n{dry.stdout}{dry.stderr}", file=sys.stderr)
+        return 1
+    print(f"next dvc repro runs: {summarise_plan(dry.stdout)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,442 @@
+"""Cloning: the URL policy, and a shallow ``git clone`` with a timeout that kills git's whole process group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+from xgov_digests.clone import reaper
+from xgov_digests.core.backoff import attempts
+from xgov_digests.core.diskfull import says_disk_full
+from xgov_digests.core.logs import redact
+
+log = logging.getLogger(__name__)
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9._-]{0,99}", re.ASCII)
+
+# Failures that another attempt cannot fix: fail at once instead of retrying.
+_PERMANENT = (
+    "not found",
+    "does not exist",
+    "does not appear to be a git repository",
+    "authentication failed",
+    "could not read username",
+    "terminal prompts disabled",
+    "access denied",
+    "returned error: 401",
+    "returned error: 403",
+    "returned error: 404",
+    "dubious ownership",
+)
+# git's words (through curl) for a server that gave no complete answer: no connection, DNS, TLS, a cut-off transfer,
+# 429 and 5xx. These are retried, and stay transient when every attempt fails. Checked before _BROKEN: a cut-off
+# transfer also ends in "early EOF".
+_TRANSIENT = (
+    "rpc failed",
+    "could not resolve",
+    "failed to connect",
+    "couldn't connect",
+    "connection refused",
+    "connection reset",
+    "timed out",
+    "empty reply from server",
+    "recv failure",
+    "send failure",
+    "transfer closed",
+    "ssl",
+    "tls",
+    "certificate",
+    "returned error: 429",
+    "returned error: 5",
+)
+# A complete answer holding a broken repository: an incomplete or corrupt pack. Retried (a server may heal), then
+# permanent.
+_BROKEN = (
+    "early eof",
+    "index-pack",
+    "unexpected disconnect",
+    "bytes of body are still expected",
+    "bad pack",
+    "did not send all necessary objects",
+    "protocol error",
+    "bad object",
+    "remote: fatal",
+    "unpack",
+)
+TRANSIENT, PERMANENT = "transient", "permanent"
+_QUOTED_RE = re.compile(r"'[^'\n]*'")
+
+
+def git_words(stderr: str) -> str:
+    """git's own words, lower-cased, without the URLs and paths it quotes (a repo named "openssl" says nothing)."""
+    lines = [ln for ln in stderr.lower().splitlines() if not ln.startswith("cloning into")]
+    return _QUOTED_RE.sub("''", "\n".join(lines))
+
+
+def failure_kind(stderr: str) -> str:
+    """``transient`` when git got no complete answer from the server, ``permanent`` when the answer was an error.
+
+    A failure git words in no known way counts as transient: it counts against ``ingest.max_failure_ratio``, which
+    errs towards failing a shard (DVC records nothing) rather than recording a network outage as results.
+    """
+    text = git_words(stderr)
+    if any(p in text for p in _TRANSIENT):
+        return TRANSIENT
+    if any(p in text for p in _PERMANENT + _BROKEN):
+        return PERMANENT
+    return TRANSIENT
+
+
+class CloneError(RuntimeError):
+    """The repo could not be cloned; the message is safe to log (credentials redacted).
+
+    ``kind`` is the stats' ``failure_kind``: ``transient`` (no complete answer from the server after the retries)
+    or ``permanent`` (the server answered, and the answer was an error).
+    """
+
+    def __init__(self, message: str, kind: str = TRANSIENT) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class EmptyRepo(CloneError):
+    """The repository exists but has no commits."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, PERMANENT)
+
+
+class UrlRejected(CloneError):
+    """The URL is not allowed by ``ingest.allowed_hosts`` / ``ingest.allow_file_urls``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, PERMANENT)
+
+
+def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = False) -> None:
+    """Accept only ``https://<allowed host>/...`` (or ``file://`` when allowed); raise :class:`UrlRejected`."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not allow_file_urls:
+            raise UrlRejected("file:// URLs are not allowed (set ingest.allow_file_urls: true for local repos)")
+        if parts.netloc not in ("", "localhost"):
+            raise UrlRejected(f"file:// URL with a host ({parts.netloc!r}) is not allowed")
+        return
+    if parts.scheme != "https":
+        raise UrlRejected(
+            f"scheme {parts.scheme or url.split(':', 1)[0]!r} is not allowed: only https:// URLs are cloned"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise UrlRejected("URL carries credentials; feed URLs must not contain user:token@")
+    host = (parts.hostname or "").lower()
+    if host not in {h.lower() for h in allowed_hosts}:
+        raise UrlRejected(f"host {host!r} is not in ingest.allowed_hosts {list(allowed_hosts)}")
+    segments = parts.path.strip("/").removesuffix(".git").split("/")
+    if len(segments) != 2 or not all(_SEGMENT_RE.fullmatch(seg) for seg in segments) or parts.query or parts.fragment:
+        raise UrlRejected("URL must be https://<host>/<owner>/<name> (plain names, no query or fragment)")
+
+
+# The user's git config that a clone keeps: how to reach a host (URL rewriting, proxies, TLS, HTTP options),
+# credentials, which protocols are allowed, and which local repositories owned by others may be read (file://).
+# Nothing else of it applies (see PINNED).
+_CARRIED_CONFIG = re.compile(
+    r"url\..+\.insteadof|http\..+|credential\..+|protocol\.(.+\.)?allow|safe\.directory", re.DOTALL
+)
+# Environment variables of git's that only reach the network (curl's TLS and HTTP options, the protocol allow
+# list). Every other GIT_* variable is dropped: each names another repository, index, object store or config, a
+# program to run (hooks' templates, ssh, an exec path), a trace file, or changes how paths and objects are read.
+_CARRIED_VARS = re.compile(r"GIT_(SSL|HTTP|PROXY_SSL)_[A-Z0-9_]+|GIT_ALLOW_PROTOCOL")
+# Settings pinned on every git command (after the carried config, so they win): those that change which objects
+# are fetched, which bytes a checkout writes and where, how paths are printed, or that run a program. With the
+# user's own config files shut out these are git's defaults (on Linux); pinned all the same, as -c options.
+PINNED: tuple[tuple[str, str], ...] = (
+    ("core.autocrlf", "false"),
+    ("core.eol", "lf"),
+    ("core.safecrlf", "false"),
+    ("core.quotePath", "true"),  # paths are read with -z (never quoted) in any case
+    ("core.attributesFile", "/dev/null"),
+    ("core.ignoreCase", "false"),
+    ("core.precomposeUnicode", "false"),
+    ("core.protectNTFS", "true"),
+    ("core.protectHFS", "false"),
+    ("core.symlinks", "true"),
+    ("core.fileMode", "true"),
+    ("core.longpaths", "true"),
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.sparseCheckout", "false"),
+    ("core.sparseCheckoutCone", "false"),
+    ("core.bare", "false"),
+    ("index.sparse", "false"),
+    ("init.templateDir", ""),
+    ("checkout.workers", "1"),
+    ("submodule.recurse", "false"),
+    ("fetch.recurseSubmodules", "false"),
+    ("fetch.writeCommitGraph", "false"),
+    ("transfer.fsckObjects", "false"),
+    ("protocol.ext.allow", "never"),
+    ("clone.defaultRemoteName", "origin"),
+    ("clone.rejectShallow", "false"),
+    ("clone.filterSubmodules", "false"),
+    ("maintenance.auto", "false"),
+    ("gc.auto", "0"),
+    ("color.ui", "false"),
+)
+_PINNED_ARGS = tuple(arg for key, value in PINNED for arg in ("-c", f"{key}={value}"))
+
+
+def _base_env() -> dict[str, str]:
+    """The process's environment without git's own variables (except the network ones)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or _CARRIED_VARS.fullmatch(k)}
+
+
+def carried_config() -> tuple[tuple[str, str], ...]:
+    """The user's git config that clones keep (system, global and ``GIT_CONFIG_COUNT``/``git -c`` entries, in
+    git's order), read once per process, and again when the variables or files that hold it change."""
+    where = tuple(sorted((k, v) for k, v in os.environ.items()
+                         if k.startswith("GIT_CONFIG") or k in ("HOME", "XDG_CONFIG_HOME", "PATH")))  # fmt: skip
+    return _read_carried_config(where, tuple(_stamp(f) for f in _config_files()))
+
+
+def _config_files() -> list[str]:
+    """The config files git reads outside a repository (their includes aside)."""
+    home, xdg = os.environ.get("HOME", ""), os.environ.get("XDG_CONFIG_HOME", "")
+    return [
+        os.environ.get("GIT_CONFIG_SYSTEM", "/etc/gitconfig"),
+        os.environ.get("GIT_CONFIG_GLOBAL", f"{home}/.gitconfig"),
+        f"{xdg or home + '/.config'}/git/config",
+    ]
+
+
+def _stamp(path: str) -> tuple[float, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0.0, -1)
+    return (st.st_mtime, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _read_carried_config(where: tuple[tuple[str, str], ...], stamps: object) -> tuple[tuple[str, str], ...]:
+    """:func:`carried_config` for the environment ``where``, read outside any repository."""
+    env = {**_base_env(), **dict(where), "GIT_CEILING_DIRECTORIES": "/", "LC_ALL": "C.UTF-8"}
+    env.pop("GIT_CONFIG", None)  # names a file for `git config` to write: not the user's config
+    found = subprocess.run(
+        ["git", "config", "-z", "--includes", "--show-scope", "--get-regexp", "."],
+        cwd="/", env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+    )  # fmt: skip
+    fields = found.stdout.decode("utf-8", "surrogateescape").split("\0")
+    out = []
+    for scope, item in zip(fields[0::2], fields[1::2], strict=False):
+        key, _, value = item.partition("\n")
+        if scope in ("system", "global", "command") and _CARRIED_CONFIG.fullmatch(key):
+            out.append((key, value))
+    return tuple(out)
+
+
+def git_env() -> dict[str, str]:
+    """A clean environment for git: no inherited repository, index, object store, config files or trace; the
+    user's carried config (:func:`carried_config`) as ``GIT_CONFIG_COUNT`` entries; never prompt, never smudge LFS,
+    no system attributes file, English messages."""
+    env = _base_env()
+    carried = carried_config()
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_ATTR_NOSYSTEM="1",
+        GIT_NO_REPLACE_OBJECTS="1",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="true",
+        SSH_ASKPASS="true",
+        GIT_LFS_SKIP_SMUDGE="1",
+        LC_ALL="C.UTF-8",
+        GIT_CONFIG_COUNT=str(len(carried)),
+    )
+    for i, (key, value) in enumerate(carried):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+def git_command(*args: str, repo: Path | None = None) -> list[str]:
+    """``git`` with the pinned settings, for the repository ``repo`` named explicitly (never found by searching
+    from the working directory), then ``args``."""
+    where = ("--git-dir", str(repo / ".git"), "--work-tree", str(repo)) if repo is not None else ()
+    return ["git", *_PINNED_ARGS, *where, *args]
+
+
+_LIVE: set[int] = set()  # process groups of the git commands running now
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def kill_running() -> int:
+    """The shard is stopping: start no more git commands and kill every git process group still running."""
+    with _LIVE_LOCK:
+        _STOPPING.set()
+        groups = list(_LIVE)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    return len(groups)
+
+
+def stopping() -> bool:
+    """Has :func:`kill_running` been called (the shard is stopping)?"""
+    return _STOPPING.is_set()
+
+
+@dataclass
+class GitResult:
+    """A finished git command: ``stdout`` as bytes (paths are bytes), ``stderr`` as text. ``cut`` is True when
+    the command was stopped at ``max_records`` records of output."""
+
+    returncode: int
+    stdout: bytes
+    stderr: str
+    cut: bool = False
+
+
+def run_git(
+    args: list[str] | tuple[str, ...], timeout: float, *, repo: Path | None = None, cwd: Path | None = None,
+    max_records: int | None = None, stdin: bytes = b"",
+) -> GitResult:  # fmt: skip
+    """Run ``git <pinned settings> args`` (for ``repo``, when given) in its own session with :func:`git_env`; on
+    timeout kill the whole process group (git forks helpers). With ``max_records``, the command is killed once its
+    output holds more NUL-terminated records than that (``cut``): memory stays bounded whatever the tree holds."""
+    cmd = git_command(*args, repo=repo)
+    with _LIVE_LOCK:
+        if _STOPPING.is_set():
+            raise CloneError("not started: the shard is stopping")
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=git_env(),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
+        _LIVE.add(proc.pid)
+        reaper.watch(proc.pid)  # killed with its helpers if the shard dies, even by SIGKILL
+    try:
+        out, err, cut = _collect(proc, time.monotonic() + timeout, max_records, stdin)
+    except subprocess.TimeoutExpired:
+        raise CloneError(f"timed out after {timeout:g}s (git process group killed)") from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with _LIVE_LOCK:
+            _LIVE.discard(proc.pid)
+        reaper.forget(proc.pid)
+    return GitResult(proc.returncode, out, err.decode("utf-8", "replace"), cut)
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], deadline: float, max_records: int | None, stdin: bytes
+) -> tuple[bytes, bytes, bool]:
+    """Read ``proc``'s output until it ends, the deadline passes (TimeoutExpired) or ``max_records`` is passed."""
+    if stdin:
+        assert proc.stdin is not None
+        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+    assert proc.stdout is not None and proc.stderr is not None
+    chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    out_fd, records = proc.stdout.fileno(), 0
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise subprocess.TimeoutExpired(proc.args, 0)
+            for key, _ in sel.select(timeout=min(left, 1.0)):
+                data = os.read(key.fd, 1 << 16)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                chunks[key.fd].append(data)
+                if key.fd == out_fd and max_records is not None:
+                    records += data.count(b"\0")
+                    if records > max_records:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), True
+    return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), False
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        pipe.write(data)
+        pipe.close()
+
+
+def last_line(stderr: str) -> str:
+    """git's own reason: the last ``fatal:``/``error:`` line (its advice lines come after it), else the last line.
+    A line saying the disk is full wins: git's last words then are often a consequence ("could not set core.x")."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    reasons = [ln for ln in lines if says_disk_full(ln)] or [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+    return redact((reasons or lines or ["no output"])[-1])
+
+
+def _remote_has_branches(dest: Path, timeout: float) -> list[str]:
+    """The branches the clone's remote has (after a clone that checked out nothing)."""
+    found = run_git(["ls-remote", "--heads", "origin"], timeout, repo=dest)
+    if found.returncode != 0:
+        return []
+    lines = found.stdout.decode("utf-8", "replace").splitlines()
+    return [ln.split("refs/heads/", 1)[1] for ln in lines if "refs/heads/" in ln]
+
+
+@dataclass(frozen=True)
+class Checkout:
+    path: Path
+    commit: str
+
+
+def clone(
+    url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, backoff: float = 1.0,
+    extra_args: tuple[str, ...] = (),
+) -> Checkout:  # fmt: skip
+    """Shallow-clone ``url`` into ``dest`` (which must not exist) and return its HEAD commit.
+
+    Transient failures are retried ``retries`` times; a missing or private repo fails at once. ``extra_args`` go to
+    ``git clone`` (the partial clone's filter: xgov_digests/clone/strategy.py).
+    """
+    args = ["clone", "--quiet", "--template=", "--origin", "origin", "--depth", "1", "--single-branch", "--no-tags",
+            "--no-recurse-submodules", *extra_args, "--", url, str(dest)]  # fmt: skip
+    error, kind = "", TRANSIENT
+    for attempt in attempts(retries, backoff):
+        result = run_git(args, timeout)  # a timeout raises: a hanging server is not retried
+        if result.returncode == 0:
+            break
+        if _STOPPING.is_set():
+            raise CloneError("git clone killed: the shard is stopping")
+        error, kind = last_line(result.stderr), failure_kind(result.stderr)
+        if any(p in git_words(result.stderr) for p in _PERMANENT):
+            raise CloneError(f"git clone failed: {error}", PERMANENT)
+        if attempt < retries:
+            log.warning("clone failed, retrying", extra={"url": redact(url), "attempt": attempt + 1, "error": error})
+        shutil.rmtree(dest, ignore_errors=True)
+    else:
+        raise CloneError(f"git clone failed after {retries + 1} attempts: {error}", kind)
+    head = run_git(["rev-parse", "--verify", "--quiet", "HEAD"], timeout, repo=dest)
+    if head.returncode != 0:
+        branches = _remote_has_branches(dest, timeout)
+        if branches:
+            raise CloneError(
+                "the repository's HEAD names a branch that does not exist, so nothing was checked out; "
+                f"it has commits on {', '.join(sorted(branches)[:5])}: its owner must fix the default branch",
+                PERMANENT,
+            )
+        raise EmptyRepo("repository has no commits")
+    return Checkout(dest, head.stdout.decode().strip())

@@ -1,0 +1,384 @@
+"""The clone strategy (``ingest.clone_filter``): download only the blobs a digest can read, same digest.
+
+Both strategies clone without checking out, list HEAD's tree (NUL-separated, stopped past
+``ingest.max_tree_entries`` records: a tree bomb costs one bounded listing, then the repo fails), and check out
+through the same rule: a blob over ``max_file_size`` (which the walk skips) is never written, unless an attribute
+can make it smaller on checkout (``ident``, ``filter``, ``working-tree-encoding``; see :data:`SHRINKING`) and it is at
+most ``SHRINK_FACTOR`` times ``max_file_size``.
+
+``off`` is a full shallow clone (every blob is here, with its size from ``ls-tree -l``). ``auto`` clones the commit
+and its trees without blobs (``--filter=blob:none --no-checkout``). One fetch then brings every
+``.gitignore``/``.gitingestignore``/``.gitattributes`` file and every path that gitingest's default ignore patterns
+keep: a folder whose every path is kept is asked for as its tree with ``--filter=blob:limit=<max_file_size+1>``, so
+its blobs over ``max_file_size`` stay on the server; other paths are asked for one by one (the server sends a blob
+asked for by name whatever its size: its size is then read before the checkout). A non-cone sparse checkout writes
+exactly the fetched paths less the oversized ones, with git's own checkout (``.gitattributes`` conversions apply).
+The ignore files on disk then give the digest's own patterns (:func:`xgov_digests.digest.walk.ignore_spec`); a path they
+keep that the defaults drop (a negation) comes in a second fetch, and oversized blobs that an attribute may shrink
+in a third, under the larger limit. A server that ignores filters (git: "filtering not recognized by server") has
+sent every blob: the checkout is ``off``'s. Afterwards the checkout is no longer a partial clone, so no later git
+command can fetch anything lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from xgov_digests.clone.git import (
+    PERMANENT,
+    Checkout,
+    CloneError,
+    GitResult,
+    clone,
+    failure_kind,
+    last_line,
+    run_git,
+)  # fmt: skip
+from xgov_digests.core.backoff import attempts as retry_attempts
+from xgov_digests.core.logs import redact
+from xgov_digests.digest.patterns import IgnoreSpec
+from xgov_digests.digest.walk import ignore_spec
+
+log = logging.getLogger(__name__)
+
+CLONE_FILTERS = ("auto", "off")
+PARTIAL_CLONE_ARGS = ("--filter=blob:none", "--no-checkout")
+FULL_CLONE_ARGS = ("--no-checkout",)
+# Read before the walk's paths are known: the digest's ignore files, and git's checkout conversions.
+_IGNORE_FILES = (".gitignore", ".gitingestignore")
+ALWAYS_FETCHED = frozenset({*_IGNORE_FILES, ".gitattributes"})
+# The attributes under which a checked-out file can be smaller than its blob: ``ident`` collapses ``$Id: ... $``,
+# a filter driver's smudge may write anything (none is configured: see xgov_digests/clone/git.py), and
+# ``working-tree-encoding`` re-encodes (UTF-16 to UTF-8 halves a file). ``text``/``eol`` conversions only add CRs.
+SHRINKING = ("ident", "filter", "working-tree-encoding")
+SHRINK_FACTOR = 16  # an oversized blob under a SHRINKING attribute is checked out up to this many max_file_size
+DEFAULT_MAX_TREE_ENTRIES = 200_000
+_PATTERN_SPECIAL = re.compile(r"([\\*?\[\] !#])")
+_BLOB, _LINK, _GITLINK = "blob", "link", "gitlink"
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One path of HEAD's tree: ``kind`` is blob (a file), link (a symlink) or gitlink (a submodule); ``size`` is
+    the blob's size when known (-1 when the blob is not here)."""
+
+    path: str
+    kind: str
+    oid: str = ""
+    size: int = -1
+
+
+@dataclass(frozen=True)
+class Tree:
+    """HEAD's paths, and the tree object of every folder ('' is the root)."""
+
+    entries: list[TreeEntry]
+    folders: dict[str, str]
+
+
+def clone_repo(
+    url: str, dest: Path, *, clone_filter: str = "auto", timeout: float = 300.0, retries: int = 2,
+    backoff: float = 1.0, max_file_size: int = 524288, max_tree_entries: int = DEFAULT_MAX_TREE_ENTRIES,
+) -> Checkout:  # fmt: skip
+    """Clone ``url`` into ``dest`` with the strategy ``clone_filter``; the work tree digests like a full clone's
+    (for a digest with this ``max_file_size``). A tree of more than ``max_tree_entries`` paths and folders is a
+    permanent :class:`CloneError`."""
+    if clone_filter not in CLONE_FILTERS:
+        raise ValueError(f"clone_filter must be one of {CLONE_FILTERS}, got {clone_filter!r}")
+    partial = clone_filter == "auto"
+    args = PARTIAL_CLONE_ARGS if partial else FULL_CLONE_ARGS
+    checkout = clone(url, dest, timeout=timeout, retries=retries, backoff=backoff, extra_args=args)
+    step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size)  # one more timeout after it
+    if partial and not step.missing():
+        log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
+        _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
+    elif partial:
+        _partial_checkout(step, list_tree(step, max_tree_entries, sizes=False))
+    else:
+        _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
+    if partial:
+        step.end_partial_clone()
+    return checkout
+
+
+def _full_checkout(step: _Steps, tree: Tree) -> None:
+    """Every blob is here: check out the tree less the blobs over ``max_file_size`` that no attribute shrinks."""
+    big = {e.path for e in tree.entries if e.kind != _GITLINK and e.size > step.max_file_size}
+    if not big:
+        step.git("read-tree", "-mu", "HEAD", attempts=step.retries + 1)
+        return
+    step.fetched = {e.path for e in tree.entries if e.kind != _GITLINK}
+    step.sizes = {e.oid: e.size for e in tree.entries if e.size >= 0}
+    step.skipped = big
+    step.check_out(tree)
+    shrink = step.may_shrink(big)  # ... unless it may be smaller on disk
+    if shrink:
+        step.skip_oversized(tree, step.max_file_size * SHRINK_FACTOR)
+        step.skipped |= big - shrink
+        step.check_out(tree)
+
+
+def _partial_checkout(step: _Steps, tree: Tree) -> None:
+    """Fetch and check out the paths the walk can read, in at most three fetches."""
+    if any(e.kind == _LINK and e.path.rpartition("/")[2] in _IGNORE_FILES for e in tree.entries):
+        everything = {e.path for e in tree.entries if e.kind != _GITLINK}  # a symlinked ignore file: as off does
+        step.fetch(everything, tree)
+        step.check_out(tree)
+        first = everything
+    else:
+        first = walk_paths(tree.entries, ignore_spec(step.dest)) | always_fetched(tree.entries)
+        step.fetch(first, tree)
+        step.check_out(tree)
+    wanted = walk_paths(tree.entries, ignore_spec(step.dest))  # the patterns of the ignore files now on disk
+    if not wanted <= first:
+        step.fetch(wanted - first, tree)
+        step.check_out(tree)
+    shrink = step.may_shrink(step.skipped)  # left out for their size, but they may be smaller on disk
+    if shrink:
+        skipped = step.skipped - shrink
+        step.fetch(shrink, tree, limit=step.max_file_size * SHRINK_FACTOR)
+        step.skipped |= skipped
+        step.check_out(tree)
+
+
+class _Steps:
+    """The git commands after the clone, each bounded by what is left of the clone's timeout."""
+
+    def __init__(self, dest: Path, deadline: float, retries: int, backoff: float, max_file_size: int) -> None:
+        self.dest = dest
+        self.deadline = deadline
+        self.retries = retries
+        self.backoff = backoff
+        self.max_file_size = max_file_size
+        self.fetched: set[str] = set()  # paths asked for
+        self.skipped: set[str] = set()  # paths asked for whose blobs are not checked out (too large)
+        self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
+
+    def run(self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"") -> GitResult:
+        """Run one git command (retried ``attempts - 1`` times); a failure is classified as the clone's are: a
+        broken pack met here is as permanent as in the clone."""
+        error, kind = "", PERMANENT
+        for _ in retry_attempts(attempts - 1, self.backoff):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise CloneError("timed out during the checkout")
+            result = run_git(args, left, repo=self.dest, max_records=max_records, stdin=stdin)
+            if result.returncode == 0 or result.cut:
+                return result
+            error, kind = last_line(result.stderr), failure_kind(result.stderr)
+        command = next(a for a in args if not a.startswith("-") and "=" not in a)
+        raise CloneError(f"git {command} failed during the checkout: {error}", kind)
+
+    def git(self, *args: str, attempts: int = 1) -> str:
+        return self.run(*args, attempts=attempts).stdout.decode("utf-8", "surrogateescape")
+
+    def missing(self) -> set[str]:
+        """The objects the server left out (none: it ignored the filter). Lists them without fetching any."""
+        out = self.git("rev-list", "--objects", "--missing=print", "HEAD")
+        return {line[1:] for line in out.splitlines() if line.startswith("?")}
+
+    def fetch(self, paths: set[str], tree: Tree, *, limit: int | None = None) -> None:
+        """One fetch for ``paths``: fully kept folders as trees under the size limit (``max_file_size`` unless
+        ``limit``), the other paths blob by blob (a blob asked for by name is always sent, whatever its size; a
+        ``tree:1`` filter that would bound them loses blobs of nested folders asked for together). Then every
+        path asked for whose blob is missing or over the limit is left out of the checkout."""
+        limit = self.max_file_size if limit is None else limit
+        folders, singles = cover(paths, tree.entries)
+        by_path = {e.path: e.oid for e in tree.entries}
+        # a blob that is also in a folder asked for comes with it, or is left out with it when oversized (asked
+        # for by name as well, the server may still leave it out, and the fetch then fails)
+        in_folders = {e.oid for e in tree.entries if not folders.isdisjoint(_folders(e.path))}
+        wants = sorted({tree.folders[f] for f in folders} | ({by_path[p] for p in singles} - in_folders))
+        self.fetched |= paths
+        # --refetch (git >= 2.36): ask for the trees although they are here, so the server walks them for blobs;
+        # the wants go on stdin, however many there are
+        self.run("-c", "fetch.negotiationAlgorithm=noop", "fetch", "--refetch", "--quiet", "--no-tags",
+                 "--no-write-fetch-head", "--recurse-submodules=no", f"--filter=blob:limit={limit + 1}", "--stdin",
+                 "origin", stdin="".join(f"{w}\n" for w in wants).encode(), attempts=self.retries + 1)  # fmt: skip
+        self.skip_oversized(tree, limit, self.missing())
+
+    def skip_oversized(self, tree: Tree, limit: int, missing: set[str] = frozenset()) -> None:
+        """Leave out of the checkout every fetched path whose blob is ``missing`` or larger than ``limit``."""
+        by_path = {e.path: e for e in tree.entries}
+        here = sorted({by_path[p].oid for p in self.fetched if by_path[p].oid not in missing} - set(self.sizes))
+        if here:
+            out = self.run("cat-file", "--batch-check=%(objectname) %(objectsize)",
+                           stdin="".join(f"{oid}\n" for oid in here).encode()).stdout.decode()  # fmt: skip
+            for line in out.splitlines():
+                oid, _, size = line.partition(" ")
+                if size.isdigit():
+                    self.sizes[oid] = int(size)
+        self.skipped = {
+            p for p in self.fetched
+            if by_path[p].oid in missing or self.sizes.get(by_path[p].oid, limit + 1) > limit
+        }  # fmt: skip
+
+    def may_shrink(self, paths: set[str]) -> set[str]:
+        """The ``paths`` (checked-out ``.gitattributes`` apply) that a :data:`SHRINKING` attribute names."""
+        if not paths:
+            return set()
+        out = self.run("check-attr", "-z", "--stdin", *SHRINKING,
+                       stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)))  # fmt: skip
+        fields = out.stdout.split(b"\0")
+        return {
+            os.fsdecode(path) for path, _attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+            if value not in (b"unspecified", b"unset")
+        }  # fmt: skip
+
+    def check_out(self, tree: Tree) -> None:
+        """Write the fetched paths, less the skipped ones: a non-cone sparse checkout that fetches nothing."""
+        patterns = sparse_patterns(self.fetched, tree.entries, self.skipped)
+        if any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line: '?' stands for the line break
+            if _confusable(tree):
+                raise CloneError("the tree has paths that differ only where one holds a line break", PERMANENT)
+            patterns = [p.replace("\n", "?").replace("\r", "?") for p in patterns]
+        sparse = self.dest / ".git" / "info" / "sparse-checkout"
+        sparse.parent.mkdir(parents=True, exist_ok=True)
+        sparse.write_bytes(b"".join(os.fsencode(p) + b"\n" for p in patterns))
+        self.git("-c", "core.sparseCheckout=true", "read-tree", "-mu", "HEAD", attempts=self.retries + 1)
+
+    def end_partial_clone(self) -> None:
+        """Missing blobs become plain missing objects: no later git command can fetch them behind our back."""
+        # Its promisor and partialclonefilter keys go with it. Where git also set extensions.partialClone, a lazy
+        # fetch now fails instead of reaching the network.
+        self.git("config", "--remove-section", "remote.origin")
+
+
+def _confusable(tree: Tree) -> bool:
+    """Does a path with a line break (CR or LF) equal another path of the tree but at its line breaks?"""
+    names = {e.path for e in tree.entries} | set(tree.folders)
+    by_length: dict[int, list[str]] = {}
+    for name in names:
+        by_length.setdefault(len(name), []).append(name)
+    for name in names:
+        breaks = {i for i, ch in enumerate(name) if ch in "\r\n"}
+        if breaks and any(other != name and all(other[i] == ch for i, ch in enumerate(name) if i not in breaks)
+                          for other in by_length[len(name)]):  # fmt: skip
+            return True
+    return False
+
+
+def list_tree(step: _Steps, max_entries: int = DEFAULT_MAX_TREE_ENTRIES, *, sizes: bool = False) -> Tree:
+    """HEAD's paths, kinds, objects and (with ``sizes``: every blob is here) sizes, read NUL-separated. Without
+    ``sizes``, ``ls-tree`` reads trees only: no blob is fetched. More than ``max_entries`` paths and folders is a
+    permanent :class:`CloneError`, found after reading that many records and no more."""
+    root = step.git("rev-parse", "HEAD^{tree}").strip()
+    listing = step.run("ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD",
+                       max_records=max_entries)  # fmt: skip
+    if listing.cut:
+        raise CloneError(
+            f"the tree has more than {max_entries} paths and folders (ingest.max_tree_entries): not checked out",
+            PERMANENT,
+        )
+    entries, folders = [], {"": root}
+    for record in listing.stdout.split(b"\0"):
+        if not record:
+            continue
+        meta, _, raw = record.partition(b"\t")
+        mode, kind, oid, *size = meta.decode().split()
+        path = os.fsdecode(raw)
+        if kind == "tree":
+            folders[path] = oid
+            continue
+        kind = _GITLINK if mode == "160000" else _LINK if mode == "120000" else _BLOB
+        entries.append(TreeEntry(path, kind, oid, int(size[0]) if size and size[0] != "-" else -1))
+    return Tree(entries, folders)
+
+
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote(path: str) -> str:
+    """A path as git prints it (C-quoted when it holds non-ASCII or special bytes) -> the name on disk. The tree is
+    read with ``-z`` (never quoted); this reads the quoted form that other git output uses."""
+    if not path.startswith('"'):
+        return path
+    body, out, i = path[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\":
+            out += ch.encode()
+            i += 1
+        elif body[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[body[i + 1]])
+            i += 2
+        else:
+            out.append(int(body[i + 1 : i + 4], 8))
+            i += 4
+    return os.fsdecode(bytes(out))
+
+
+def always_fetched(entries: Iterable[TreeEntry]) -> set[str]:
+    """Every ignore and attributes file, wherever it is (the digest loads ignore files from ignored folders too)."""
+    return {e.path for e in entries if e.kind != _GITLINK and e.path.rpartition("/")[2] in ALWAYS_FETCHED}
+
+
+def walk_paths(entries: Iterable[TreeEntry], spec: IgnoreSpec) -> set[str]:
+    """The files and symlinks that the digest's walk does not drop by pattern (its size and count limits need the
+    files on disk, so every such path is kept whatever its size)."""
+    keep: set[str] = set()
+    dirs: dict[str, tuple[bool, int]] = {"": (False, 0)}  # folder -> (pruned, bits of its segments)
+
+    def folder(rel: str) -> tuple[bool, int]:
+        known = dirs.get(rel)
+        if known is None:
+            parent, _, name = rel.rpartition("/")
+            pruned, above = folder(parent)
+            if not pruned:
+                pruned = spec.excluded(rel, name, above)
+                above |= spec.segment(name)[1]
+            dirs[rel] = known = (pruned, above)
+        return known
+
+    for entry in entries:
+        if entry.kind == _GITLINK:
+            continue
+        parent, _, name = entry.path.rpartition("/")
+        pruned, above = folder(parent)
+        if not pruned and not spec.excluded(entry.path, name, above):
+            keep.add(entry.path)
+    return keep
+
+
+def cover(paths: set[str], entries: list[TreeEntry]) -> tuple[set[str], set[str]]:
+    """``paths`` as (folders whose every entry is in ``paths``, outermost only; the other paths)."""
+    total: Counter[str] = Counter()
+    wanted: Counter[str] = Counter()
+    for entry in entries:
+        for folder in _folders(entry.path):
+            total[folder] += 1
+            if entry.path in paths:
+                wanted[folder] += 1
+    folders, singles = set(), set()
+    for path in paths:
+        full = next((f for f in _folders(path) if wanted[f] == total[f]), None)
+        if full is None:
+            singles.add(path)
+        else:
+            folders.add(full)
+    return folders, singles
+
+
+def sparse_patterns(paths: set[str], entries: list[TreeEntry], leave_out: set[str] = frozenset()) -> list[str]:
+    """Anchored, escaped non-cone patterns for ``paths`` less ``leave_out``: a folder whose every entry is wanted
+    is one pattern ('/*' for the root)."""
+    folders, singles = cover(paths, entries)
+    out = sorted(f"/{_escape(f)}/" if f else "/*" for f in folders) + sorted(f"/{_escape(p)}" for p in singles)
+    return out + sorted(f"!/{_escape(p)}" for p in leave_out)
+
+
+def _folders(path: str) -> list[str]:
+    """'' and every folder above ``path``, outermost first: 'a/b/c' -> ['', 'a', 'a/b']."""
+    parts = path.split("/")[:-1]
+    return ["", *("/".join(parts[: i + 1]) for i in range(len(parts)))]
+
+
+def _escape(path: str) -> str:
+    return _PATTERN_SPECIAL.sub(r"\\\1", path)

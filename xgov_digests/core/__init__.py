@@ -1,0 +1,6 @@
+"""The ground floor every wing stands on: typed ``params.yaml`` and its round-trip editor (``params``),
+every path of the pipeline and atomic writes (``files``), JSON logs and redaction (``logs``), one retry schedule
+(``backoff``), one repository of the snapshot and its identity key (``repo``), S3/R2 access as DVC resolves it
+(``s3``), and a full disk named with its path, wherever a clone, a digest or a cache write meets it (``diskfull``).
+It may import no other wing: what needs a wing belongs in that wing.
+"""

@@ -1,0 +1,127 @@
+"""Run a command in its own process group and stop that whole group, once, when this process is told to stop.
+
+``make`` forwards SIGTERM only to the process it started, and ``dvc`` neither handles SIGTERM (it dies and leaves
+the stage command running) nor passes SIGINT on (it ignores SIGINT while the command runs). The command therefore
+runs in a process group of its own, and SIGINT, SIGTERM or SIGHUP received here become one SIGINT to that group:
+what Ctrl-C in a terminal does to ``dvc repro``. DVC waits for the stage command, which stops (the shard kills its
+clones), records the stage as failed and releases its locks. A group still running ``grace`` seconds later is killed.
+
+A ``kill -9`` of this process (or of make's whole process group) cannot be handled here, and would leave the
+command's group running on its own (a shard still queued for DVC's lock would then start). A sentinel process
+inside the command's group holds a pipe from this process: when the pipe closes without the word ``done`` (this
+process died), the sentinel does what a signal here would have done: SIGINT to the group, SIGKILL after ``grace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DONE = b"done"
+
+
+def _start_sentinel(pgid: int, grace: float) -> subprocess.Popen[bytes] | None:
+    """The sentinel of ``pgid`` (see the module's doc), or None when the group is already gone."""
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "xgov_digests.pipeline.procgroup", str(pgid), str(grace)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=pgid,
+        )  # fmt: skip
+    except OSError:  # the command exited already (its group no longer exists)
+        return None
+
+
+def _stop_sentinel(sentinel: subprocess.Popen[bytes] | None) -> None:
+    if sentinel is None:
+        return
+    with contextlib.suppress(OSError):
+        assert sentinel.stdin is not None
+        sentinel.stdin.write(DONE)
+        sentinel.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        sentinel.wait(timeout=5)
+
+
+def _members(pgid: int) -> list[int]:
+    """The live processes of group ``pgid`` other than this one."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry)) == pgid:
+                    with open(f"/proc/{entry}/stat", "rb") as fh:  # a zombie has stopped already
+                        if fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z":
+                            found.append(int(entry))
+    return found
+
+
+def sentinel_main(pgid: int, grace: float) -> int:
+    """Wait for the parent's word; without it (the parent died), stop the group: SIGINT, then SIGKILL after grace."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)  # the SIGINT the group gets is for the command, not for the sentinel
+    word = b""
+    while chunk := os.read(0, 64):
+        word += chunk
+    if word == DONE:
+        return 0
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _members(pgid):  # the command and everything of its group have stopped
+            return 0
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)  # the sentinel included
+    return 0
+
+
+def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
+    """Run ``cmd`` to completion and return its exit status (128 + the signal's number when stopped by a signal)."""
+    received: list[tuple[int, float]] = []  # the first signal and when it came
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop_group() -> None:
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if not received:  # once: a second SIGINT would cut short the command's own clean-up
+            received.append((signum, time.monotonic()))
+            stop_group()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        # stdin is not the terminal's: a background process group reading it would be stopped (SIGTTIN)
+        proc = subprocess.Popen(list(cmd), process_group=0, stdin=subprocess.DEVNULL)
+        sentinel = _start_sentinel(proc.pid, grace)
+        if received:  # a signal arrived while the command was starting
+            stop_group()
+        killed = False
+        while True:
+            try:
+                returncode = proc.wait(timeout=0.2)  # short: a signal handled meanwhile starts the grace period
+                break
+            except subprocess.TimeoutExpired:
+                if received and not killed and time.monotonic() - received[0][1] > grace:
+                    killed = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+        _stop_sentinel(sentinel)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        return 128 + received[0][0]
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+if __name__ == "__main__":
+    sys.exit(sentinel_main(int(sys.argv[1]), float(sys.argv[2])))

@@ -1,0 +1,174 @@
+"""After ``dvc push``: is every file of the committed outputs really on the remote? Re-upload what is missing.
+
+DVC trusts a folder's ``.dir`` object on the remote for the whole folder: when one file object under it is gone
+(a lifecycle rule, a mistaken delete, a partial restore), ``dvc push`` says "Everything is up to date" and a fresh
+clone's ``dvc pull`` fails. This audit compares what ``dvc.lock``'s outputs name (each ``.dir`` object and every file
+it lists) with one paginated LIST of the remote's ``files/md5/`` prefix, and uploads the missing objects from the
+local DVC cache, byte for byte, under the keys DVC uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from xgov_digests.core.s3 import S3ConfigError, default_remote, open_remote, remote_settings
+
+log = logging.getLogger("xgov_digests.pipeline.remote_audit")
+
+CACHE = Path(".dvc/cache/files/md5")
+FILES = "files/md5"
+
+
+class AuditError(RuntimeError):
+    """The audit could not be done (no dvc.lock, a .dir object nowhere): the message says what to do."""
+
+
+class NotAudited(RuntimeError):
+    """A remote kind the audit does not read (neither S3 nor a local path)."""
+
+
+def _rel(md5: str) -> str:
+    return f"{md5[:2]}/{md5[2:]}"
+
+
+@dataclass
+class Audit:
+    expected: dict[str, str]  # md5 -> the output it belongs to
+    missing: list[str] = field(default_factory=list)  # md5s not on the remote (before any repair)
+    repaired: list[str] = field(default_factory=list)
+    still_missing: list[str] = field(default_factory=list)
+    listed: int = 0
+    pages: int = 0
+
+
+class LocalStore:
+    """A DVC remote on a local path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / FILES
+        self.pages = 0
+
+    def list(self) -> set[str]:
+        self.pages = 1
+        if not self.root.is_dir():
+            return set()
+        return {d.name + f.name for d in self.root.iterdir() if d.is_dir() for f in d.iterdir() if f.is_file()}
+
+    def read(self, md5: str) -> bytes | None:
+        path = self.root / _rel(md5)
+        return path.read_bytes() if path.is_file() else None
+
+    def write(self, md5: str, src: Path) -> None:
+        dest = self.root / _rel(md5)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".audit-tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+
+
+class S3Store:
+    """A DVC remote on S3/R2: keys ``<prefix>/files/md5/<aa>/<rest>``."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client, self.bucket = client, bucket
+        self.base = f"{prefix}/{FILES}/" if prefix else f"{FILES}/"
+        self.pages = 0
+
+    def list(self) -> set[str]:
+        found: set[str] = set()
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.base):
+            self.pages += 1
+            for obj in page.get("Contents", []):
+                found.add(obj["Key"][len(self.base) :].replace("/", "", 1))
+        return found
+
+    def read(self, md5: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.base + _rel(md5))["Body"].read()
+        except Exception:  # noqa: BLE001 - absent or unreadable: the caller names it
+            return None
+
+    def write(self, md5: str, src: Path) -> None:
+        self.client.upload_file(str(src), self.bucket, self.base + _rel(md5))
+
+
+def open_store(name: str | None, timeout: float) -> tuple[str, LocalStore | S3Store, str]:
+    """The remote ``name`` (default: the default remote) as a store, with its name and a description."""
+    name = name or default_remote()
+    if not name:
+        raise S3ConfigError("no DVC remote given and no default remote: run 'make r2 …' or pass REMOTE=name")
+    url = str(remote_settings(name)["url"])
+    if url.startswith("s3://"):
+        remote = open_remote(name)
+        parts = urlsplit(url)
+        return name, S3Store(remote.client(timeout), parts.netloc, parts.path.strip("/")), url
+    if "://" in url:
+        raise NotAudited(f"remote '{name}' is {url}: the audit reads S3 and local remotes only; not audited")
+    root = Path(url) if os.path.isabs(url) else (Path(".dvc") / url).resolve()
+    return name, LocalStore(root), str(root)
+
+
+def committed_outputs(lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """md5 -> path of every cached output ``dvc.lock`` records (folders: their ``.dir`` md5)."""
+    from dvc.repo import Repo
+
+    if not lock.exists():
+        raise AuditError("no dvc.lock: nothing to audit (run 'make repro' first)")
+    outs: dict[str, str] = {}
+    with Repo() as repo:
+        for out in repo.index.outs:
+            if out.use_cache and out.hash_info and out.hash_info.value and out.hash_info.name == "md5":
+                outs[out.hash_info.value] = str(out.def_path)
+    return outs
+
+
+def expected_objects(outs: dict[str, str], store: LocalStore | S3Store, cache: Path = CACHE) -> dict[str, str]:
+    """Every object the outputs need: each ``.dir`` object and every file it lists (read from the local cache,
+    else from the remote)."""
+    expected: dict[str, str] = {}
+    for md5, path in outs.items():
+        expected[md5] = path
+        if not md5.endswith(".dir"):
+            continue
+        local = cache / _rel(md5)
+        raw = local.read_bytes() if local.is_file() else store.read(md5)
+        if raw is None:
+            raise AuditError(
+                f"the folder listing of {path} ({md5}) is neither in the local DVC cache nor on the remote: "
+                f"run 'dvc repro' (or 'dvc commit {path}') in the workspace that produced it, then 'make push'"
+            )
+        for entry in json.loads(raw):
+            expected.setdefault(entry["md5"], f"{path}/{entry['relpath']}")
+    return expected
+
+
+def audit(store: LocalStore | S3Store, outs: dict[str, str], repair: bool, cache: Path = CACHE) -> Audit:
+    """Compare the remote's listing with what the outputs need; with ``repair``, upload the missing objects that
+    the local cache holds."""
+    expected = expected_objects(outs, store, cache)
+    listed = store.list()
+    result = Audit(expected, sorted(set(expected) - listed), listed=len(listed), pages=store.pages)
+    for md5 in result.missing:
+        src = cache / _rel(md5)
+        if repair and src.is_file():
+            store.write(md5, src)
+            result.repaired.append(md5)
+        else:
+            result.still_missing.append(md5)
+    if result.repaired:
+        log.warning("re-uploaded objects missing from the remote", extra={"objects": len(result.repaired)})
+    return result
+
+
+def describe(md5s: Iterable[str], expected: dict[str, str], limit: int = 5) -> str:
+    items = sorted(md5s)
+    shown = ", ".join(f"{expected[m]} ({FILES}/{_rel(m)})" for m in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

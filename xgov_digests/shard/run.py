@@ -1,0 +1,180 @@
+"""Running one shard: clone and digest each assigned repo, ``workers`` at a time, one stats row each.
+
+Clones wait on the network, so ``workers`` threads keep that many in flight. A digest takes milliseconds
+(xgov_digests/digest/) but runs in a child process killed at ``ingest.digest_timeout`` (xgov_digests/digest/budget.py);
+removing a checkout can take as long as cloning it on some disks, so that happens in the background.
+The clone and digest code (and gitingest under it) is imported on the first cache miss: a shard whose repos all
+come from the digest cache never loads it.
+An exception this module does not expect is a bug, not a property of the repo: its row is ``failure_kind: internal``
+and the shard fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xgov_digests.clone.cleanup import remove_tree
+from xgov_digests.clone.git import CloneError, EmptyRepo, check_url, kill_running
+from xgov_digests.core.diskfull import DiskFull, enospc, failed_path, out_of_room, says_disk_full
+from xgov_digests.core.files import digest_path, write_atomic
+from xgov_digests.core.logs import redact
+from xgov_digests.core.params import IngestParams
+from xgov_digests.core.repo import Repo
+from xgov_digests.shard.cache import DigestCache, Entry
+from xgov_digests.shard.stats import Row
+
+if TYPE_CHECKING:
+    from xgov_digests.digest.budget import DigestPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardRun:
+    """Everything one shard run needs; :meth:`run` returns a row per repo."""
+
+    repos: list[Repo]
+    batch_size: int
+    offset: int
+    out_dir: Path
+    settings: IngestParams
+    on_progress: Callable[[int, int, Row], None] | None = None  # (done, total, the row just finished)
+    cache: DigestCache | None = None
+    # called once the digest code is imported (on the first miss): importing gitingest replaces the root logger's
+    # handlers and loguru's sinks, so the shard CLI sets its logging up again here
+    after_import: Callable[[], None] | None = None
+    _pool: DigestPool | None = field(default=None, init=False, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
+
+    def _digest_pool(self) -> DigestPool:
+        """The digest pool, opened (and the digest code imported) on the first cache miss."""
+        with self._pool_lock:
+            if self._pool is None:
+                import xgov_digests.clone.strategy  # noqa: F401 - gitingest under it: before after_import
+                from xgov_digests.digest.budget import DigestPool, DigestStopped
+
+                if self.after_import:
+                    self.after_import()
+                if self._stopping:
+                    raise DigestStopped("digest not started: the shard is stopping")
+                self._pool = DigestPool(max(1, min(self.settings.workers, len(self.repos) or 1)),
+                                        self.settings.digest_timeout)  # fmt: skip
+            return self._pool
+
+    def _close_pool(self) -> None:
+        with self._pool_lock:
+            self._stopping = True
+            if self._pool is not None:
+                self._pool.close()
+
+    def _process(self, repo: Repo, janitor: ThreadPoolExecutor) -> Row:
+        s = self.settings
+        row = Row(redact(repo.url), repo.owner, repo.name, self.offset, self.batch_size, repo.pushed_at)
+        start = time.perf_counter()
+        try:
+            check_url(repo.url, s.allowed_hosts, s.allow_file_urls)
+            out = digest_path(self.out_dir, repo.owner, repo.name)
+            if self.cache and (entry := self.cache.get(repo)):
+                write_atomic(out, entry.data)
+                row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
+                row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
+                return row
+            pool = self._digest_pool()
+            from xgov_digests.clone.strategy import clone_repo
+            from xgov_digests.digest.format import Header
+            from xgov_digests.digest.walk import Limits
+
+            tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
+            try:
+                t = time.perf_counter()
+                checkout = clone_repo(repo.url, tmp / repo.name, clone_filter=s.clone_filter, timeout=s.clone_timeout,
+                                      retries=s.retries, max_file_size=s.max_file_size,
+                                      max_tree_entries=s.max_tree_entries)  # fmt: skip
+                row.clone_s = time.perf_counter() - t
+                row.commit = checkout.commit
+                t = time.perf_counter()
+                digest = pool.digest(
+                    checkout.path,
+                    Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at),
+                    max_file_size=s.max_file_size,
+                    max_summary_bytes=s.max_summary_bytes,
+                    limits=Limits(s.max_files, s.max_total_bytes),
+                )
+                write_atomic(out, digest.data)
+                row.digest_s = time.perf_counter() - t
+            finally:
+                janitor.submit(remove_tree, tmp)
+            row.status, row.files, row.truncated = "ok", digest.files, digest.truncated
+            row.digest_bytes, row.walk_limit = len(digest.data), digest.walk_limit
+            row.warnings = "; ".join(digest.warnings) or None
+            if row.walk_limit:
+                log.warning("walk stopped early: files left out", extra={"url": row.url, "walk_limit": row.walk_limit})
+            if self.cache:
+                self.cache.put(
+                    repo, Entry(digest.data, checkout.commit, digest.files, digest.truncated, row.walk_limit,
+                                row.warnings),
+                )  # fmt: skip
+        except EmptyRepo as exc:
+            row.status, row.error = "empty", str(exc)
+        except CloneError as exc:  # UrlRejected too: permanent
+            if says_disk_full(str(exc)) or out_of_room(tempfile.gettempdir()):  # the machine's problem, not the repo's
+                raise DiskFull(tempfile.gettempdir()) from None
+            row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
+        except DiskFull:
+            raise
+        except Exception as exc:
+            # The digest pool's errors: its module is imported on the first miss, and nothing raises them before.
+            # DigestTimeout: a hostile repo (a pattern that backtracks for ever) that will time out again.
+            # DigestStopped: the digest's process died (out of memory?) or the shard is stopping.
+            budget = sys.modules.get("xgov_digests.digest.budget")
+            if budget and isinstance(exc, budget.DigestTimeout):
+                row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
+            elif budget and isinstance(exc, budget.DigestStopped):
+                row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
+            elif enospc(exc):  # disk full: named by stages/shard.py, not a bug
+                raise DiskFull(failed_path(exc, self.out_dir)) from None
+            else:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
+                log.exception("internal error", extra={"url": row.url})
+                first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
+                row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
+        finally:
+            row.total_s = time.perf_counter() - start
+        if row.status == "failed":
+            log.warning("repo failed", extra={"url": row.url, "error": row.error, "failure_kind": row.failure_kind})
+        return row
+
+    def run(self) -> list[Row]:
+        workers = max(1, min(self.settings.workers, len(self.repos) or 1))
+        rows: list[Row] = []
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="janitor") as janitor,
+            ThreadPoolExecutor(workers, thread_name_prefix="repo") as pool,
+        ):
+            futures = [pool.submit(self._process, repo, janitor) for repo in self.repos]
+            try:
+                for future in as_completed(futures):
+                    rows.append(future.result())
+                    if self.on_progress:
+                        self.on_progress(len(rows), len(self.repos), rows[-1])
+            except BaseException:  # Ctrl-C or SIGTERM: stop now, not after the shard's remaining repos
+                pool.shutdown(wait=False, cancel_futures=True)
+                if self.cache:
+                    self.cache.close()  # repos waiting on a hanging cache endpoint return at once
+                log.warning("stopping: killed the running clones", extra={"clones": kill_running()})
+                self._close_pool()
+                raise
+            finally:
+                if not self._stopping:
+                    pool.shutdown(wait=True)
+                    self._close_pool()
+        return rows

@@ -1,0 +1,115 @@
+"""The per-repo stats schema: one row per assigned repo, one parquet file per shard.
+
+A shard writes its file with pyarrow alone; pandas (about half a second of imports) is loaded only to read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xgov_digests.core.files import STATS_DIR, write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Row:
+    """What happened to one repo in one shard run."""
+
+    url: str
+    owner: str
+    name: str
+    offset: int
+    batch_size: int
+    pushed_at: str | None
+    status: str = "failed"
+    error: str | None = None
+    failure_kind: str | None = None  # failed rows: transient | permanent | internal
+    commit: str | None = None
+    files: int = 0
+    digest_bytes: int = 0
+    truncated: bool = False
+    clone_s: float = 0.0
+    digest_s: float = 0.0
+    total_s: float = 0.0
+    walk_limit: str | None = None  # the limit that stopped the checkout's walk early, if any
+    warnings: str | None = None  # what the digest had to work around (e.g. an undecodable ignore file)
+
+
+COLUMNS = [f.name for f in fields(Row)]
+WALL_KEY = b"xgov_digests.wall_s"  # parquet metadata key: the shard's wall time in seconds
+DTYPES = {
+    "url": "string", "owner": "string", "name": "string", "offset": "int64", "batch_size": "int64",
+    "pushed_at": "string", "status": "string", "error": "string", "failure_kind": "string", "commit": "string",
+    "files": "int64", "digest_bytes": "int64", "truncated": "bool", "clone_s": "float64", "digest_s": "float64",
+    "total_s": "float64", "walk_limit": "string", "warnings": "string",
+}  # fmt: skip
+
+
+def stats_path(offset: int, directory: Path = STATS_DIR) -> Path:
+    return directory / f"shard-{offset}.parquet"
+
+
+def to_frame(rows: list[Row]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
+    return frame.astype(DTYPES)
+
+
+def _schema() -> object:
+    import pyarrow as pa
+
+    kinds = {"string": pa.large_string(), "int64": pa.int64(), "bool": pa.bool_(), "float64": pa.float64()}
+    return pa.schema([(name, kinds[DTYPES[name]]) for name in COLUMNS])
+
+
+def write_stats(path: Path, rows: list[Row], wall_s: float | None = None) -> None:
+    """Write rows (sorted by URL, so row order never depends on completion order) atomically; ``wall_s``, the shard's
+    wall time, goes in the file's metadata. The columns have the types pandas gives :data:`DTYPES`. The table is
+    parsed from JSON lines by pyarrow's reader: building it from Python lists would make pyarrow import pandas."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    schema = _schema()
+    ordered = sorted(rows, key=lambda r: r.url.lower())
+    if ordered:
+        lines = "".join(json.dumps(asdict(r)) + "\n" for r in ordered).encode("utf-8")
+        options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+        table = pj.read_json(pa.BufferReader(lines), parse_options=options,
+                             read_options=pj.ReadOptions(block_size=len(lines) + 1)).select(COLUMNS)  # fmt: skip
+    else:
+        table = pa.Table.from_batches([], schema=schema)  # (schema.empty_table() imports pandas)
+    if wall_s is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), WALL_KEY: f"{wall_s:.3f}".encode()})
+    out = pa.BufferOutputStream()
+    pq.write_table(table, out)
+    write_atomic(path, out.getvalue().to_pybytes())
+
+
+def wall_seconds(path: Path) -> float | None:
+    """The shard's wall time recorded by :func:`write_stats`, if any."""
+    import pyarrow.parquet as pq
+
+    value = (pq.read_schema(path).metadata or {}).get(WALL_KEY)
+    return float(value) if value is not None else None
+
+
+def read_stats(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    missing = sorted(set(COLUMNS) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
+    return frame[COLUMNS].astype(DTYPES)
+
+
+def failed_shards(frame: pd.DataFrame) -> list[str]:
+    """The shard stages (``shard@K``) that hold failed repos in a merged stats frame."""
+    return [f"shard@{k}" for k in sorted(set(frame.loc[frame["status"] == "failed", "offset"]))]
