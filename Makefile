@@ -195,7 +195,7 @@ r2: install
 	$(BIN)/dvc remote default r2
 	@umask 077 && touch .dvc/config.local && chmod 600 .dvc/config.local  # credentials may go here: private
 	@git add .dvc/config $(R2_AWS_CONFIG) 2>/dev/null || true
-	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ENDPOINT) (default; R2's checksum settings in $(R2_AWS_CONFIG); both staged for git)."
+	@echo "remote 'r2' -> s3://$(R2_BUCKET)/$(R2_PREFIX) on $(R2_ENDPOINT) (default; R2's checksum settings in $(R2_AWS_CONFIG); .dvc/config and $(R2_AWS_CONFIG) staged for git)."
 	@echo "Credentials as dvc-s3 reads them: export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... (or .dvc/config.local, or an AWS profile); then plain dvc push / dvc pull, or make push"
 
 retry: install

@@ -59,7 +59,8 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     assert rows.loc["missing", "status"] == "failed" and "not found" in rows.loc["missing", "error"]
     assert rows.loc["private", "status"] == "failed"
     assert "Authentication failed" in rows.loc["private", "error"]
-    assert rows.loc["missing", "total_s"] < 2 and rows.loc["private", "total_s"] < 2  # not retried, no prompt
+    for name in ("missing", "private"):  # not retried (no "after N attempts"), no prompt (the 3 s kill)
+        assert "attempts" not in rows.loc[name, "error"] and rows.loc[name, "total_s"] < 3, rows.loc[name].to_dict()
     assert rows.loc["reset", "status"] == "failed" and "after 3 attempts" in rows.loc["reset", "error"]
     assert rows.loc["flaky", "status"] == "ok"  # two resets, then the third attempt succeeds
     # flaky: three clone attempts, then the partial checkout's one batch of blobs (ingest.clone_filter: auto)

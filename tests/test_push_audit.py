@@ -42,7 +42,7 @@ def digest_objects(ws: Workspace) -> dict[str, str]:
 def pushed(workspace_factory, tmp_path: Path, s3_server: LocalS3) -> tuple[Workspace, str]:
     feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 6))
     ws = workspace_factory(str(feed))
-    ws.set_params(shards={"batch_size": 2, "offsets": [0, 1]})
+    ws.set_params(shards={"batch_size": 2, "offsets": [0, 1], "assign": "index"})  # index: 3 repos in shard 0
     bucket = s3_server.make_bucket(f"audit-{uuid.uuid4().hex[:12]}")
     point_r2_at(ws, s3_server, bucket)
     ws.dvc("remote", "default", "r2")

