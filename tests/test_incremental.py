@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -90,7 +91,13 @@ def test_nightly_changes(setup, git_spy: GitSpy) -> None:
     # 4. a corrupt cache entry is a miss: only that repo is cloned again
     git_spy.reset()
     entries_dir = ws.path / ".cache" / "digests"
-    victim = sorted(entries_dir.rglob("*.digest"))[0]
+    # the changed repo's entry for its old pushedAt is no longer read: corrupt one that the run needs
+    live = [
+        e for e in sorted(entries_dir.rglob("*.digest"))
+        if json.loads(e.read_bytes().partition(b"\n")[0])["name"] != target["name"]
+    ]
+    assert len(live) == 11
+    victim = live[0]
     victim.write_bytes(victim.read_bytes()[:-10])
     result = ws.dvc("repro", "--force")
     assert len(git_spy.clones()) == 1
