@@ -53,8 +53,10 @@ help:
 UV := $(BIN)/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
-# --locked: refuse (and name `make lock`) when uv.lock does not match pyproject.toml; --inexact: leave uv and pip in.
-UV_SYNC = $(UV) sync --quiet --locked --inexact --python $(BIN)/python
+# --locked: refuse (and name `make lock`) when uv.lock does not match pyproject.toml; --inexact: leave uv and pip in;
+# --compile-bytecode: .pyc files written at install, so that every dvc and stage process starts from bytecode even
+# where PYTHONDONTWRITEBYTECODE is set (without them each `dvc` call compiled DVC's sources again: 1.2 s, not 0.55 s).
+UV_SYNC = $(UV) sync --quiet --locked --inexact --compile-bytecode --python $(BIN)/python
 UV_FAILED = { echo "make: installing from uv.lock failed (above); after a pyproject.toml change, run make lock" >&2; exit 2; }
 
 $(UV): requirements-uv.txt

@@ -193,6 +193,8 @@ def test_makefile_install_targets_sync_from_the_lock(tmp_path: Path) -> None:
         assert any(re.search(rf"{venv}/bin/uv sync .*--locked", c) for c in commands), commands
         assert commands[0].endswith(f"-m venv {venv}"), commands  # python3's own venv, nothing preinstalled
         check_installs_from_lock(commands, f"make {target}")
+    syncs = [c for t in (".installed", ".installed-test") for c in dry_run(str(venv / t), venv=venv) if " sync " in c]
+    assert syncs and all("--compile-bytecode" in c for c in syncs), syncs  # see test_dependencies_start_from_bytecode
     extras = {t: " ".join(dry_run(str(venv / t), venv=venv)) for t in (".installed-test", ".installed-bench")}
     assert "--extra test" in extras[".installed-test"] and "--extra bench" in extras[".installed-bench"]
     rules = (ROOT / "Makefile").read_text()
@@ -200,6 +202,19 @@ def test_makefile_install_targets_sync_from_the_lock(tmp_path: Path) -> None:
     assert re.search(r"^\$\(UV\): requirements-uv\.txt", rules, re.M)
     for target in ("test", "test-fast", "demo", "lint"):
         assert ".installed-test" in " ".join(dry_run(target, venv=venv)), target
+
+
+def test_dependencies_start_from_bytecode() -> None:
+    """The installed packages carry their .pyc files: with PYTHONDONTWRITEBYTECODE set, as on CI machines, Python
+    would otherwise compile DVC's sources again in every dvc and stage process (twice the start-up time)."""
+    import importlib.util
+
+    import dvc.repo
+    import pandas.core.frame
+
+    for module in (dvc.repo, pandas.core.frame):
+        cached = Path(importlib.util.cache_from_source(module.__file__))
+        assert cached.is_file(), f"{module.__name__}: no {cached}; install with make (uv sync --compile-bytecode)"
 
 
 def test_makefile_test_targets_use_xdist_and_keep_pytest_exit_codes(tmp_path: Path) -> None:

@@ -173,7 +173,10 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     _, entries = corpus
     missing = dict(entries[0], owner="org9", name="missing", url=(tmp_path / "missing").as_uri())
     ws = workspace_factory(str(write_feed(tmp_path / "feed.json", [*entries[:8], missing])))
-    ws.set_params(shards={"batch_size": 4, "offsets": [0, 1, 2, 3]}, ingest={"max_summary_bytes": 4096})
+    # index assignment: every shard gets repos (a hash of these temporary URLs may leave one empty, wall time 0)
+    ws.set_params(
+        shards={"batch_size": 4, "offsets": [0, 1, 2, 3], "assign": "index"}, ingest={"max_summary_bytes": 4096}
+    )
     ws.dvc("repro")
     ws.commit("night 1")
 
