@@ -38,8 +38,12 @@ def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None
     proc = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.group", "--grace", "3", "--", "sh", "-c", script],
                             start_new_session=True)  # fmt: skip
     wait_for(marker.exists)
-    children = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "sleep"]
-    assert len(children) == 2
+
+    def sleeps() -> list[psutil.Process]:
+        return [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "sleep"]
+
+    wait_for(lambda: len(sleeps()) == 2, timeout=30)  # the shell starts them after the marker
+    children = sleeps()
     os.killpg(proc.pid, signal.SIGKILL)  # make's group: xgov_digests.cli.group dies, the command's own group does not
     proc.wait()
     gone, alive = psutil.wait_procs(children, timeout=15)

@@ -15,7 +15,7 @@ from tests.fixtures.sample import build_corpus, commit, write_files
 from xgov_digests.shard.cache import decode_entry
 
 pytestmark = pytest.mark.slow
-SHARDS = {"batch_size": 5, "offsets": [0, 1, 2, 3, 4]}
+SHARDS = {"batch_size": 5, "offsets": [0, 1, 2, 3, 4], "assign": "index"}  # index: 2 or 3 repos in every shard
 
 
 def snapshot(ws) -> dict[str, bytes]:

@@ -138,7 +138,9 @@ def test_parallel_repro_equals_dvc_repro(pipeline, tmp_path: Path) -> None:
     reference.dvc("repro")
 
     spy = spy_in(tmp_path / "spy")
-    ws = pipeline("parallel", extra_env=spy.env(sleep=0.3))
+    # each clone takes 1.5 s: a shard's clones span 3 s, longer than the next dvc holds the repository lock
+    # before its shard's command starts, even on a loaded machine
+    ws = pipeline("parallel", extra_env=spy.env(sleep=1.5))
     out = make(ws, "-j", "4", "repro").stdout
     ran = ws.ran_stages(out)
     assert ran[0] == "fetch" and ran[-1] == "aggregate" and sorted(ran[1:-1]) == [f"shard@{k}" for k in range(4)]
