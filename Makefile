@@ -25,7 +25,7 @@ R2_PREFIX ?= dvc
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
 	@echo "make test      install the test extras, lint and run the tests"
-	@echo "make test-fast the tests without the slow (dvc repro) ones: the edit-test loop"
+	@echo "make test-fast the tests without the slow ones (dvc repro, publish, timeouts): the edit-test loop"
 	@echo "make install   create .venv with the runtime dependencies only, from uv.lock (every target does this)"
 	@echo "make lock      refresh uv.lock after a pyproject.toml change (UPGRADE=name: upgrade that package)"
 	@echo "make run       the real feed: dvc repro, stage the results for git, dvc push (LIMIT=N: the first N repos)"

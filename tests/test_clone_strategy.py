@@ -84,6 +84,7 @@ def test_tricky_tree_identical(tricky: Path, served: Served, tmp_path: Path) -> 
         assert sent["fallback"] > 0.95 * sent["off"]  # the plain server sends every blob
 
 
+@pytest.mark.slow
 def test_sample_repos_identical(corpus: tuple[Path, list[dict]], tmp_path: Path) -> None:
     root, entries = corpus
     served = Served(root / "repos")  # work trees: git http-backend serves their .git

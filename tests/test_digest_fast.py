@@ -215,6 +215,7 @@ def test_random_trees(tmp_path: Path, seed: int) -> None:
         assert_same(path, mfs)
 
 
+@pytest.mark.slow
 def test_many_files_and_traversal_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = {f"pkg{i % 7}/sub{i % 3}/file{i:04d}.py": f"print({i})\n" * (i % 5) for i in range(1500)}
     path = tmp_path / "many"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import write_feed
@@ -23,6 +24,7 @@ def locked_stages(ws) -> set[str]:
     return set(YAML(typ="safe").load(lock.read_text())["stages"]) if lock.exists() else set()
 
 
+@pytest.mark.slow
 def test_a_broken_repository_never_stops_a_run(workspace_factory, tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_repo(src, {"README.md": "served over smart HTTP\n"})

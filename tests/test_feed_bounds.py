@@ -210,6 +210,7 @@ def _fetch_error(ws, **env) -> tuple[int, list[str], float]:
         ("/huge-length", "its Content-Length is"),
     ],
 )
+@pytest.mark.slow
 def test_fetch_stage_fails_cleanly_and_keeps_the_snapshot(workspace_factory, tmp_path, server, path, message):
     """The documented failure: one ``fetch: error:`` line, exit 2, data/ as it was, within seconds."""
     feed = write_feed(tmp_path / "feed.json", GOOD)

@@ -100,6 +100,7 @@ def test_dot_git_names_are_dropped(caplog) -> None:
     assert all("ends in '.git'" in r for r in reasons) and len(reasons) == 2
 
 
+@pytest.mark.slow
 def test_real_repo_keeps_its_digest_end_to_end(workspace_factory, tmp_path: Path) -> None:
     """With `dvc repro` against a git server on 127.0.0.1: every intruder at once, and alphagov/router is digested
     from its real repository, at its real path; index.json has it; nothing lands at router.git.txt."""

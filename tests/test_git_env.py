@@ -60,6 +60,7 @@ def _project(path: Path) -> tuple[str, str]:
     return git(path, "rev-parse", "HEAD"), git(path, "count-objects", "-v")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["off", "auto"])
 def test_exported_git_variables_reach_no_other_repository(
     server: GitServer, clean_digest: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str

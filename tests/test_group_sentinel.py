@@ -32,6 +32,7 @@ def wait_for(condition, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     script = f"touch {marker}; sleep 60 & sleep 60; wait"

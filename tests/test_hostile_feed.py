@@ -85,6 +85,7 @@ BAD_VALUES = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_hostile_entries(workspace_factory, tmp_path: Path) -> None:
     good = tmp_path / "good"
     make_repo(good, {"README.md": "fine\n"})
@@ -178,6 +179,7 @@ def test_bad_feed_fails_the_stage_and_keeps_the_previous_snapshot(
     assert after == before
 
 
+@pytest.mark.slow
 def test_fifty_megabyte_feed(workspace_factory, tmp_path: Path) -> None:
     description = "d" * 250
     entries = [entry(f"org{i % 500}", f"repo-{i}", description=description) for i in range(160_000)]
@@ -190,6 +192,7 @@ def test_fifty_megabyte_feed(workspace_factory, tmp_path: Path) -> None:
     assert sizes == [16_000] * 10
 
 
+@pytest.mark.slow
 def test_a_feed_entry_cannot_forge_a_digest(workspace_factory, tmp_path: Path) -> None:
     """Another repo's URL under a real owner/name, fake header lines in pushedAt, a date that sorts last: with a
     real `dvc repro` against a git server on 127.0.0.1, every digest holds the named repository and a true header."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+import pytest
 
 from tests.conftest import write_feed
 from tests.fixtures.faulty_git import publish_bare, serve_git
@@ -30,6 +31,7 @@ def git_processes_for(port: str, tmp: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_repo(src, {"README.md": "served over smart HTTP\n", "a/b.py": "x = 1\n"})
@@ -77,6 +79,7 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     assert "served over smart HTTP" in digest
 
 
+@pytest.mark.slow
 def test_feed_cut_off_mid_body_fails_fetch_and_dvc_checkout_restores(workspace_factory, corpus) -> None:
     from tests.fixtures.feed_server import Answer, FeedServer, serve_feed
 

@@ -33,6 +33,7 @@ def digests(path: Path) -> dict[Path, bytes]:
     return {p: (root / p).read_bytes() for p in files_under(root) if p.parts[0].startswith("shard-")}
 
 
+@pytest.mark.slow
 def test_special_owners_never_hide_a_digest_from_dvc(workspace_factory, tmp_path: Path) -> None:
     """Owners and names DVC or git treat specially are dropped by fetch; push, a fresh clone and pull restore every
     digest the metrics count."""
@@ -59,6 +60,7 @@ def test_special_owners_never_hide_a_digest_from_dvc(workspace_factory, tmp_path
     assert digests(clone.path) == digests(ws.path)
 
 
+@pytest.mark.slow
 def test_aggregate_checks_digests_on_disk_against_the_rows(workspace_factory, tmp_path: Path) -> None:
     entries = build_corpus(tmp_path / "corpus", 3)
     feed = write_feed(tmp_path / "feed.json", entries)
@@ -91,6 +93,7 @@ def test_aggregate_checks_digests_on_disk_against_the_rows(workspace_factory, tm
     assert result.returncode == 2 and "lie in folders DVC ignores, e.g. .git/" in result.stderr
 
 
+@pytest.mark.slow
 def test_temp_files_and_permissions(workspace_factory, tmp_path: Path) -> None:
     """Owners and names that look like temp files are digested and never removed; a killed run's temp file is;
     every output gets the permissions the umask gives."""

@@ -23,6 +23,8 @@ from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.publish_site import S3, SUMMARY_RE, Site
 from tests.fixtures.s3proxy import Request, S3Proxy
 
+pytestmark = pytest.mark.slow  # each test runs the publish CLI against S3 (moto), several seconds
+
 
 @pytest.fixture(scope="session")
 def moto_s3(s3_server: LocalS3) -> Iterator[S3]:

@@ -10,8 +10,12 @@ import json
 import signal
 import time
 
+import pytest
+
 from tests.fixtures.publish_site import Site
 from tests.test_publish import LEASE, moto_s3, site, summary, writes  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.slow  # each test runs the publish CLI against S3 (moto), several seconds
 
 __all__ = ["moto_s3", "site"]
 

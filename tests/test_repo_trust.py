@@ -59,6 +59,7 @@ def repos(tmp_path: Path):
     remove_tree(tmp_path / "repos")
 
 
+@pytest.mark.slow
 def test_hostile_repos_in_one_shard(workspace_factory, tmp_path: Path, repos: Path) -> None:
     feed = write_feed(tmp_path / "feed.json", build(repos))
     ws = workspace_factory(str(feed), digest_timeout=2, max_failure_ratio=1.0)
@@ -114,6 +115,7 @@ def _cpu(p: psutil.Process) -> float:
         return 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_stopping_a_shard_during_a_digest_that_never_ends(workspace_factory, tmp_path: Path, sig) -> None:
     """SIGTERM ends the shard within seconds; after kill -9, its digest processes die with it."""
@@ -173,6 +175,7 @@ def test_kill_9_of_a_shard_kills_its_clones(workspace_factory, tmp_path: Path) -
         wait_for(lambda: git_processes_for(port) == [], timeout=5)
 
 
+@pytest.mark.slow
 def test_a_bug_fails_the_shard(workspace_factory, tmp_path: Path) -> None:
     """An exception the per-repo code does not expect: logged with its traceback, failure_kind internal, exit 1."""
     root = tmp_path / "repos"
@@ -194,6 +197,7 @@ def seeded_digest(ws: Workspace, feed: Path, seed: str) -> bytes:
     return (ws.path / "data/summaries/shard-0/hostile/seed.txt").read_bytes()
 
 
+@pytest.mark.slow
 def test_same_bytes_under_any_hash_seed(workspace_factory, tmp_path: Path) -> None:
     """gitingest resolves negations against its built-in patterns in set order, which follows str hashing: the
     shard CLI re-executes itself with a fixed seed, so two runs under different seeds write the same bytes."""

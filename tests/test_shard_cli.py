@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.conftest import GitSpy, write_feed
 from xgov_digests.feed.selection import select
@@ -47,6 +48,7 @@ def test_dry_run_lists_and_clones_nothing(workspace_factory, corpus, git_spy: Gi
     assert not (ws.path / "data" / "summaries").exists()
 
 
+@pytest.mark.slow
 def test_standalone_feed_with_a_missing_repo(workspace_factory, corpus, tmp_path: Path) -> None:
     _, entries = corpus
     broken = dict(entries[0], name="gone", url=(tmp_path / "gone").as_uri())
@@ -70,6 +72,7 @@ def test_standalone_feed_with_a_missing_repo(workspace_factory, corpus, tmp_path
     assert not (ws.path / "data/summaries/shard-1/org0/gone.txt").exists()
 
 
+@pytest.mark.slow
 def test_logs_are_json_with_batch_and_offset(workspace_factory, corpus, tmp_path: Path) -> None:
     _, entries = corpus
     feed = write_feed(tmp_path / "feed.json", entries[:4])
@@ -83,6 +86,7 @@ def test_logs_are_json_with_batch_and_offset(workspace_factory, corpus, tmp_path
     assert messages[-1] == "Batch 2, offset 1 complete: 2 ok, 0 cached, 0 failed"
 
 
+@pytest.mark.slow
 def test_too_many_transient_failures_fail_the_stage(workspace_factory, tmp_path: Path, corpus) -> None:
     """3 of 4 repos get no answer (github.com is a closed local port here): the network looks down."""
     _, entries = corpus
@@ -93,6 +97,7 @@ def test_too_many_transient_failures_fail_the_stage(workspace_factory, tmp_path:
     assert result.returncode == 1 and "max_failure_ratio" in result.stderr and "(transient)" in result.stderr
 
 
+@pytest.mark.slow
 def test_permanent_failures_never_fail_the_stage(workspace_factory, tmp_path: Path, corpus) -> None:
     """3 of 4 repos are missing: each is a failed row (a result), and the stage succeeds."""
     _, entries = corpus
@@ -105,6 +110,7 @@ def test_permanent_failures_never_fail_the_stage(workspace_factory, tmp_path: Pa
     assert [rows.loc[f"gone{i}", "failure_kind"] for i in range(3)] == ["permanent"] * 3
 
 
+@pytest.mark.slow
 def test_workers_overlap(workspace_factory, corpus, git_spy: GitSpy, tmp_path: Path) -> None:
     """With a 1 s delay in every clone, 4 workers finish 8 repos in about 2 s instead of 8."""
     _, entries = corpus

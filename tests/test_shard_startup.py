@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import write_feed
@@ -31,6 +32,7 @@ def _probe(ws, feed: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_cached_shard_loads_neither_gitingest_nor_pandas(workspace_factory, corpus, tmp_path: Path) -> None:
     _, entries = corpus
     feed = write_feed(tmp_path / "feed.json", entries[:3])

@@ -64,6 +64,7 @@ def proxied(s3_server: LocalS3) -> Iterator[tuple[S3Proxy, str]]:
 # --- credentials ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_credentials_follow_dvc_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dvc.repo import Repo as DvcRepo
 
@@ -113,6 +114,7 @@ def check(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedPr
     return result, time.monotonic() - start
 
 
+@pytest.mark.slow
 def test_push_check_probes_write_access(tmp_path: Path, proxied: tuple[S3Proxy, str], s3_server: LocalS3) -> None:
     proxy, bucket = proxied
     project = dvc_project(tmp_path / "p", proxy.endpoint, bucket)
@@ -129,6 +131,7 @@ def test_push_check_probes_write_access(tmp_path: Path, proxied: tuple[S3Proxy, 
     assert pull.returncode == 0 and "write access not checked" in pull.stdout
 
 
+@pytest.mark.slow
 def test_check_against_a_hanging_endpoint_fails_within_its_deadline(tmp_path: Path) -> None:
     silent = SilentServer()
     try:
@@ -183,6 +186,7 @@ def shard_project(tmp_path: Path, endpoint: str, repos: int, timeout: int = 2) -
     return project, feed
 
 
+@pytest.mark.slow
 def test_shard_with_a_hanging_cache_clones_as_if_missed(tmp_path: Path) -> None:
     silent = SilentServer()
     try:
