@@ -165,8 +165,15 @@ def test_stopping_a_shard_stops_its_clones(workspace_factory, tmp_path: Path, gi
     tmp = tmp_path / "tmp"  # this test's clones only: other pytest-xdist workers clone at the same time
     tmp.mkdir()
     ws = workspace_factory(str(feed), extra_env={**git_spy.env(sleep=30), "TMPDIR": str(tmp)})
-    proc = subprocess.Popen([sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed",
-                             str(feed)], cwd=ws.path, env=ws.env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # SIGINT as a terminal's foreground process has it: a shell script's background job (and all it starts)
+    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+    foreground = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    shard = [sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed)]
+    proc = subprocess.Popen([sys.executable, "-c", foreground, *shard], cwd=ws.path, env=ws.env,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_for(lambda: len(git_spy.clones()) == 2)  # two workers, each in a (slow) clone
     start = time.monotonic()
     proc.send_signal(sig)
