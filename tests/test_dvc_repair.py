@@ -145,7 +145,10 @@ def test_real_dvc_killed_while_writing_dvc_lock_does_not_brick_the_next_run(ran:
             cut = lock.read_bytes()
             break
     assert cut is not None, "the watcher never caught dvc.lock mid-write"
-    assert ran.dvc("status", check=False).returncode != 0  # what DVC alone does with it: refuses to run
+    # what DVC alone does with it: refuses to run (the cut broke the YAML), or, cut where the YAML still parses,
+    # has lost the record of stages that ran and would run them again
+    alone = ran.dvc("status", check=False)
+    assert alone.returncode != 0 or alone.stdout != "fetch:\n\talways changed\n", alone.stdout
     out = group(ran, "--", "dvc", "repro")
     assert "dvc.lock was cut short" in out.stderr
     assert set(load(lock)) == set(recorded)
