@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -101,6 +102,90 @@ def test_oversized_blob_named_many_times_is_never_written(tmp_path: Path, mode: 
     assert not any((checkout.path / "x").glob("bomb*")) and (checkout.path / "x" / "a.py").exists()
     data = make_digest(checkout.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6).data
     assert b"FILE: x/a.py" in data and b"bomb0" not in data
+
+
+def singles_bomb(repo: Path, sizes: dict[str, int]) -> None:
+    """Random (incompressible) blobs of ``sizes`` at the root, beside ``a.py`` and an ignored file: the root is
+    only partly kept, so ``auto`` asks for its files one by one, by name."""
+    root = [("100644", "a.py", _object(repo, "blob", b"a = 1\n")),
+            ("100644", "package-lock.json", _object(repo, "blob", b"{}\n"))]  # fmt: skip
+    for i, (name, size) in enumerate(sorted(sizes.items())):
+        root.append(("100644", name, _object(repo, "blob", random.Random(i).randbytes(size))))
+    _commit(repo, _tree(repo, root))
+
+
+@pytest.mark.slow
+def test_oversized_blob_asked_for_by_name_is_not_downloaded(tmp_path: Path) -> None:
+    """A server sends a blob asked for by name whatever its size: the download stops once it passes what the
+    blobs asked for could weigh under ``max_file_size``, and the oversized ones are found by halving."""
+    sizes = {f"s{i}.txt": 300 for i in range(9)} | {"big1.txt": 8 << 20, "big2.txt": 8 << 20}
+    singles_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), sizes)
+    with GitServer(tmp_path / "srv", lifetime=120, bandwidth=8 << 20) as server:  # 16 MiB would take 2 s
+        start = time.monotonic()
+        checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb", clone_filter="auto", timeout=60,
+                              max_file_size=MAX)  # fmt: skip
+        took, sent = time.monotonic() - start, server.bytes_sent
+        full = clone_repo(f"{server.url}org/bomb", tmp_path / "off" / "bomb", clone_filter="off", timeout=60,
+                          max_file_size=MAX)  # fmt: skip
+    digests = [make_digest(c.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6).data for c in (checkout, full)]
+    assert digests[0] == digests[1]
+    on_disk = sorted(p.name for p in checkout.path.iterdir() if p.name != ".git")
+    assert on_disk == ["a.py", *sorted(n for n in sizes if n.startswith("s"))], on_disk
+    print(f"oversized blobs by name: {sent} bytes sent in {took:.2f}s")
+    assert sent < 4 << 20, f"{sent} bytes sent for {2 * (8 << 20)} bytes of oversized blobs"
+    assert took < 10, f"{took:.1f}s"
+    assert not [p for p in (checkout.path / ".git" / "objects" / "pack").iterdir() if p.name.startswith("tmp_")]
+
+
+def _files_bomb(repo: Path, files: int, size: int, compressible: bool) -> None:
+    """``files`` blobs of ``size`` bytes, each under ``max_file_size``: small packs when ``compressible``."""
+    rng = random.Random(files)
+    blobs = [("100644", f"f{i}.txt", _object(repo, "blob", (f"{i:08d}\n" * (size // 9) if compressible else
+                                                              rng.randbytes(size).hex()[:size]).encode()))
+             for i in range(files)]  # fmt: skip
+    _commit(repo, _tree(repo, [("40000", "src", _tree(repo, blobs))]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["off", "auto"])
+@pytest.mark.parametrize("compressible", [False, True])
+def test_repo_over_max_repo_bytes_fails_and_stays_bounded(tmp_path: Path, mode: str, compressible: bool) -> None:
+    """Many files each under ``max_file_size``: the download (incompressible) or the checkout (compressible: a
+    small pack, many bytes on disk) would pass ``max_repo_bytes``; the repo fails, having used about that much."""
+    limit = 2 << 20
+    _files_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), 64, 100_000, compressible)  # 6.4 MB checked out
+    peak = [0]
+    dest = tmp_path / "c" / "bomb"
+    with GitServer(tmp_path / "srv", lifetime=120, bandwidth=8 << 20) as server:
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                peak[0] = max(peak[0], _du(dest) if dest.exists() else 0)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with pytest.raises(CloneError, match="ingest.max_repo_bytes") as failed:
+                clone_repo(f"{server.url}org/bomb", dest, clone_filter=mode, timeout=60, max_repo_bytes=limit)
+        finally:
+            done.set()
+            sampler.join()
+    assert failed.value.kind == "permanent"
+    print(f"max_repo_bytes {limit}, {mode}, compressible={compressible}: peak {peak[0]} bytes under the clone")
+    assert peak[0] < limit + (1 << 20), f"{peak[0]} bytes under the clone"
+    assert not (dest / "src").exists()  # nothing checked out
+
+
+@pytest.mark.slow
+def test_repo_under_max_repo_bytes_is_checked_out_whole(tmp_path: Path) -> None:
+    """The same files under a limit they fit: every mode checks them all out, as before."""
+    _files_bomb(bare_repo(tmp_path / "srv" / "org" / "repo"), 16, 100_000, False)
+    with GitServer(tmp_path / "srv", lifetime=120) as server:
+        for mode in ("off", "auto"):
+            checkout = clone_repo(f"{server.url}org/repo", tmp_path / mode / "repo", clone_filter=mode, timeout=60,
+                                  max_repo_bytes=8 << 20)  # fmt: skip
+            assert len(list((checkout.path / "src").iterdir())) == 16, mode
 
 
 class CorruptsPacks(GitServer):

@@ -185,6 +185,8 @@ PINNED: tuple[tuple[str, str], ...] = (
     ("submodule.recurse", "false"),
     ("fetch.recurseSubmodules", "false"),
     ("fetch.writeCommitGraph", "false"),
+    ("fetch.unpackLimit", "1"),  # every download stays a pack as it arrives: its size on disk is what came in
+    ("transfer.unpackLimit", "1"),
     ("transfer.fsckObjects", "false"),
     ("protocol.ext.allow", "never"),
     ("clone.defaultRemoteName", "origin"),
@@ -307,15 +309,43 @@ class GitResult:
     stdout: bytes
     stderr: str
     cut: bool = False
+    over: bool = False  # stopped because the repository's packs passed ``max_bytes``
+
+
+def _packs(repo: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(repo / ".git" / "objects" / "pack") as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def pack_bytes(repo: Path) -> int:
+    """Bytes of ``repo``'s packs, finished and still arriving: what its clone and fetches have downloaded."""
+    total = 0
+    for entry in _packs(repo):
+        with contextlib.suppress(FileNotFoundError):
+            total += entry.stat(follow_symlinks=False).st_size
+    return total
+
+
+def sweep_partial_packs(repo: Path) -> None:
+    """Remove what a killed download left: packs and indexes still being written."""
+    for entry in _packs(repo):
+        if entry.name.startswith("tmp_"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
 
 def run_git(
     args: list[str] | tuple[str, ...], timeout: float, *, repo: Path | None = None, cwd: Path | None = None,
-    max_records: int | None = None, stdin: bytes = b"",
+    max_records: int | None = None, stdin: bytes = b"", watch: Path | None = None, max_bytes: int | None = None,
 ) -> GitResult:  # fmt: skip
     """Run ``git <pinned settings> args`` (for ``repo``, when given) in its own session with :func:`git_env`; on
     timeout kill the whole process group (git forks helpers). With ``max_records``, the command is killed once its
-    output holds more NUL-terminated records than that (``cut``): memory stays bounded whatever the tree holds."""
+    output holds more NUL-terminated records than that (``cut``): memory stays bounded whatever the tree holds.
+    With ``max_bytes``, it is killed once the packs of the repository ``watch`` (default ``repo``) hold more bytes
+    than that (``over``), checked fifty times a second: a download stops near the limit, whatever the server sends."""
     cmd = git_command(*args, repo=repo)
     with _LIVE_LOCK:
         if _STOPPING.is_set():
@@ -327,8 +357,9 @@ def run_git(
         )  # fmt: skip
         _LIVE.add(proc.pid)
         reaper.watch(proc.pid)  # killed with its helpers if the shard dies, even by SIGKILL
+    watched = (watch or repo) if max_bytes is not None else None
     try:
-        out, err, cut = _collect(proc, time.monotonic() + timeout, max_records, stdin)
+        out, err, cut, over = _collect(proc, time.monotonic() + timeout, max_records, stdin, watched, max_bytes)
     except subprocess.TimeoutExpired:
         raise CloneError(f"timed out after {timeout:g}s (git process group killed)") from None
     finally:
@@ -339,19 +370,26 @@ def run_git(
         with _LIVE_LOCK:
             _LIVE.discard(proc.pid)
         reaper.forget(proc.pid)
-    return GitResult(proc.returncode, out, err.decode("utf-8", "replace"), cut)
+    return GitResult(proc.returncode, out, err.decode("utf-8", "replace"), cut, over)
 
 
 def _collect(
-    proc: subprocess.Popen[bytes], deadline: float, max_records: int | None, stdin: bytes
-) -> tuple[bytes, bytes, bool]:
-    """Read ``proc``'s output until it ends, the deadline passes (TimeoutExpired) or ``max_records`` is passed."""
+    proc: subprocess.Popen[bytes], deadline: float, max_records: int | None, stdin: bytes,
+    watched: Path | None = None, max_bytes: int | None = None,
+) -> tuple[bytes, bytes, bool, bool]:  # fmt: skip
+    """Read ``proc``'s output until it ends, the deadline passes (TimeoutExpired), ``max_records`` is passed (cut)
+    or the packs of ``watched`` pass ``max_bytes`` (over)."""
     if stdin:
         assert proc.stdin is not None
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
     assert proc.stdout is not None and proc.stderr is not None
     chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
     out_fd, records = proc.stdout.fileno(), 0
+    tick = 1.0 if watched is None else 0.02
+
+    def ended(cut: bool, over: bool) -> tuple[bytes, bytes, bool, bool]:
+        return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), cut, over  # type: ignore[union-attr]
+
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         sel.register(proc.stderr, selectors.EVENT_READ)
@@ -360,7 +398,10 @@ def _collect(
             if left <= 0:
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise subprocess.TimeoutExpired(proc.args, 0)
-            for key, _ in sel.select(timeout=min(left, 1.0)):
+            if watched is not None and max_bytes is not None and pack_bytes(watched) > max_bytes:
+                os.killpg(proc.pid, signal.SIGKILL)
+                return ended(False, True)
+            for key, _ in sel.select(timeout=min(left, tick)):
                 data = os.read(key.fd, 1 << 16)
                 if not data:
                     sel.unregister(key.fileobj)
@@ -370,14 +411,22 @@ def _collect(
                     records += data.count(b"\0")
                     if records > max_records:
                         os.killpg(proc.pid, signal.SIGKILL)
-                        return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), True
-    return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), False
+                        return ended(True, False)
+    if watched is not None and max_bytes is not None and proc.wait() == 0 and pack_bytes(watched) > max_bytes:
+        return ended(False, True)  # finished between two looks, over the limit all the same
+    return ended(False, False)
 
 
 def _feed(pipe: IO[bytes], data: bytes) -> None:
     with contextlib.suppress(OSError):
         pipe.write(data)
         pipe.close()
+
+
+def too_large(max_bytes: int) -> str:
+    """Why a repo failed that would take more than ``max_bytes`` under TMPDIR."""
+    return (f"the repository takes more than {max_bytes} bytes to download and check out (ingest.max_repo_bytes): "
+            "stopped there, not digested")  # fmt: skip
 
 
 def last_line(stderr: str) -> str:
@@ -405,18 +454,21 @@ class Checkout:
 
 def clone(
     url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, backoff: float = 1.0,
-    extra_args: tuple[str, ...] = (),
+    extra_args: tuple[str, ...] = (), max_bytes: int | None = None,
 ) -> Checkout:  # fmt: skip
     """Shallow-clone ``url`` into ``dest`` (which must not exist) and return its HEAD commit.
 
-    Transient failures are retried ``retries`` times; a missing or private repo fails at once. ``extra_args`` go to
-    ``git clone`` (the partial clone's filter: xgov_digests/clone/strategy.py).
+    Transient failures are retried ``retries`` times; a missing or private repo fails at once; a download of more
+    than ``max_bytes`` is stopped there and fails at once. ``extra_args`` go to ``git clone`` (the partial clone's
+    filter: xgov_digests/clone/strategy.py).
     """
     args = ["clone", "--quiet", "--template=", "--origin", "origin", "--depth", "1", "--single-branch", "--no-tags",
             "--no-recurse-submodules", *extra_args, "--", url, str(dest)]  # fmt: skip
     error, kind = "", TRANSIENT
     for attempt in attempts(retries, backoff):
-        result = run_git(args, timeout)  # a timeout raises: a hanging server is not retried
+        result = run_git(args, timeout, watch=dest, max_bytes=max_bytes)  # a timeout raises: not retried
+        if result.over:
+            raise CloneError(too_large(max_bytes or 0), PERMANENT)
         if result.returncode == 0:
             break
         if _STOPPING.is_set():

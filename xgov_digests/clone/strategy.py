@@ -11,13 +11,18 @@ and its trees without blobs (``--filter=blob:none --no-checkout``). One fetch th
 ``.gitignore``/``.gitingestignore``/``.gitattributes`` file and every path that gitingest's default ignore patterns
 keep: a folder whose every path is kept is asked for as its tree with ``--filter=blob:limit=<max_file_size+1>``, so
 its blobs over ``max_file_size`` stay on the server; other paths are asked for one by one (the server sends a blob
-asked for by name whatever its size: its size is then read before the checkout). A non-cone sparse checkout writes
+asked for by name whatever its size: those come in a fetch of their own, stopped once its download passes what they
+could weigh under the limit and then asked for again by halves, so an oversized one costs about ``max_file_size``
+bytes a halving, and it is left out). A non-cone sparse checkout writes
 exactly the fetched paths less the oversized ones, with git's own checkout (``.gitattributes`` conversions apply).
 The ignore files on disk then give the digest's own patterns (:func:`xgov_digests.digest.walk.ignore_spec`); a path they
 keep that the defaults drop (a negation) comes in a second fetch, and oversized blobs that an attribute may shrink
 in a third, under the larger limit. A server that ignores filters (git: "filtering not recognized by server") has
 sent every blob: the checkout is ``off``'s. Afterwards the checkout is no longer a partial clone, so no later git
 command can fetch anything lazily.
+
+Under both, what the repo takes under TMPDIR (its packs, then the blobs a checkout writes) is bounded by
+``ingest.max_repo_bytes``: past it the git command is killed and the repo fails (permanent).
 """
 
 from __future__ import annotations
@@ -39,7 +44,10 @@ from xgov_digests.clone.git import (
     clone,
     failure_kind,
     last_line,
+    pack_bytes,
     run_git,
+    sweep_partial_packs,
+    too_large,
 )  # fmt: skip
 from xgov_digests.core.backoff import attempts as retry_attempts
 from xgov_digests.core.logs import redact
@@ -60,6 +68,14 @@ ALWAYS_FETCHED = frozenset({*_IGNORE_FILES, ".gitattributes"})
 SHRINKING = ("ident", "filter", "working-tree-encoding")
 SHRINK_FACTOR = 16  # an oversized blob under a SHRINKING attribute is checked out up to this many max_file_size
 DEFAULT_MAX_TREE_ENTRIES = 200_000
+DEFAULT_MAX_REPO_BYTES = 2 << 30
+PACK_SLACK = 64 << 10  # a pack's header, trailer and index beside its objects
+
+
+def pack_room(size: int) -> int:
+    """The most a blob of ``size`` bytes can take in a pack: zlib's worst case on incompressible bytes plus the
+    object's header."""
+    return size + size // 1000 + 64
 _PATTERN_SPECIAL = re.compile(r"([\\*?\[\] !#])")
 _BLOB, _LINK, _GITLINK = "blob", "link", "gitlink"
 
@@ -86,16 +102,18 @@ class Tree:
 def clone_repo(
     url: str, dest: Path, *, clone_filter: str = "auto", timeout: float = 300.0, retries: int = 2,
     backoff: float = 1.0, max_file_size: int = 524288, max_tree_entries: int = DEFAULT_MAX_TREE_ENTRIES,
+    max_repo_bytes: int = DEFAULT_MAX_REPO_BYTES,
 ) -> Checkout:  # fmt: skip
     """Clone ``url`` into ``dest`` with the strategy ``clone_filter``; the work tree digests like a full clone's
-    (for a digest with this ``max_file_size``). A tree of more than ``max_tree_entries`` paths and folders is a
-    permanent :class:`CloneError`."""
+    (for a digest with this ``max_file_size``). A tree of more than ``max_tree_entries`` paths and folders, or a
+    download plus checkout of more than ``max_repo_bytes``, is a permanent :class:`CloneError`."""
     if clone_filter not in CLONE_FILTERS:
         raise ValueError(f"clone_filter must be one of {CLONE_FILTERS}, got {clone_filter!r}")
     partial = clone_filter == "auto"
     args = PARTIAL_CLONE_ARGS if partial else FULL_CLONE_ARGS
-    checkout = clone(url, dest, timeout=timeout, retries=retries, backoff=backoff, extra_args=args)
-    step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size)  # one more timeout after it
+    checkout = clone(url, dest, timeout=timeout, retries=retries, backoff=backoff, extra_args=args,
+                     max_bytes=max_repo_bytes)  # fmt: skip
+    step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size, max_repo_bytes)
     if partial and not step.missing():
         log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
@@ -112,6 +130,7 @@ def _full_checkout(step: _Steps, tree: Tree) -> None:
     """Every blob is here: check out the tree less the blobs over ``max_file_size`` that no attribute shrinks."""
     big = {e.path for e in tree.entries if e.kind != _GITLINK and e.size > step.max_file_size}
     if not big:
+        step.check_room(sum(max(e.size, 0) for e in tree.entries if e.kind != _GITLINK))
         step.git("read-tree", "-mu", "HEAD", attempts=step.retries + 1)
         return
     step.fetched = {e.path for e in tree.entries if e.kind != _GITLINK}
@@ -151,25 +170,41 @@ def _partial_checkout(step: _Steps, tree: Tree) -> None:
 class _Steps:
     """The git commands after the clone, each bounded by what is left of the clone's timeout."""
 
-    def __init__(self, dest: Path, deadline: float, retries: int, backoff: float, max_file_size: int) -> None:
+    def __init__(
+        self, dest: Path, deadline: float, retries: int, backoff: float, max_file_size: int, max_repo_bytes: int,
+    ) -> None:  # fmt: skip
         self.dest = dest
         self.deadline = deadline
         self.retries = retries
         self.backoff = backoff
         self.max_file_size = max_file_size
+        self.max_repo_bytes = max_repo_bytes
         self.fetched: set[str] = set()  # paths asked for
         self.skipped: set[str] = set()  # paths asked for whose blobs are not checked out (too large)
         self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
 
-    def run(self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"") -> GitResult:
+    def run(
+        self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"",
+        budget: int | None = None,
+    ) -> GitResult:  # fmt: skip
         """Run one git command (retried ``attempts - 1`` times); a failure is classified as the clone's are: a
-        broken pack met here is as permanent as in the clone."""
+        broken pack met here is as permanent as in the clone. The repo's packs may not pass ``max_repo_bytes``
+        (a permanent failure); with ``budget``, a download of more than that many bytes is stopped and returned
+        ``over``, its partial pack removed."""
         error, kind = "", PERMANENT
         for _ in retry_attempts(attempts - 1, self.backoff):
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise CloneError("timed out during the checkout")
-            result = run_git(args, left, repo=self.dest, max_records=max_records, stdin=stdin)
+            bound = self.max_repo_bytes
+            if budget is not None:
+                bound = min(bound, pack_bytes(self.dest) + budget)
+            result = run_git(args, left, repo=self.dest, max_records=max_records, stdin=stdin, max_bytes=bound)
+            if result.over:
+                sweep_partial_packs(self.dest)
+                if bound == self.max_repo_bytes:
+                    raise CloneError(too_large(self.max_repo_bytes), PERMANENT)
+                return result
             if result.returncode == 0 or result.cut:
                 return result
             error, kind = last_line(result.stderr), failure_kind(result.stderr)
@@ -195,14 +230,38 @@ class _Steps:
         # a blob that is also in a folder asked for comes with it, or is left out with it when oversized (asked
         # for by name as well, the server may still leave it out, and the fetch then fails)
         in_folders = {e.oid for e in tree.entries if not folders.isdisjoint(_folders(e.path))}
-        wants = sorted({tree.folders[f] for f in folders} | ({by_path[p] for p in singles} - in_folders))
         self.fetched |= paths
+        if folders:
+            self._fetch(sorted({tree.folders[f] for f in folders}), limit)
+        oversized = self._fetch_by_id(sorted({by_path[p] for p in singles} - in_folders), limit)
+        self.skip_oversized(tree, limit, self.missing() | oversized)
+
+    def _fetch(self, wants: list[str], limit: int, budget: int | None = None) -> GitResult:
         # --refetch (git >= 2.36): ask for the trees although they are here, so the server walks them for blobs;
         # the wants go on stdin, however many there are
-        self.run("-c", "fetch.negotiationAlgorithm=noop", "fetch", "--refetch", "--quiet", "--no-tags",
-                 "--no-write-fetch-head", "--recurse-submodules=no", f"--filter=blob:limit={limit + 1}", "--stdin",
-                 "origin", stdin="".join(f"{w}\n" for w in wants).encode(), attempts=self.retries + 1)  # fmt: skip
-        self.skip_oversized(tree, limit, self.missing())
+        return self.run("-c", "fetch.negotiationAlgorithm=noop", "fetch", "--refetch", "--quiet", "--no-tags",
+                        "--no-write-fetch-head", "--recurse-submodules=no", f"--filter=blob:limit={limit + 1}",
+                        "--stdin", "origin", stdin="".join(f"{w}\n" for w in wants).encode(),
+                        attempts=self.retries + 1, budget=budget)  # fmt: skip
+
+    def _fetch_by_id(self, blobs: list[str], limit: int) -> set[str]:
+        """Fetch ``blobs`` by name, which a server sends whatever their size: the download is stopped once it
+        passes what that many blobs of at most ``limit`` bytes can weigh, and the halves are asked for again,
+        down to single blobs. Returns the blobs found over ``limit`` (not fetched): an oversized blob costs at
+        most ``limit`` bytes of download for each halving that meets it."""
+        if not blobs:
+            return set()
+        if not self._fetch(blobs, limit, budget=len(blobs) * pack_room(limit) + PACK_SLACK).over:
+            return set()
+        if len(blobs) == 1:
+            return set(blobs)
+        half = len(blobs) // 2
+        return self._fetch_by_id(blobs[:half], limit) | self._fetch_by_id(blobs[half:], limit)
+
+    def check_room(self, writes: int) -> None:
+        """A checkout that writes ``writes`` bytes of blobs beside the packs may not pass ``max_repo_bytes``."""
+        if pack_bytes(self.dest) + writes > self.max_repo_bytes:
+            raise CloneError(too_large(self.max_repo_bytes), PERMANENT)
 
     def skip_oversized(self, tree: Tree, limit: int, missing: set[str] = frozenset()) -> None:
         """Leave out of the checkout every fetched path whose blob is ``missing`` or larger than ``limit``."""
@@ -234,6 +293,8 @@ class _Steps:
 
     def check_out(self, tree: Tree) -> None:
         """Write the fetched paths, less the skipped ones: a non-cone sparse checkout that fetches nothing."""
+        by_path = {e.path: e.oid for e in tree.entries}
+        self.check_room(sum(self.sizes.get(by_path[p], 0) for p in self.fetched - self.skipped))
         patterns = sparse_patterns(self.fetched, tree.entries, self.skipped)
         if any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line: '?' stands for the line break
             if _confusable(tree):

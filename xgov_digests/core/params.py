@@ -60,6 +60,7 @@ class IngestParams:
     cache: str = ".cache/digests"
     clone_filter: str = "auto"
     max_tree_entries: int = 200_000
+    max_repo_bytes: int = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,10 @@ def _validate(p: Params) -> None:
         (
             isinstance(p.ingest.max_tree_entries, int) and p.ingest.max_tree_entries >= 1,
             "ingest.max_tree_entries must be an integer >= 1",
+        ),
+        (
+            isinstance(p.ingest.max_repo_bytes, int) and p.ingest.max_repo_bytes >= 1 << 20,
+            "ingest.max_repo_bytes must be an integer >= 1048576 (1 MB)",
         ),
         (0 <= p.ingest.max_failure_ratio <= 1, "ingest.max_failure_ratio must be between 0 and 1"),
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),

@@ -99,7 +99,8 @@ class ShardRun:
                 t = time.perf_counter()
                 checkout = clone_repo(repo.url, tmp / repo.name, clone_filter=s.clone_filter, timeout=s.clone_timeout,
                                       retries=s.retries, max_file_size=s.max_file_size,
-                                      max_tree_entries=s.max_tree_entries)  # fmt: skip
+                                      max_tree_entries=s.max_tree_entries,
+                                      max_repo_bytes=s.max_repo_bytes)  # fmt: skip
                 row.clone_s = time.perf_counter() - t
                 row.commit = checkout.commit
                 t = time.perf_counter()
