@@ -51,6 +51,39 @@ def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None
     assert alive == []
 
 
+LATE_CHILD = """
+import signal, subprocess, sys, time
+def stop(signum, frame):  # as dvc does when the signal lands while it forks the stage: the child starts after it
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    open(sys.argv[1], "w").write(str(child.pid))
+    sys.exit(252)
+signal.signal(signal.SIGINT, stop)
+open(sys.argv[2], "w").close()
+time.sleep(60)
+"""
+
+
+def test_a_process_started_after_the_stop_signal_is_stopped_too(tmp_path: Path) -> None:
+    """The command starts a process after the group's SIGINT and exits without waiting for it: that process gets
+    SIGTERM once the command has stopped, and does not run on."""
+    child_pid, ready = tmp_path / "child.pid", tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.group", "--grace", "10", "--", sys.executable,
+                             "-c", LATE_CHILD, str(child_pid), str(ready)], start_new_session=True)  # fmt: skip
+    wait_for(ready.exists, timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    wait_for(lambda: child_pid.exists() and child_pid.read_text(), timeout=10)
+    late = int(child_pid.read_text())
+
+    def stopped() -> bool:
+        try:
+            return psutil.Process(late).status() == psutil.STATUS_ZOMBIE  # dead, its parent gone before it
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(stopped, timeout=5)
+
+
 def test_a_normal_exit_leaves_no_sentinel(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "xgov_digests.cli.group", "--", "sh", "-c", "exit 3"], timeout=60)
     assert out.returncode == 3

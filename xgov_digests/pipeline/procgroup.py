@@ -6,6 +6,11 @@ runs in a process group of its own, and SIGINT, SIGTERM or SIGHUP received here 
 what Ctrl-C in a terminal does to ``dvc repro``. DVC waits for the stage command, which stops (the shard kills its
 clones), records the stage as failed and releases its locks. A group still running ``grace`` seconds later is killed.
 
+A process of the group can miss that SIGINT: ``dvc`` forks the stage's command while a signal to it is pending,
+the child starts after the signal, and ``dvc`` then stops on it (KeyboardInterrupt) without waiting for the child.
+Once the command has stopped after a signal, whatever is left of its group gets SIGTERM, and SIGKILL after
+``grace``: nothing it started runs on unrecorded.
+
 A ``kill -9`` of this process (or of make's whole process group) cannot be handled here, and would leave the
 command's group running on its own (a shard still queued for DVC's lock would then start). A sentinel process
 inside the command's group holds a pipe from this process: when the pipe closes without the word ``done`` (this
@@ -82,6 +87,25 @@ def sentinel_main(pgid: int, grace: float) -> int:
     return 0
 
 
+def _end_leftovers(pgid: int, sentinel: subprocess.Popen[bytes] | None, grace: float) -> None:
+    """SIGTERM to what is left of group ``pgid`` but the sentinel, SIGKILL to all of it after ``grace``."""
+    spared = {sentinel.pid} if sentinel is not None else set()
+
+    def left() -> list[int]:
+        return [pid for pid in _members(pgid) if pid not in spared]
+
+    if not left():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)  # the sentinel ignores it
+    deadline = time.monotonic() + grace
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if left():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
 def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
     """Run ``cmd`` to completion and return its exit status (128 + the signal's number when stopped by a signal)."""
     received: list[tuple[int, float]] = []  # the first signal and when it came
@@ -114,6 +138,8 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
                     killed = True
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
+        if received:
+            _end_leftovers(proc.pid, sentinel, grace)
         _stop_sentinel(sentinel)
     finally:
         for sig, handler in previous.items():
