@@ -278,6 +278,7 @@ worker: install
 	  $(BIN)/dvc repro --allow-missing --single-item shard@$$k; \
 	  $(BIN)/dvc push $(DVC_REMOTE_FLAG) --run-cache shard@$$k; \
 	done
+	$(BIN)/python -m xgov_digests.cli.check_remote --audit --repair $(REMOTE)
 	@echo "worker: shard(s) $(OFFSET) are in the remote's run-cache. This clone's dvc.lock and .gitignore files"\
 	 "now hold worker-only entries: never commit them (before the next git pull:"\
 	 "git restore dvc.lock data && git clean -fq data)"
@@ -294,5 +295,6 @@ collect: install
 	$(BIN)/dvc pull $(DVC_REMOTE_FLAG) fetch
 	$(BIN)/python -m xgov_digests.cli.scaleout collect $(if $(ALLOW_LOCAL),--allow-local)
 	$(BIN)/dvc push $(DVC_REMOTE_FLAG)
+	$(BIN)/python -m xgov_digests.cli.check_remote --audit --repair $(REMOTE)
 	$(call scaleout_commit,scale-out: collect shards,dvc.lock data reports)
 	@echo "collect: next, git push"

@@ -10,6 +10,7 @@ comes from the run-cache, only aggregate runs, and the outputs equal those of `d
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -271,13 +272,25 @@ def test_machines_refuse_to_run_other_code_or_params(three_machines) -> None:
     assert coord.ran_stages(result.stdout) == [] and not (coord.path / "dvc.lock").exists()
 
 
-def test_collect_reports_missing_workers_and_digests_them_only_when_allowed(three_machines) -> None:
-    machines = three_machines[2]
+def test_collect_reports_missing_workers_and_digests_them_only_when_allowed(
+    three_machines, s3_server: LocalS3
+) -> None:  # fmt: skip
+    bucket, machines = three_machines[1], three_machines[2]
     (coord, coord_spy), (a, _) = machines["coordinator"], machines["worker-a"]
     make(coord, "fetch-publish")
     coord.git("push", "-q", "origin", "HEAD")
     a.git("pull", "-q")
-    make(a, "worker", "OFFSET=0 2")  # the worker for shards 1 and 3 never ran
+    out = make(a, "worker", "OFFSET=0 2").stdout  # the worker for shards 1 and 3 never ran
+    assert "missing 0, re-uploaded 0, still missing 0" in out, out
+    # A digest object of shard 0 lost from the bucket after the worker's push: the run-cache entry that names it
+    # stays, so dvc push says nothing is left to do; the worker's audit puts it back.
+    listing = a.path / ".dvc/cache/files/md5" / lock_outs(a)["data/summaries/shard-0"][:2]
+    md5 = json.loads((listing / lock_outs(a)["data/summaries/shard-0"][2:]).read_bytes())[0]["md5"]
+    key = f"dvc/files/md5/{md5[:2]}/{md5[2:]}"
+    s3_server.client().delete_object(Bucket=bucket, Key=key)
+    again = make(a, "worker", "OFFSET=0").stdout
+    assert "missing 1, re-uploaded 1, still missing 0" in again, again
+    assert key in s3_server.objects(bucket)
     coord_spy.reset()
 
     refused = make(coord, "collect", check=False)
