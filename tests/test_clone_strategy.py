@@ -179,9 +179,8 @@ def test_partial_clone_fetches_in_batches_and_never_lazily_later(served: Served,
     off_requests, before = server.requests - before, server.requests
     checkout = clone_repo(f"{server.url}org/repo", tmp_path / "auto" / "repo", timeout=60)
     auto_requests = server.requests - before
-    # the blob-less clone, then one batch for the fully kept folders (50 files) and one for the files asked for by
-    # name (the root's .gitignore): 2 requests each
-    assert auto_requests <= off_requests + 4, (off_requests, auto_requests)
+    # the blob-less clone, then one batch for the ignore files and the default-kept paths: 50 files, 2 requests
+    assert auto_requests <= off_requests + 2, (off_requests, auto_requests)
     assert not (checkout.path / "node_modules").exists()
     listing = git(checkout.path, "rev-list", "--objects", "--missing=print", "HEAD").splitlines()
     assert sum(line.startswith("?") for line in listing) == 50  # node_modules' blobs were never downloaded

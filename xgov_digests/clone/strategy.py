@@ -11,9 +11,10 @@ and its trees without blobs (``--filter=blob:none --no-checkout``). One fetch th
 ``.gitignore``/``.gitingestignore``/``.gitattributes`` file and every path that gitingest's default ignore patterns
 keep: a folder whose every path is kept is asked for as its tree with ``--filter=blob:limit=<max_file_size+1>``, so
 its blobs over ``max_file_size`` stay on the server; other paths are asked for one by one (the server sends a blob
-asked for by name whatever its size: those come in a fetch of their own, stopped once its download passes what they
-could weigh under the limit and then asked for again by halves, so an oversized one costs about ``max_file_size``
-bytes a halving, and it is left out). A non-cone sparse checkout writes
+asked for by name whatever its size: the fetch is stopped once its download passes what every blob asked for could
+weigh under the limit, and then the folders and the named blobs are fetched apart, the named ones by halves, so an
+oversized blob costs at most what the repo's files under the limit could weigh, and it is left out). A non-cone
+sparse checkout writes
 exactly the fetched paths less the oversized ones, with git's own checkout (``.gitattributes`` conversions apply).
 The ignore files on disk then give the digest's own patterns (:func:`xgov_digests.digest.walk.ignore_spec`); a path they
 keep that the defaults drop (a negation) comes in a second fetch, and oversized blobs that an attribute may shrink
@@ -222,7 +223,9 @@ class _Steps:
     def fetch(self, paths: set[str], tree: Tree, *, limit: int | None = None) -> None:
         """One fetch for ``paths``: fully kept folders as trees under the size limit (``max_file_size`` unless
         ``limit``), the other paths blob by blob (a blob asked for by name is always sent, whatever its size; a
-        ``tree:1`` filter that would bound them loses blobs of nested folders asked for together). Then every
+        ``tree:1`` filter that would bound them loses blobs of nested folders asked for together). The download
+        may not pass what that many blobs of ``limit`` bytes can weigh: past it, a blob asked for by name is
+        oversized, and the folders and the named blobs are fetched apart (see :meth:`_fetch_by_id`). Then every
         path asked for whose blob is missing or over the limit is left out of the checkout."""
         limit = self.max_file_size if limit is None else limit
         folders, singles = cover(paths, tree.entries)
@@ -230,10 +233,14 @@ class _Steps:
         # a blob that is also in a folder asked for comes with it, or is left out with it when oversized (asked
         # for by name as well, the server may still leave it out, and the fetch then fails)
         in_folders = {e.oid for e in tree.entries if not folders.isdisjoint(_folders(e.path))}
+        trees, named = sorted({tree.folders[f] for f in folders}), sorted({by_path[p] for p in singles} - in_folders)
         self.fetched |= paths
-        if folders:
-            self._fetch(sorted({tree.folders[f] for f in folders}), limit)
-        oversized = self._fetch_by_id(sorted({by_path[p] for p in singles} - in_folders), limit)
+        oversized: set[str] = set()
+        budget = (len(in_folders) + len(named)) * pack_room(limit) + PACK_SLACK
+        if self._fetch(trees + named, limit, budget=budget if named else None).over:
+            if trees:
+                self._fetch(trees, limit)
+            oversized = self._fetch_by_id(named, limit)
         self.skip_oversized(tree, limit, self.missing() | oversized)
 
     def _fetch(self, wants: list[str], limit: int, budget: int | None = None) -> GitResult:
