@@ -4,6 +4,7 @@ give ``auto`` the same digest as ``off`` (a property test over random trees and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -59,7 +60,13 @@ def tree_bomb(repo: Path, levels: int) -> int:
 
 
 def _du(path: Path) -> int:
-    return sum(p.lstat().st_size for p in path.rglob("*"))
+    """Bytes of the files under ``path``; files that git removes while they are counted count as 0."""
+    total = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 @pytest.mark.parametrize("mode", ["off", "auto"])
@@ -133,7 +140,7 @@ def test_oversized_blob_asked_for_by_name_is_not_downloaded(tmp_path: Path) -> N
     assert on_disk == ["a.py", *sorted(n for n in sizes if n.startswith("s"))], on_disk
     print(f"oversized blobs by name: {sent} bytes sent in {took:.2f}s")
     assert sent < 4 << 20, f"{sent} bytes sent for {2 * (8 << 20)} bytes of oversized blobs"
-    assert took < 10, f"{took:.1f}s"
+    assert took < 60, f"{took:.1f}s"  # a few git fetches: the halving
     assert not [p for p in (checkout.path / ".git" / "objects" / "pack").iterdir() if p.name.startswith("tmp_")]
 
 

@@ -14,8 +14,8 @@ its blobs over ``max_file_size`` stay on the server; other paths are asked for o
 asked for by name whatever its size: the fetch is stopped once its download passes what every blob asked for could
 weigh under the limit, and then the folders and the named blobs are fetched apart, the named ones by halves, so an
 oversized blob costs at most what the repo's files under the limit could weigh, and it is left out). A non-cone
-sparse checkout writes
-exactly the fetched paths less the oversized ones, with git's own checkout (``.gitattributes`` conversions apply).
+sparse checkout writes exactly the fetched paths less the oversized ones, with git's own checkout
+(``.gitattributes`` conversions apply).
 The ignore files on disk then give the digest's own patterns (:func:`xgov_digests.digest.walk.ignore_spec`); a path they
 keep that the defaults drop (a negation) comes in a second fetch, and oversized blobs that an attribute may shrink
 in a third, under the larger limit. A server that ignores filters (git: "filtering not recognized by server") has
@@ -71,14 +71,14 @@ SHRINK_FACTOR = 16  # an oversized blob under a SHRINKING attribute is checked o
 DEFAULT_MAX_TREE_ENTRIES = 200_000
 DEFAULT_MAX_REPO_BYTES = 2 << 30
 PACK_SLACK = 64 << 10  # a pack's header, trailer and index beside its objects
+_PATTERN_SPECIAL = re.compile(r"([\\*?\[\] !#])")
+_BLOB, _LINK, _GITLINK = "blob", "link", "gitlink"
 
 
 def pack_room(size: int) -> int:
     """The most a blob of ``size`` bytes can take in a pack: zlib's worst case on incompressible bytes plus the
     object's header."""
     return size + size // 1000 + 64
-_PATTERN_SPECIAL = re.compile(r"([\\*?\[\] !#])")
-_BLOB, _LINK, _GITLINK = "blob", "link", "gitlink"
 
 
 @dataclass(frozen=True)
