@@ -255,7 +255,7 @@ class _Steps:
         """Fetch ``blobs`` by name, which a server sends whatever their size: the download is stopped once it
         passes what that many blobs of at most ``limit`` bytes can weigh, and the halves are asked for again,
         down to single blobs. Returns the blobs found over ``limit`` (not fetched): an oversized blob costs at
-        most ``limit`` bytes of download for each halving that meets it."""
+        most what the blobs asked for with it can weigh, once for each halving that meets it."""
         if not blobs:
             return set()
         if not self._fetch(blobs, limit, budget=len(blobs) * pack_room(limit) + PACK_SLACK).over:
