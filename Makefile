@@ -109,11 +109,11 @@ test-fast: $(VENV)/.installed-test
 # `dvc --wait-for-lock repro --single-item shard@K` (DVC releases its lock while a stage's command runs). fetch runs
 # first; then the shards of params.yaml that DVC's status shows changed, then aggregate. Without -j they run one by
 # one, like `dvc repro`. A failed shard does not stop the others (-k); make exits non-zero naming it.
-# xgov_digests.cli.group turns Ctrl-C / SIGTERM into one SIGINT to each dvc command and its stage (dvc passes
-# on neither).
-# xgov_digests.cli.quiet_dvc drops DVC's staging and push hints, which make run acts on and make repro prints once.
+# xgov_digests.cli.group, one process between make and each dvc command: checks and repairs dvc.lock and
+# .dvc/tmp/rwlock before and after it, turns Ctrl-C / SIGTERM into one SIGINT to it and its stage (dvc passes on
+# neither), and (--drop-hints) drops DVC's staging and push hints, which make run acts on and make repro prints once.
 DVC_QUIET = $(BIN)/python -m xgov_digests.cli.quiet_dvc -- $(BIN)/dvc
-DVC_GROUP = $(BIN)/python -m xgov_digests.cli.group -- $(DVC_QUIET) --wait-for-lock
+DVC_GROUP = $(BIN)/python -m xgov_digests.cli.group --drop-hints -- $(BIN)/dvc --wait-for-lock
 # Before a dvc command outside DVC_GROUP: check and repair dvc.lock and .dvc/tmp/rwlock (docs/reliability.md).
 DVC_CHECK = $(BIN)/python -m xgov_digests.cli.group --check
 

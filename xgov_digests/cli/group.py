@@ -1,6 +1,7 @@
 """Run a command (a ``dvc`` call of ``make repro``) so that Ctrl-C or SIGTERM stops it and everything it started.
 
 python -m xgov_digests.cli.group -- dvc --wait-for-lock repro --single-item shard@3
+python -m xgov_digests.cli.group --drop-hints -- dvc --wait-for-lock repro --single-item shard@3
 python -m xgov_digests.cli.group --check          # only check (and repair) DVC's state files, as before every dvc call
 
 SIGINT, SIGTERM or SIGHUP become one SIGINT to the command's own process group (``xgov_digests.pipeline.procgroup``); a
@@ -10,6 +11,9 @@ Before and after a ``dvc`` command, DVC's own state files are checked under DVC'
 (``xgov_digests.pipeline.dvc_repair``): a ``dvc.lock`` cut short by a killed ``dvc`` is rebuilt from the stages it holds
 in full and the last good copy, an empty or corrupt ``.dvc/tmp/rwlock`` is cleared, the entries of dead processes are
 dropped. Each repair is one warning line on stderr.
+
+``--drop-hints`` drops DVC's staging and push hints from the command's stdout (``xgov_digests.cli.quiet_dvc``): the
+Makefile's ``dvc`` calls, one process between make and dvc.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, default=30.0,
                         help="seconds the command has to stop after the signal before it is killed (30)")  # fmt: skip
     parser.add_argument("--check", action="store_true", help="only check and repair DVC's state files")
+    parser.add_argument("--drop-hints", action="store_true",
+                        help="drop DVC's git-staging and 'dvc push' hints from stdout")  # fmt: skip
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args(argv)
     if args.check:
@@ -59,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     dvc = _is_dvc(command)
     if dvc and (status := check_state()) != 0:
         return status
+    stdout_filter = None
+    if args.drop_hints:
+        from xgov_digests.cli.quiet_dvc import without_hints
+
+        stdout_filter = without_hints
     try:
-        returncode = run_in_group(command, args.grace)
+        returncode = run_in_group(command, args.grace, stdout_filter)
     except OSError as exc:
         print(f"group: error: cannot run {command[0]}: {exc}", file=sys.stderr)
         return 127
@@ -70,4 +81,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # with --drop-hints, the copying thread may still block on a pipe another process holds open

@@ -24,11 +24,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DONE = b"done"
+DRAIN_S = 0.5  # after the command exits: its last lines are already in the pipe; this is time to copy them
+
+LineFilter = Callable[[Iterable[bytes]], Iterator[bytes]]
 
 
 def _start_sentinel(pgid: int, grace: float) -> subprocess.Popen[bytes] | None:
@@ -106,8 +111,19 @@ def _end_leftovers(pgid: int, sentinel: subprocess.Popen[bytes] | None, grace: f
             os.killpg(pgid, signal.SIGKILL)
 
 
-def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
-    """Run ``cmd`` to completion and return its exit status (128 + the signal's number when stopped by a signal)."""
+def _copy_lines(source: BinaryIO, line_filter: LineFilter) -> None:
+    out = sys.stdout.buffer
+    for line in line_filter(iter(source.readline, b"")):
+        out.write(line)
+        out.flush()
+
+
+def run_in_group(cmd: Sequence[str], grace: float = 30.0, stdout_filter: LineFilter | None = None) -> int:
+    """Run ``cmd`` to completion and return its exit status (128 + the signal's number when stopped by a signal).
+
+    With ``stdout_filter``, the command's stdout (and that of everything it starts) passes through it line by line
+    on a daemon thread; stderr is untouched. The thread is not joined to end of file (a process the command started
+    may hold the pipe open after the command exits): the caller ends with ``os._exit`` after flushing stdout."""
     received: list[tuple[int, float]] = []  # the first signal and when it came
     proc: subprocess.Popen[bytes] | None = None
 
@@ -124,7 +140,13 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         # stdin is not the terminal's: a background process group reading it would be stopped (SIGTTIN)
-        proc = subprocess.Popen(list(cmd), process_group=0, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(list(cmd), process_group=0, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE if stdout_filter else None)  # fmt: skip
+        reader = None
+        if stdout_filter is not None:
+            assert proc.stdout is not None
+            reader = threading.Thread(target=_copy_lines, args=(proc.stdout, stdout_filter), daemon=True)
+            reader.start()
         sentinel = _start_sentinel(proc.pid, grace)
         if received:  # a signal arrived while the command was starting
             stop_group()
@@ -138,6 +160,8 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0) -> int:
                     killed = True
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
+        if reader is not None:
+            reader.join(timeout=DRAIN_S)
         if received:
             _end_leftovers(proc.pid, sentinel, grace)
         _stop_sentinel(sentinel)
