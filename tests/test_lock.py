@@ -68,6 +68,11 @@ def linux_tags(python: tuple[int, int], arch: str) -> set[Tag]:
     return set(cpython_tags(python, platforms=platforms)) | set(compatible_tags(python, platforms=platforms))
 
 
+def marker_text(marker: str) -> str:
+    """One spelling of an environment marker (uv writes 'CPython' where pyproject may say "CPython")."""
+    return str(Marker(marker)) if marker else ""
+
+
 def test_lock_records_exactly_pyproject_dependency_tables() -> None:
     """uv.lock's record of the project's requirements is pyproject.toml's, entry for entry: edit one without
     `make lock` and this fails."""
@@ -75,14 +80,14 @@ def test_lock_records_exactly_pyproject_dependency_tables() -> None:
     for entry in root_package()["metadata"]["requires-dist"]:
         extras = f"[{','.join(sorted(entry['extras']))}]" if entry.get("extras") else ""
         recorded.add((canonicalize_name(entry["name"]), extras, str(Requirement(f"x{entry.get('specifier', '')}")
-                      .specifier), entry.get("marker", "")))  # fmt: skip
+                      .specifier), marker_text(entry.get("marker", ""))))  # fmt: skip
     declared = set()
     for extra, req in project_requirements():
         extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
         marker = f"extra == '{extra}'" if extra else ""
         if req.marker:
             marker = f"({req.marker}) and {marker}" if marker else str(req.marker)
-        declared.add((canonicalize_name(req.name), extras, str(req.specifier), marker))
+        declared.add((canonicalize_name(req.name), extras, str(req.specifier), marker_text(marker)))
     assert declared == recorded, (
         f"pyproject.toml and uv.lock disagree (run make lock): only in pyproject {sorted(declared - recorded)}, "
         f"only in uv.lock {sorted(recorded - declared)}"
