@@ -172,7 +172,10 @@ def _repair_lock(root: Path, report: Report) -> None:
     lock, good = root / LOCK_FILE, root / GOOD_COPY
     if not lock.exists():
         return
-    text = lock.read_text(encoding="utf-8", errors="replace")
+    data = lock.read_bytes()
+    if good.exists() and good.read_bytes() == data:
+        return  # the good copy is only ever written after the same check: these bytes passed it
+    text = data.decode("utf-8", errors="replace")
     problem = lock_problem(text)
     if problem is None:
         if not good.exists() or good.read_bytes() != text.encode():
