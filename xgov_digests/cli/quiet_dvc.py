@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+
+from xgov_digests.pipeline.procgroup import DRAIN_S, copy_lines
 
 # The first line of each hint block, as DVC writes it; a block runs to the next line that is not blank or indented.
 HINTS = (
@@ -25,7 +26,6 @@ HINTS = (
     b"To enable auto staging, run:",
     b"Use `dvc push` to send your updates to remote storage.",
 )
-DRAIN_S = 0.5  # after dvc exits: its last lines are already in the pipe; this is time to copy them
 _RESET = b"\x1b[0m"  # colorama's reset after the last hint, on a terminal
 
 
@@ -70,19 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     # not inherit the ignored signal.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     assert proc.stdout is not None
-    reader = threading.Thread(target=_copy, args=(proc.stdout, sys.stdout.buffer), daemon=True)
+    reader = threading.Thread(target=copy_lines, args=(proc.stdout, without_hints), daemon=True)
     reader.start()
     status = proc.wait()
     # Not until end of file: a process the stage started (a watchdog, a git being killed) may hold the pipe open
     # after dvc has exited, and make must not wait for it.
     reader.join(timeout=DRAIN_S)
     return status
-
-
-def _copy(source: BinaryIO, out: BinaryIO) -> None:
-    for line in without_hints(iter(source.readline, b"")):
-        out.write(line)
-        out.flush()
 
 
 if __name__ == "__main__":

@@ -173,19 +173,19 @@ def _repair_lock(root: Path, report: Report) -> None:
     if not lock.exists():
         return
     data = lock.read_bytes()
-    if good.exists() and good.read_bytes() == data:
+    saved = good.read_bytes() if good.exists() else None
+    if saved == data:
         return  # the good copy is only ever written after the same check: these bytes passed it
     text = data.decode("utf-8", errors="replace")
     problem = lock_problem(text)
     if problem is None:
-        if not good.exists() or good.read_bytes() != text.encode():
-            good.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(good, text.encode())
-            report.saved = True
+        good.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(good, data)
+        report.saved = True
         return
     fallback, source = None, ""
-    if good.exists() and lock_problem(good.read_text(encoding="utf-8", errors="replace")) is None:
-        fallback = good.read_text(encoding="utf-8")
+    if saved is not None and lock_problem(saved_text := saved.decode("utf-8", errors="replace")) is None:
+        fallback = saved_text
         source = f"the last good copy {GOOD_COPY} ({time.strftime('%H:%M:%S', time.localtime(good.stat().st_mtime))})"
     elif (head := _git_head_lock(root)) is not None:
         fallback, source = head, "git's HEAD:dvc.lock"

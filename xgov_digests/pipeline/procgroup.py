@@ -111,7 +111,8 @@ def _end_leftovers(pgid: int, sentinel: subprocess.Popen[bytes] | None, grace: f
             os.killpg(pgid, signal.SIGKILL)
 
 
-def _copy_lines(source: BinaryIO, line_filter: LineFilter) -> None:
+def copy_lines(source: BinaryIO, line_filter: LineFilter) -> None:
+    """Copy ``source`` to stdout through ``line_filter``, a line at a time, flushed (the reader of a pipe)."""
     out = sys.stdout.buffer
     for line in line_filter(iter(source.readline, b"")):
         out.write(line)
@@ -145,7 +146,7 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0, stdout_filter: LineFil
         reader = None
         if stdout_filter is not None:
             assert proc.stdout is not None
-            reader = threading.Thread(target=_copy_lines, args=(proc.stdout, stdout_filter), daemon=True)
+            reader = threading.Thread(target=copy_lines, args=(proc.stdout, stdout_filter), daemon=True)
             reader.start()
         sentinel = _start_sentinel(proc.pid, grace)
         if received:  # a signal arrived while the command was starting
