@@ -21,7 +21,7 @@ import psutil
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import GitSpy, Workspace, write_feed
+from tests.conftest import VENV_BIN, GitSpy, Workspace, write_feed
 from tests.fixtures.sample import build_corpus
 from xgov_digests.core.params import load_params
 
@@ -187,7 +187,7 @@ def test_a_failed_shard_is_named_and_is_the_only_one_run_again(pipeline, tmp_pat
     (shim / "git").write_text(FAILING_GIT)
     (shim / "git").chmod(0o755)
     fail = tmp_path / "fail-clones.txt"
-    ws = pipeline("failing", extra_env={"PATH": f"{shim}:{os.environ['PATH']}", "FAIL_CLONES": str(fail),
+    ws = pipeline("failing", extra_env={"PATH": f"{shim}:{VENV_BIN}:{os.environ['PATH']}", "FAIL_CLONES": str(fail),
                                         "REAL_GIT": shutil.which("git") or "/usr/bin/git"})  # fmt: skip
     ws.set_params(ingest={"retries": 0})
     ws.dvc("repro", "--single-item", "fetch")
