@@ -23,6 +23,9 @@ OFFLINE_GIT = {
     "GIT_CONFIG_KEY_0": "url.http://127.0.0.1:9/.insteadOf",
     "GIT_CONFIG_VALUE_0": "https://github.com/",
 }
+# Every dvc a test starts, whatever environment it is given, sends no usage analytics (DVC would otherwise start a
+# daemon per command that posts to dvc.org): tests reach nothing but 127.0.0.1, run through make or by hand.
+os.environ["DVC_NO_ANALYTICS"] = "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
