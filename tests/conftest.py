@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,38 @@ def workspace_factory(tmp_path: Path):
         return make_workspace(tmp_path / name, feed, **kw)
 
     return factory
+
+
+class Reproduced:
+    """Workspaces as their first ``dvc repro`` leaves them, built once per session (per pytest-xdist worker) and
+    restored for each test that asks: the folder a ``build`` fills (sample repos, feed, workspace with its git
+    history, DVC cache and local remote) is copied back from a pristine copy to the same place, so that every
+    absolute path in it (params.yaml's feed, the feed's file:// URLs, dvc.lock) holds. DVC's site cache (its hash
+    state) is the test's own. Each test gets the files it would have built itself, and nothing another test did."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.envs: dict[str, dict[str, str]] = {}
+
+    def workspace(self, kind: str, build: Callable[[Path, dict[str, str]], Workspace], tmp_path: Path) -> Workspace:
+        """``build(folder, env)`` makes the workspace (with ``env`` among its variables) under ``folder``."""
+        live, pristine = self.root / kind, self.root / f"{kind}.pristine"
+        site_cache = {"DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site-cache")}
+        shutil.rmtree(live, ignore_errors=True)
+        if kind not in self.envs:
+            ws = build(live, site_cache)
+            shutil.copytree(live, pristine, symlinks=True)
+            self.envs[kind] = dict(ws.env)
+            return ws
+        shutil.copytree(pristine, live, symlinks=True)
+        ws = Workspace(live / "ws")
+        ws.env = {**self.envs[kind], **site_cache}
+        return ws
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Reproduced:
+    return Reproduced(tmp_path_factory.mktemp("reproduced"))
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import Workspace, write_feed
+from tests.conftest import Reproduced, Workspace, make_workspace, write_feed
 from tests.fixtures.sample import build_corpus
 from xgov_digests.pipeline.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, _whole_stages, check, lock_problem
 
@@ -35,13 +35,19 @@ def load(path: Path) -> dict:
     return YAML(typ="safe").load(path.read_text())["stages"]
 
 
-@pytest.fixture
-def ran(workspace_factory, tmp_path: Path) -> Workspace:
-    feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 6))
-    ws = workspace_factory(str(feed))
+def six_shards(folder: Path, env: dict[str, str]) -> Workspace:
+    feed = write_feed(folder / "feed.json", build_corpus(folder / "corpus", 6))
+    ws = make_workspace(folder / "ws", str(feed), extra_env=env)
     ws.set_params(shards=SHARDS)
     ws.commit("six shards")
     ws.run(sys.executable, "-m", "xgov_digests.cli.group", "--", "dvc", "repro", timeout=1800)
+    return ws
+
+
+@pytest.fixture
+def ran(reproduced: Reproduced, tmp_path: Path) -> Workspace:
+    """Six shards after a real dvc repro (built once per worker, a pristine copy for each test)."""
+    ws = reproduced.workspace("six-shards", six_shards, tmp_path)
     assert (ws.path / "dvc.lock").stat().st_size > 3 * 8192
     return ws
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Workspace, point_r2_at, write_feed
+from tests.conftest import Reproduced, Workspace, make_workspace, point_r2_at, write_feed
 from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.sample import build_corpus
 
@@ -38,16 +38,22 @@ def digest_objects(ws: Workspace) -> dict[str, str]:
     return {e["md5"]: e["relpath"] for e in listing}
 
 
-@pytest.fixture
-def pushed(workspace_factory, tmp_path: Path, s3_server: LocalS3) -> tuple[Workspace, str]:
-    feed = write_feed(tmp_path / "feed.json", build_corpus(tmp_path / "corpus", 6))
-    ws = workspace_factory(str(feed))
+def two_shards(folder: Path, env: dict[str, str]) -> Workspace:
+    ws = make_workspace(folder / "ws", str(write_feed(folder / "feed.json", build_corpus(folder / "corpus", 6))), env)
     ws.set_params(shards={"batch_size": 2, "offsets": [0, 1], "assign": "index"})  # index: 3 repos in shard 0
+    ws.dvc("repro")
+    return ws
+
+
+@pytest.fixture
+def pushed(reproduced: Reproduced, tmp_path: Path, s3_server: LocalS3) -> tuple[Workspace, str]:
+    """Six repos in two shards after dvc repro (built once per worker, a pristine copy for each test), pushed with
+    make push to a bucket of the test's own."""
+    ws = reproduced.workspace("two-shards", two_shards, tmp_path)
     bucket = s3_server.make_bucket(f"audit-{uuid.uuid4().hex[:12]}")
     point_r2_at(ws, s3_server, bucket)
     ws.dvc("remote", "default", "r2")
     shutil.copy2(ROOT / "Makefile", ws.path / "Makefile")
-    ws.dvc("repro")
     ws.commit("run")
     out = make(ws, "push")
     assert "missing 0, re-uploaded 0, still missing 0" in out.stdout

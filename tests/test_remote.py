@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Workspace, point_r2_at, write_feed
+from tests.conftest import Reproduced, Workspace, make_workspace, point_r2_at, write_feed
 from tests.fixtures.locals3 import LocalS3
-from tests.fixtures.sample import commit, write_files
+from tests.fixtures.sample import build_corpus, commit, write_files
 
 pytestmark = pytest.mark.slow
 SHARDS = {"batch_size": 3, "offsets": [0, 1, 2]}
@@ -40,20 +41,24 @@ def make(ws: Workspace, *args: str, env: dict[str, str] | None = None, check: bo
     )
 
 
-@pytest.fixture
-def pushed(tmp_path: Path, workspace_factory, s3_server: LocalS3):
-    from tests.fixtures.sample import build_corpus
-
-    entries = build_corpus(tmp_path / "corpus", 8)
-    feed = write_feed(tmp_path / "feed.json", entries)
-    ws = workspace_factory(str(feed))
+def three_shards(folder: Path, env: dict[str, str]) -> Workspace:
+    ws = make_workspace(folder / "ws", str(write_feed(folder / "feed.json", build_corpus(folder / "corpus", 8))), env)
     ws.set_params(shards=SHARDS)
+    ws.dvc("repro")
+    return ws
+
+
+@pytest.fixture
+def pushed(tmp_path: Path, reproduced: Reproduced, s3_server: LocalS3):
+    """Eight repos in three shards after dvc repro (built once per worker, a pristine copy for each test), pushed
+    to a bucket of the test's own."""
+    ws = reproduced.workspace("three-shards", three_shards, tmp_path)
     bucket = s3_server.make_bucket(f"r2-{tmp_path.name.lower().replace('_', '-')[:40]}")
     point_r2_at(ws, s3_server, bucket)
-    ws.dvc("repro")
     ws.commit("run")
     ws.dvc("push", "-r", "r2")
-    return ws, bucket, entries, feed, tmp_path / "corpus" / "repos"
+    feed = ws.path.parent / "feed.json"
+    return ws, bucket, json.loads(feed.read_text()), feed, ws.path.parent / "corpus" / "repos"
 
 
 def test_push_uploads_every_output_and_pull_restores_them(pushed, s3_server: LocalS3, tmp_path: Path) -> None:
