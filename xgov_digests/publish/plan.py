@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pandas as pd
-
 from xgov_digests.core.files import MERGED_STATS, SUMMARIES_DIR, digest_path, summaries_path
 from xgov_digests.core.params import Params, ParamsError, load_params
 from xgov_digests.core.s3 import S3ConfigError, bucket_url
-from xgov_digests.shard.stats import read_stats
+from xgov_digests.shard.stats import read_rows
 
 log = logging.getLogger("xgov_digests.publish")
 
@@ -195,7 +193,7 @@ def _overlaps(a: str, b: str) -> bool:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else str(value)
+    return None if value is None else str(value)
 
 
 def read_workspace(
@@ -205,27 +203,27 @@ def read_workspace(
     if not stats.exists():
         raise PublishError(f"{stats} not found: run 'dvc repro' (or 'dvc pull') first")
     try:
-        frame = read_stats(stats)
+        rows = read_rows(stats, ["url", "owner", "name", "offset", "status", "commit", "pushed_at"])
     except (ValueError, OSError) as exc:
         raise PublishError(f"{stats}: {exc}") from exc
     digests: list[LocalDigest] = []
     kept: set[str] = set()
     keys: set[str] = set()
     missing: list[str] = []
-    for row in frame.sort_values("url", key=lambda s: s.str.lower()).itertuples(index=False):
-        key = target.key(row.owner, row.name)
+    for row in sorted(rows, key=lambda r: str(r["url"]).lower()):
+        key = target.key(row["owner"], row["name"])
         if key in keys:
-            log.warning("two repos publish to one key: keeping the first", extra={"key": key, "url": row.url})
+            log.warning("two repos publish to one key: keeping the first", extra={"key": key, "url": row["url"]})
             continue
         keys.add(key)
-        if row.status not in PUBLISHED:
+        if row["status"] not in PUBLISHED:
             kept.add(key)
             continue
-        path = digest_path(summaries_path(row.offset, summaries), row.owner, row.name)
+        path = digest_path(summaries_path(row["offset"], summaries), row["owner"], row["name"])
         if not path.is_file():
             missing.append(str(path))
             continue
-        digests.append(LocalDigest(key, path, str(row.url), _text(row.commit), _text(row.pushed_at)))
+        digests.append(LocalDigest(key, path, str(row["url"]), _text(row["commit"]), _text(row["pushed_at"])))
     if missing:
         raise PublishError(
             f"{len(missing)} digest(s) of {stats} are not in the workspace, e.g. {missing[0]}: "
@@ -233,7 +231,7 @@ def read_workspace(
         )
     with ThreadPoolExecutor(workers) as pool:
         digests = [d for d, _ in pool.map(LocalDigest.read, digests)]
-    return WorkspaceDigests(digests, kept, keys, len(frame))
+    return WorkspaceDigests(digests, kept, keys, len(rows))
 
 
 # --- the index and the plan ----------------------------------------------------------------------------------

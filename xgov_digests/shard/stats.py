@@ -1,6 +1,7 @@
 """The per-repo stats schema: one row per assigned repo, one parquet file per shard.
 
-A shard writes its file with pyarrow alone; pandas (about half a second of imports) is loaded only to read.
+A shard writes its file with pyarrow alone, and publish reads rows with pyarrow alone; pandas (about half a second
+of imports) is loaded only where a frame is read (aggregate, retry).
 """
 
 from __future__ import annotations
@@ -108,6 +109,18 @@ def read_stats(path: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
     return frame[COLUMNS].astype(DTYPES)
+
+
+def read_rows(path: Path, columns: list[str]) -> list[dict[str, object]]:
+    """``columns`` of a stats file, one dict per row (nulls as None), read by pyarrow alone: a command that only
+    walks the rows (publish) starts without pandas' half second of imports. Raises ValueError like read_stats."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as file:  # (pq.read_table goes through pyarrow.dataset, which imports pandas)
+        missing = sorted(set(COLUMNS) - set(file.schema_arrow.names))
+        if missing:
+            raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
+        return file.read(columns=columns).to_pylist()
 
 
 def failed_shards(frame: pd.DataFrame) -> list[str]:
