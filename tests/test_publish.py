@@ -113,6 +113,32 @@ def test_publish_reads_the_stats_without_loading_pandas(site: Site) -> None:
     assert "pandas" not in loaded
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [("drop", "lacks columns ['status']"), ("null", "has rows without ['owner']"), ("garbage", "stats.parquet")],
+)
+def test_a_damaged_stats_file_is_named_and_nothing_is_published(site: Site, damage: str, message: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    site.add(3)
+    site.write()
+    path = site.path / "data" / "stats.parquet"
+    table = pq.read_table(path)
+    if damage == "drop":
+        pq.write_table(table.drop_columns(["status"]), path)
+    elif damage == "null":
+        owners = table.column("owner").to_pylist()
+        index = table.schema.get_field_index("owner")
+        pq.write_table(table.set_column(index, "owner", pa.array([owners[0], None, owners[2]], pa.string())), path)
+    else:
+        path.write_bytes(b"PAR1 not a parquet file")
+    site.lock()  # dvc.lock records the damaged file: the run is finished, the file is what is wrong
+    result = site.publish(expect=2)
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert writes(site.s3.proxy.take()) == [] and site.listing() == {}
+
+
 def test_second_publish_uploads_nothing_and_one_change_uploads_one(site: Site) -> None:
     repos = site.add(20)
     site.write()

@@ -196,6 +196,9 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+KEYS = ("url", "owner", "name", "offset", "status")  # the stats columns a published row cannot do without
+
+
 def read_workspace(
     target: Target, stats: Path = MERGED_STATS, summaries: Path = SUMMARIES_DIR, workers: int = 8
 ) -> WorkspaceDigests:
@@ -203,7 +206,7 @@ def read_workspace(
     if not stats.exists():
         raise PublishError(f"{stats} not found: run 'dvc repro' (or 'dvc pull') first")
     try:
-        rows = read_rows(stats, ["url", "owner", "name", "offset", "status", "commit", "pushed_at"])
+        rows = read_rows(stats, [*KEYS, "commit", "pushed_at"], required=KEYS)
     except (ValueError, OSError) as exc:
         raise PublishError(f"{stats}: {exc}") from exc
     digests: list[LocalDigest] = []

@@ -111,16 +111,21 @@ def read_stats(path: Path) -> pd.DataFrame:
     return frame[COLUMNS].astype(DTYPES)
 
 
-def read_rows(path: Path, columns: list[str]) -> list[dict[str, object]]:
+def read_rows(path: Path, columns: list[str], required: tuple[str, ...] = ()) -> list[dict[str, object]]:
     """``columns`` of a stats file, one dict per row (nulls as None), read by pyarrow alone: a command that only
-    walks the rows (publish) starts without pandas' half second of imports. Raises ValueError like read_stats."""
+    walks the rows (publish) starts without pandas' half second of imports. Raises ValueError like read_stats, and
+    when a ``required`` column holds a null."""
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as file:  # (pq.read_table goes through pyarrow.dataset, which imports pandas)
         missing = sorted(set(COLUMNS) - set(file.schema_arrow.names))
         if missing:
             raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
-        return file.read(columns=columns).to_pylist()
+        table = file.read(columns=columns)
+    nulls = [name for name in required if table.column(name).null_count]
+    if nulls:
+        raise ValueError(f"{path} has rows without {nulls}: re-run 'dvc repro' (or 'dvc pull') to rewrite it")
+    return table.to_pylist()
 
 
 def failed_shards(frame: pd.DataFrame) -> list[str]:
