@@ -96,14 +96,17 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check stages xgov_digests tests scripts bench
 
 # The whole suite (what CI runs) on PYTEST_WORKERS pytest-xdist workers; test-fast leaves out the `slow` tests.
-# Most of a test's time is subprocesses (git, dvc) and waits: more workers than the machine's two cores.
+# Most of a test's time is subprocesses (git, dvc) and waits: more workers than the machine's two cores. Tests are
+# handed out one at a time (--maxschedchunk 1), slow ones first (tests/conftest.py): xdist's default hands each
+# worker a quarter of its share at once, and the worker given the longest run of slow tests finishes alone.
 PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
+PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --maxschedchunk 1
 test: lint
-	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed-test
-	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # `dvc repro -j N` does not exist (DVC issue 755): `make -j N repro` runs up to N shards at once, each its own
 # `dvc --wait-for-lock repro --single-item shard@K` (DVC releases its lock while a stage's command runs). fetch runs

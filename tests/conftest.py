@@ -30,8 +30,9 @@ os.environ["DVC_NO_ANALYTICS"] = "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow (real dvc repro) tests first, each group in file order: pytest-xdist's workers then end together
-    rather than one of them running the longest tests last. The same order on every worker, as xdist requires."""
+    """The slow (real dvc repro) tests first, each group in file order: with the Makefile's ``--maxschedchunk 1``
+    each free worker takes the next one, and the workers end together on quick tests rather than one of them running
+    the longest tests last. The same order on every worker, as xdist requires."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
