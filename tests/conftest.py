@@ -36,6 +36,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dvc_site_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """DVC's site cache (its hash state, one folder per workspace path) under the session's temporary folder rather
+    than the host's /var/tmp/dvc, which would keep a folder for every workspace a test ever made."""
+    os.environ["DVC_SITE_CACHE_DIR"] = str(tmp_path_factory.mktemp("dvc-site-cache"))
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """20 sample repos (nested folders, a binary, an oversized file, a symlink, a non-ASCII name)."""
