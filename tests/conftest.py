@@ -181,9 +181,7 @@ class Reproduced:
             self.envs[kind] = dict(ws.env)
             return ws
         shutil.copytree(pristine, live, symlinks=True)
-        ws = Workspace(live / "ws")
-        ws.env = {**self.envs[kind], **site_cache}
-        return ws
+        return Workspace(live / "ws", {**self.envs[kind], **site_cache})
 
 
 @pytest.fixture(scope="session")

@@ -213,7 +213,7 @@ def read_workspace(
     kept: set[str] = set()
     keys: set[str] = set()
     missing: list[str] = []
-    for row in sorted(rows, key=lambda r: str(r["url"]).lower()):
+    for row in sorted(rows, key=lambda r: r["url"].lower()):
         key = target.key(row["owner"], row["name"])
         if key in keys:
             log.warning("two repos publish to one key: keeping the first", extra={"key": key, "url": row["url"]})

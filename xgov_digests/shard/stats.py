@@ -101,13 +101,17 @@ def wall_seconds(path: Path) -> float | None:
     return float(value) if value is not None else None
 
 
+def _check_columns(path: Path, names: list[str]) -> None:
+    missing = sorted(set(COLUMNS) - set(names))
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
+
+
 def read_stats(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     frame = pd.read_parquet(path)
-    missing = sorted(set(COLUMNS) - set(frame.columns))
-    if missing:
-        raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
+    _check_columns(path, list(frame.columns))
     return frame[COLUMNS].astype(DTYPES)
 
 
@@ -118,9 +122,7 @@ def read_rows(path: Path, columns: list[str], required: tuple[str, ...] = ()) ->
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as file:  # (pq.read_table goes through pyarrow.dataset, which imports pandas)
-        missing = sorted(set(COLUMNS) - set(file.schema_arrow.names))
-        if missing:
-            raise ValueError(f"{path} lacks columns {missing}: it was written by another version; re-run its shard")
+        _check_columns(path, file.schema_arrow.names)
         table = file.read(columns=columns)
     nulls = [name for name in required if table.column(name).null_count]
     if nulls:
