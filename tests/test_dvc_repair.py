@@ -48,7 +48,7 @@ def six_shards(folder: Path, env: dict[str, str]) -> Workspace:
 def ran(reproduced: Reproduced, tmp_path: Path) -> Workspace:
     """Six shards after a real dvc repro (built once per worker, a pristine copy for each test)."""
     ws = reproduced.workspace("six-shards", six_shards, tmp_path)
-    assert (ws.path / "dvc.lock").stat().st_size > 3 * 8192
+    assert (ws.path / "dvc.lock").stat().st_size > 2 * 8192  # three or more 8 KiB writes
     return ws
 
 
