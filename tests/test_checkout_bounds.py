@@ -127,11 +127,15 @@ def test_oversized_blob_asked_for_by_name_is_not_downloaded(tmp_path: Path) -> N
     blobs asked for could weigh under ``max_file_size``, and the oversized ones are found by halving."""
     sizes = {f"s{i}.txt": 300 for i in range(9)} | {"big1.txt": 8 << 20, "big2.txt": 8 << 20}
     singles_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), sizes)
-    with GitServer(tmp_path / "srv", lifetime=120, bandwidth=8 << 20) as server:  # 16 MiB would take 2 s
+    # Each fetch is stopped by a look at the pack fifty times a second: what passes before git dies is the
+    # bandwidth times that look's delay, which a loaded machine stretches. The halving stops 9 fetches (at 8 MiB/s:
+    # 1.9 MiB sent on an idle machine, 4.6 MiB during a whole test run); at 2 MiB/s the bound leaves each ~200 ms.
+    with GitServer(tmp_path / "srv", lifetime=120, bandwidth=2 << 20) as server:  # 16 MiB would take 8 s
         start = time.monotonic()
         checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb", clone_filter="auto", timeout=60,
                               max_file_size=MAX)  # fmt: skip
         took, sent = time.monotonic() - start, server.bytes_sent
+    with GitServer(tmp_path / "srv", lifetime=120) as server:  # the whole repo, for the digest to compare with
         full = clone_repo(f"{server.url}org/bomb", tmp_path / "off" / "bomb", clone_filter="off", timeout=60,
                           max_file_size=MAX)  # fmt: skip
     digests = [make_digest(c.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6).data for c in (checkout, full)]
@@ -163,7 +167,9 @@ def test_repo_over_max_repo_bytes_fails_and_stays_bounded(tmp_path: Path, mode: 
     _files_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), 64, 100_000, compressible)  # 6.4 MB checked out
     peak = [0]
     dest = tmp_path / "c" / "bomb"
-    with GitServer(tmp_path / "srv", lifetime=120, bandwidth=8 << 20) as server:
+    # git is stopped by a look fifty times a second: at 2 MiB/s the 1 MiB of slack below is 500 ms of that look's
+    # delay, which a loaded machine stretches.
+    with GitServer(tmp_path / "srv", lifetime=120, bandwidth=2 << 20) as server:
         done = threading.Event()
 
         def sample() -> None:
