@@ -284,3 +284,13 @@ def test_ci_script_installs_through_make_and_fails_on_any_test_failure() -> None
     check_installs_from_lock(lines, ".ci/run")
     assert not any(re.search(r"\bpip3? install\b|\bvenv\b", ln) and "apt-get" not in ln for ln in lines), lines
     assert not any(re.search(r"make test.*(\|\||;)", ln) for ln in lines), "make test's exit status must stand"
+
+
+def test_readme_says_how_to_upgrade_a_dependency_and_what_a_gitingest_upgrade_changes() -> None:
+    """The upgrade path is on the README's page, with the Makefile target it names: make lock's UPGRADE=<name>."""
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "make lock UPGRADE=<name>" in readme and "uv.lock" in readme, "the README names make lock UPGRADE="
+    assert "gitingest is a digest-format change" in readme
+    assert "`pip install .` still works" in readme
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^lock:.*\n\t.*--upgrade-package \$\(p\)", makefile, re.M), "make lock UPGRADE= is gone"
