@@ -109,11 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     # Only a real run needs these; gitingest comes with the first cache miss (ShardRun), pandas never.
     from xgov_digests.core.diskfull import DiskFull, enospc, failed_path
     from xgov_digests.core.s3 import S3ConfigError
+    from xgov_digests.digest.version import EnvironmentMismatch, check_environment
     from xgov_digests.shard.cache import open_cache
     from xgov_digests.shard.progress import ShardProgress, summary
     from xgov_digests.shard.run import ShardRun
     from xgov_digests.shard.stats import stats_path, write_stats
 
+    try:  # the versions in the shard's DVC key must be the ones the digests are made with
+        check_environment()
+    except EnvironmentMismatch as exc:
+        print(f"shard: error: {exc}", file=sys.stderr)
+        return 2
     settings = params.ingest
     if args.workers is not None:
         settings = type(settings)(**{**settings.__dict__, "workers": args.workers})

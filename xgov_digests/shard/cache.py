@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from xgov_digests.core.files import resolve_location, write_atomic
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
-from xgov_digests.digest.version import FORMAT_VERSION, GITINGEST_VERSION
+from xgov_digests.digest.version import DIGEST_VERSIONS, FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 ENTRY_VERSION = 2
@@ -53,7 +53,7 @@ def fingerprint(settings: IngestParams) -> str:
         "max_files": settings.max_files,
         "max_total_bytes": settings.max_total_bytes,
         "format": FORMAT_VERSION,
-        "gitingest": GITINGEST_VERSION,
+        "versions": DIGEST_VERSIONS,
     }
     return json.dumps(parts, sort_keys=True)
 
