@@ -27,6 +27,8 @@ OFFLINE_GIT = {
 # Every dvc a test starts, whatever environment it is given, sends no usage analytics (DVC would otherwise start a
 # daemon per command that posts to dvc.org): tests reach nothing but 127.0.0.1, run through make or by hand.
 os.environ["DVC_NO_ANALYTICS"] = "1"
+# The shared (S3) digest cache signs its entries with this secret and refuses to start without it: a test-only value.
+os.environ.setdefault("XGOV_CACHE_KEY", "test-only-digest-cache-secret-0123456789abcdef")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -29,6 +29,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 VENV_BIN = Path(sys.executable).parent
 R2_SETTINGS = {"R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_ACCOUNT_ID", "R2_BUCKET"}
+SECRETS = R2_SETTINGS | {"XGOV_CACHE_KEY"}  # the shared digest cache's signing secret (workers, collect)
 EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 
 
@@ -140,7 +141,7 @@ def test_workflow_structure_expressions_resolve() -> None:
             step = re.search(r"steps\.([\w-]+)\.outputs\.([\w-]+)", output)
             script = next(s.get("run", "") for s in steps(job) if s.get("id") == step[1])
             assert f"{step[2]}=" in script and "$GITHUB_OUTPUT" in script, f"{name}: {output} is never written"
-    assert secrets == R2_SETTINGS
+    assert secrets == SECRETS
     text = WORKFLOW.read_text()
     assert not re.search(r"AKIA[0-9A-Z]{16}|[0-9a-f]{32}", text), "a credential-like literal in the workflow"
 
