@@ -72,10 +72,42 @@ def test_etag_disagreement_falls_back_to_the_stored_sha256(site: Site) -> None:
     second = site.publish()
     assert summary(second)["uploaded"] == "0" and summary(second)["unchanged"] == "5"
     requests = site.s3.proxy.take()
-    assert sum(r.method == "HEAD" for r in requests) == 5  # checked once …
+    digests = [r for r in requests if r.method == "GET" and r.path.endswith(".txt")]
+    assert len(digests) == 5 and len({r.path for r in digests}) == 5  # read and hashed once, in one planning round …
+    assert not [r for r in requests if r.method == "HEAD"]  # … never the object's own claim
     assert LEASE not in site.listing()
     site.publish()
-    assert not [r for r in site.s3.proxy.take() if r.method == "HEAD"]  # … then the index holds LIST's ETags
+    assert not [r for r in site.s3.proxy.take() if r.path.endswith(".txt")]  # … then the index holds LIST's ETags
+    site.s3.proxy.put_etag = False
+
+
+@pytest.mark.parametrize("put_etag", [False, True], ids=["etags-agree", "put-etags-differ"])
+def test_a_same_size_overwrite_carrying_the_right_metadata_is_restored(site: Site, put_etag: bool) -> None:
+    """Bytes decide, not the object's own ``sha256`` metadata: an outside writer can set that too."""
+    repos = site.add(4)
+    site.write()
+    site.s3.proxy.put_etag = put_etag
+    site.publish()
+    before = site.state()
+    client = site.s3.client()
+    body, ctype, meta = before[repos[1].key]
+    forged = body.replace(b"line 1 ", b"LINE 1 ")  # same size, other bytes, the genuine metadata (sha256 included)
+    assert len(forged) == len(body) and forged != body
+    client.put_object(Bucket=site.bucket, Key=repos[1].key, Body=forged, ContentType=ctype, Metadata=meta)
+    assert site.state()[repos[1].key][2]["sha256"] == meta["sha256"]
+
+    healed = site.publish()
+    s = summary(healed)
+    assert (s["uploaded"], s["restored"], s["unchanged"]) == ("1", "1", "3"), healed.stdout
+    after = site.state()
+    digests = [k for k in before if k.endswith(".txt")]
+    assert {k: after[k] for k in digests} == {k: before[k] for k in digests}
+    index = json.loads(after["summaries/_index.json"][0])
+    listed = {k: etag.strip('"') for k, (etag, _) in site.listing().items()}
+    assert index[repos[1].key]["sha256"] == meta["sha256"]
+    if not put_etag:
+        assert all(e["etag"] == listed[k] for k, e in index.items())
+    assert summary(site.publish())["uploaded"] == "0"
     site.s3.proxy.put_etag = False
 
 

@@ -49,7 +49,7 @@ class Bucket:
     def __init__(self, client: Any, target: Target, endpoint: str | None, secret: str | None = None) -> None:
         self.client, self.target, self.endpoint, self.secret = client, target, endpoint, secret
         self._said_no_index = False
-        self.heads: dict[str, str | None] = {}  # key -> stored sha256, as read by stored_sha256 in this run
+        self.hashed: dict[tuple[str, str], str | None] = {}  # (key, ETag) -> sha256 of its bytes, read in this run
 
     def _reason(self, exc: BaseException) -> str:
         return reason(exc, self.secret)
@@ -132,21 +132,29 @@ class Bucket:
             progress.close()
         return results
 
-    def stored_sha256(self, keys: list[str], jobs: int) -> dict[str, str | None]:
-        """The ``sha256`` metadata publish stored on each object (HEAD; None when absent or unreadable)."""
+    def content_sha256(self, listed: dict[str, str], jobs: int) -> dict[str, str | None]:
+        """The sha256 of each object's bytes as stored, ``listed`` mapping key -> the ETag LIST reported: one GET
+        with ``If-Match`` on that ETag, so the bytes hashed are the object listed (None when it changed meanwhile or
+        cannot be read). Never the object's own ``sha256`` metadata: whoever overwrites an object can set that too."""
 
-        def head(key: str) -> str | None:
-            if key in self.heads:  # the second planning round, under the lease, asks again
-                return self.heads[key]
+        def get(item: tuple[str, str]) -> str | None:
+            if item in self.hashed:  # the second planning round, under the lease, asks again
+                return self.hashed[item]
+            key, etag = item
             try:
-                return self.client.head_object(Bucket=self.target.bucket, Key=key).get("Metadata", {}).get("sha256")
+                body = self.client.get_object(Bucket=self.target.bucket, Key=key, IfMatch=f'"{etag}"')["Body"]
+                digest = hashlib.sha256()
+                for chunk in body.iter_chunks(1 << 16):
+                    digest.update(chunk)
+                return digest.hexdigest()
             except Exception:  # noqa: BLE001 - unknown: the object is uploaded again
                 return None
 
-        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="head") as pool:
-            found = dict(zip(keys, pool.map(head, keys), strict=True))
-        self.heads.update(found)
-        return found
+        items = list(listed.items())
+        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="verify") as pool:
+            found = dict(zip(items, pool.map(get, items), strict=True))
+        self.hashed.update(found)
+        return {key: found[(key, etag)] for key, etag in items}
 
     def put_index(self, blob: bytes, etag: str | None) -> str:
         """Write the index only if it is still the one read (``If-Match``), or still absent (``If-None-Match``)."""

@@ -88,19 +88,23 @@ def _plan(bucket: Bucket, ws: WorkspaceDigests, settings: Params, opts: Options,
 
 def _verify_etags(bucket: Bucket, old: dict[str, dict[str, Any]], listed: dict[str, Listed], jobs: int) -> None:
     """Objects whose listed ETag is not the one the index recorded, at the recorded size: some endpoints answer a
-    PUT with another ETag than LIST reports. The sha256 publish stored in the object's metadata decides; an object
-    that carries the recorded sha256 gets its listed ETag in the index (checked once, not re-uploaded)."""
-    suspects = [
-        k for k, e in old.items() if (o := listed.get(k)) and o.size == e.get("bytes") and o.etag != e.get("etag")
-    ]
+    PUT with another ETag than LIST reports, and an object overwritten from outside has another ETag too. The bytes
+    decide: each such object is read (once) and hashed; one whose bytes have the recorded sha256 gets its listed ETag
+    in the index (not re-uploaded), any other stays "differs in the bucket" and is uploaded again. The object's own
+    ``sha256`` metadata is never trusted: an outside writer can set it."""
+    suspects = {
+        k: o.etag
+        for k, e in old.items()
+        if (o := listed.get(k)) and o.size == e.get("bytes") and o.etag != e.get("etag")
+    }
     if not suspects:
         return
-    stored = bucket.stored_sha256(suspects, jobs)
+    stored = bucket.content_sha256(suspects, jobs)
     same = [k for k in suspects if stored[k] and stored[k] == old[k].get("sha256")]
     for key in same:
         old[key] = {**old[key], "etag": listed[key].etag}
     log.info(
-        "listed ETags differ from the recorded ones: checked the stored sha256",
+        "listed ETags differ from the recorded ones: hashed the stored bytes",
         extra={"objects": len(suspects), "same_content": len(same)},
     )
 
