@@ -115,3 +115,69 @@ def test_make_r2_and_the_remote_check_keep_config_local_private(workspace_factor
     checked = ws.python("-m", "xgov_digests.cli.check_remote", "r2")
     assert "made it private (600)" in checked.stderr
     assert local.stat().st_mode & 0o777 == 0o600
+
+
+VERIFY = """
+import json, random, sys
+from xgov_digests.pipeline.remote_audit import committed_outputs, open_store, audit
+_, store, _ = open_store("r2", 10)
+result = audit(store, committed_outputs(), repair=sys.argv[2] == "repair", verify=float(sys.argv[1]),
+               rng=random.Random(int(sys.argv[3])))
+print(json.dumps({"verified": result.verified, "corrupt": result.corrupt, "repaired": result.repaired,
+                  "missing": result.missing, "still_missing": result.still_missing, "expected": len(result.expected)}))
+"""
+
+
+def verify(ws: Workspace, share: float, repair: bool = False, seed: int = 0) -> dict:
+    out = ws.python("-c", VERIFY, str(share), "repair" if repair else "no", str(seed))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_verify_finds_an_object_whose_bytes_differ_and_repair_restores_it(
+    pushed: tuple[Workspace, str], s3_server: LocalS3, tmp_path: Path
+) -> None:
+    """Same key, same size, other bytes: the listing cannot tell; hashing what is stored can."""
+    ws, bucket = pushed
+    md5, relpath = next(iter(sorted(digest_objects(ws).items())))
+    key = f"dvc/files/md5/{md5[:2]}/{md5[2:]}"
+    client = s3_server.client()
+    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    forged = bytes([body[0] ^ 0x20]) + body[1:]
+    client.put_object(Bucket=bucket, Key=key, Body=forged)
+
+    listed_only = verify(ws, 0)
+    assert listed_only["verified"] == 0 and listed_only["corrupt"] == [] and listed_only["missing"] == []
+    full = verify(ws, 1.0)
+    assert full["verified"] == full["expected"] and full["corrupt"] == [md5]
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == forged  # without repair nothing is written
+    # a sample finds it when drawn: at a share of 1/N, each seed draws one object of N
+    drawn = [verify(ws, 1 / full["expected"], seed=s) for s in range(3)]
+    assert all(d["verified"] == 1 for d in drawn)
+    assert all((d["corrupt"] == [md5]) == (d["corrupt"] != []) for d in drawn)
+    repaired = verify(ws, 1.0, repair=True)
+    assert repaired["repaired"] == [md5] and repaired["still_missing"] == []
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    assert verify(ws, 1.0)["corrupt"] == []
+
+    clone = Workspace(tmp_path / "clone", ws.env)
+    ws.run("git", "clone", "-q", str(ws.path), str(clone.path))
+    clone.dvc("pull")
+    assert (clone.path / "data/summaries/shard-0" / relpath).read_bytes() == (
+        ws.path / "data/summaries/shard-0" / relpath
+    ).read_bytes()
+
+
+def test_verify_never_uploads_a_local_copy_that_does_not_hash_right(
+    pushed: tuple[Workspace, str], s3_server: LocalS3
+) -> None:
+    ws, bucket = pushed
+    md5, _ = next(iter(sorted(digest_objects(ws).items())))
+    key = f"dvc/files/md5/{md5[:2]}/{md5[2:]}"
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key=key, Body=b"rotted on the remote")
+    local = ws.path / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    local.chmod(0o644)
+    local.write_bytes(b"rotted locally too")
+    result = verify(ws, 1.0, repair=True)
+    assert result["corrupt"] == [md5] and result["repaired"] == [] and result["still_missing"] == [md5]
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"rotted on the remote"

@@ -5,13 +5,20 @@ DVC trusts a folder's ``.dir`` object on the remote for the whole folder: when o
 clone's ``dvc pull`` fails. This audit compares what ``dvc.lock``'s outputs name (each ``.dir`` object and every file
 it lists) with one paginated LIST of the remote's ``files/md5/`` prefix, and uploads the missing objects from the
 local DVC cache, byte for byte, under the keys DVC uses.
+
+Present is not the same as right: with ``verify`` (a share of the present objects, 1.0 for all) the audit also
+downloads objects and hashes them; an object whose bytes do not hash to its name (overwritten, truncated, rotted) is
+named as corrupt and, with ``repair``, uploaded again from the local cache when the local copy hashes right. The
+sample is drawn at random each run, so sampled audits cover the whole remote over time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,6 +54,8 @@ class Audit:
     still_missing: list[str] = field(default_factory=list)
     listed: int = 0
     pages: int = 0
+    verified: int = 0  # present objects downloaded and hashed
+    corrupt: list[str] = field(default_factory=list)  # md5s whose remote bytes hash to something else
 
 
 class LocalStore:
@@ -65,6 +74,10 @@ class LocalStore:
     def read(self, md5: str) -> bytes | None:
         path = self.root / _rel(md5)
         return path.read_bytes() if path.is_file() else None
+
+    def md5(self, md5: str) -> str | None:
+        path = self.root / _rel(md5)
+        return _file_md5(path) if path.is_file() else None
 
     def write(self, md5: str, src: Path) -> None:
         dest = self.root / _rel(md5)
@@ -94,6 +107,17 @@ class S3Store:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self.base + _rel(md5))["Body"].read()
         except Exception:  # noqa: BLE001 - absent or unreadable: the caller names it
+            return None
+
+    def md5(self, md5: str) -> str | None:
+        """The md5 of the object's bytes, streamed (None: unreadable)."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.base + _rel(md5))["Body"]
+            digest = hashlib.md5()
+            for chunk in body.iter_chunks(1 << 16):
+                digest.update(chunk)
+            return digest.hexdigest()
+        except Exception:  # noqa: BLE001 - unreadable: named as corrupt
             return None
 
     def write(self, md5: str, src: Path) -> None:
@@ -150,21 +174,59 @@ def expected_objects(outs: dict[str, str], store: LocalStore | S3Store, cache: P
     return expected
 
 
-def audit(store: LocalStore | S3Store, outs: dict[str, str], repair: bool, cache: Path = CACHE) -> Audit:
-    """Compare the remote's listing with what the outputs need; with ``repair``, upload the missing objects that
-    the local cache holds."""
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _content_md5(md5: str) -> str:
+    """What the object's bytes must hash to: its name (a folder's ``.dir`` object: its name without ``.dir``)."""
+    return md5.removesuffix(".dir")
+
+
+def verify_sample(present: list[str], share: float, rng: random.Random | None = None) -> list[str]:
+    """``share`` of ``present`` (at least one when the share is above 0), drawn at random; all for 1.0."""
+    if share <= 0 or not present:
+        return []
+    if share >= 1:
+        return sorted(present)
+    return sorted((rng or random.Random()).sample(sorted(present), max(1, round(len(present) * share))))
+
+
+def audit(
+    store: LocalStore | S3Store, outs: dict[str, str], repair: bool, cache: Path = CACHE, verify: float = 0.0,
+    jobs: int = 16, rng: random.Random | None = None,
+) -> Audit:  # fmt: skip
+    """Compare the remote's listing with what the outputs need; with ``verify``, download that share of the present
+    objects (1.0: all) and hash them; with ``repair``, upload the missing and corrupt objects that the local cache
+    holds (a local copy that does not hash right is never uploaded)."""
     expected = expected_objects(outs, store, cache)
     listed = store.list()
     result = Audit(expected, sorted(set(expected) - listed), listed=len(listed), pages=store.pages)
-    for md5 in result.missing:
+    sample = verify_sample([m for m in expected if m in listed], verify, rng)
+    if sample:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="verify") as pool:
+            found = dict(zip(sample, pool.map(store.md5, sample), strict=True))
+        result.verified = len(sample)
+        result.corrupt = sorted(m for m in sample if found[m] != _content_md5(m))
+        if result.corrupt:
+            log.warning("objects on the remote whose bytes do not match their hash", extra={
+                "objects": len(result.corrupt), "e.g.": describe(result.corrupt, expected, 3)})  # fmt: skip
+    for md5 in result.missing + result.corrupt:
         src = cache / _rel(md5)
-        if repair and src.is_file():
+        if repair and src.is_file() and _file_md5(src) == _content_md5(md5):
             store.write(md5, src)
             result.repaired.append(md5)
         else:
             result.still_missing.append(md5)
     if result.repaired:
-        log.warning("re-uploaded objects missing from the remote", extra={"objects": len(result.repaired)})
+        log.warning("re-uploaded objects missing from the remote or corrupt there",
+                    extra={"objects": len(result.repaired)})  # fmt: skip
     return result
 
 
