@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
 from xgov_digests.core.logs import redact
@@ -92,6 +93,34 @@ def _why(winner: _Candidate, loser: _Candidate) -> str:
     return "its record sorts later"
 
 
+def one_spelling_per_owner(kept: list[Checked]) -> list[Checked]:
+    """Owners that differ only in case (``Alphagov/a``, ``alphagov/b``) are one account on GitHub, and their digests
+    would share one folder on a case-insensitive disk (macOS's default, a Windows checkout), where it takes the
+    spelling of whichever was written first and the other digest's path no longer matches its stats row. Each such
+    owner gets one spelling, whatever the feed's order: the one most of its entries use, then the one that sorts
+    first; each entry written otherwise is rewritten to it (in its repo and its record) with a warning."""
+    spellings: dict[str, Counter[str]] = {}
+    for c in kept:
+        spellings.setdefault(c.repo.owner.lower(), Counter())[c.repo.owner] += 1
+    chosen = {
+        folded: min(counts, key=lambda s: (-counts[s], s)) for folded, counts in spellings.items() if len(counts) > 1
+    }
+    if not chosen:
+        return kept
+    out = []
+    for c in kept:
+        canon = chosen.get(c.repo.owner.lower(), c.repo.owner)
+        if canon != c.repo.owner:
+            log.warning("feed entry changed", extra={
+                "repo": f"{c.repo.owner}/{c.repo.name}",
+                "reason": f"owner {c.repo.owner!r} is written {canon!r} by other entries (one account: their digests "
+                          f"would share one folder on a case-insensitive disk): written {canon!r}",
+            })  # fmt: skip
+            c = replace(c, repo=replace(c.repo, owner=canon), record={**c.record, "owner": canon})
+        out.append(c)
+    return out
+
+
 def parse_feed(
     body: bytes, *, limit: int = 0, source: str = "feed", allowed_hosts: tuple[str, ...] | None = None,
     allow_file_urls: bool = True,
@@ -135,7 +164,7 @@ def parse_feed(
             "reason": f"{'same URL' if same_url else 'same owner/name (ignoring case)'} as entry {winner.index} "
                       f"({won.url}, pushedAt {won.pushed_at}), which is kept: {_why(winner, cand)}",
         })  # fmt: skip
-    ordered = [by_key[key].checked for key in sorted(by_key)]
+    ordered = one_spelling_per_owner([by_key[key].checked for key in sorted(by_key)])
     if limit:
         ordered = ordered[:limit]
     if dropped or duplicates:

@@ -15,6 +15,33 @@ class DigestMismatch(RuntimeError):
     """The digest files on disk are not exactly the ok and cached rows' digests."""
 
 
+CASE_ADVICE = (
+    "this disk ignores case (macOS's default, a Windows checkout) and two of the shard's repos differ only in the case "
+    "of their owner or name, so they share one folder or file. 'dvc repro --force' cannot fix that: run 'dvc repro "
+    "fetch' (it gives each owner one spelling and keeps one repo of each owner/name), then 'dvc repro'; or run on a "
+    "case-sensitive disk"
+)
+
+
+def _case_clash(shard_dir: Path, expected: set[Path], missing: list[Path], extra: list[Path]) -> str | None:
+    """The advice when the mismatch is a case-insensitive disk's doing: two expected paths equal but for case, or
+    every missing digest is on disk under another case."""
+    folded: dict[str, Path] = {}
+    for path in sorted(expected):
+        other = folded.setdefault(str(path).lower(), path)
+        if other != path:
+            return f"{shard_dir}: {other} and {path} differ only in case: {CASE_ADVICE}"
+    owners: dict[str, str] = {}
+    for path in sorted(expected):
+        first = owners.setdefault(path.parts[0].lower(), path.parts[0])
+        if first != path.parts[0]:
+            return f"{shard_dir}: owner folders {first!r} and {path.parts[0]!r} differ only in case: {CASE_ADVICE}"
+    on_disk = {str(p).lower() for p in extra}
+    if missing and all(str(m).lower() in on_disk for m in missing):
+        return f"{shard_dir}: {missing[0]} is on disk under another case: {CASE_ADVICE}"
+    return None
+
+
 def check_digests(frame: pd.DataFrame, offsets: list[int], directory: Path = SUMMARIES_DIR) -> int:
     """Check, shard by shard, that the digest files DVC tracks are exactly the ok + cached rows' digests.
 
@@ -32,12 +59,15 @@ def check_digests(frame: pd.DataFrame, offsets: list[int], directory: Path = SUM
                 f"{shard_dir}: {len(hidden)} digest(s) lie in folders DVC ignores, e.g. {hidden[0]}: DVC would not "
                 "track them; re-run 'dvc repro' (fetch drops such owners and names)"
             )
-        if missing := sorted(expected - on_disk):
+        missing, extra = sorted(expected - on_disk), sorted(on_disk - expected)
+        if (missing or extra) and (clash := _case_clash(shard_dir, expected, missing, extra)):
+            raise DigestMismatch(clash)
+        if missing:
             raise DigestMismatch(
                 f"{shard_dir}: {len(missing)} ok/cached repo(s) have no digest file, e.g. {missing[0]}; "
                 f"re-run 'dvc repro --force shard@{k}'"
             )
-        if extra := sorted(on_disk - expected):
+        if extra:
             raise DigestMismatch(
                 f"{shard_dir}: {len(extra)} file(s) are no ok/cached repo's digest, e.g. {extra[0]}; "
                 f"re-run 'dvc repro --force shard@{k}'"
