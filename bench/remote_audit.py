@@ -4,7 +4,8 @@ A moto S3 server on 127.0.0.1 holds a DVC remote of ``entries`` digest objects p
 listing them all (the remote layout ``<prefix>/files/md5/<aa>/<rest>``); the local DVC cache holds the ``.dir``.
 Timed: the audit (xgov_digests.pipeline.remote_audit.audit: read the .dir, one paginated LIST at 1,000 keys a page, the
 comparison), against the floor, a bare paginated LIST of the same prefix in the same run; then the audit with one
-object deleted from the bucket, repaired from the local cache.
+object deleted from the bucket, repaired from the local cache; then the verifying audit (``verify``: download and
+hash every object, and a 5% sample) with one object overwritten by same-size other bytes.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ def run(work: Path, *, entries: int, log: Any) -> dict[str, Any]:
         t = time.perf_counter()
         repaired = audit(store, outs, repair=True, cache=cache)
         repair_s = time.perf_counter() - t
+
+        rel = listing[1]["md5"]
+        client.put_object(Bucket=bucket, Key=f"dvc/files/md5/{rel[:2]}/{rel[2:]}", Body=b"x" * len(files[1][1]))
+        timed: dict[str, tuple[float, Any]] = {}
+        for name, share in (("verify_all", 1.0), ("verify_5pct", 0.05)):
+            store = S3Store(client, bucket, "dvc")
+            t = time.perf_counter()
+            found = audit(store, outs, repair=False, cache=cache, verify=share)
+            timed[name] = (time.perf_counter() - t, found)
     finally:
         s3.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -70,5 +80,9 @@ def run(work: Path, *, entries: int, log: Any) -> dict[str, Any]:
         "entries": entries, "list_pages": pages, "bare_list_s": round(floor, 3), "audit_s": round(audit_s, 3),
         "audit_x_bare_list": round(audit_s / floor, 2) if floor else None, "audit_missing": len(clean.missing),
         "repair_audit_s": round(repair_s, 3), "repaired": len(repaired.repaired),
-        "checks": {"clean_finds_nothing": not clean.missing, "repair_finds_the_one": repaired.repaired == [kept]},
+        **{f"{name}_s": round(took, 3) for name, (took, _) in timed.items()},
+        **{f"{name}_x_audit": round(took / audit_s, 1) for name, (took, _) in timed.items()},
+        **{f"{name}_objects": found.verified for name, (_, found) in timed.items()},
+        "checks": {"clean_finds_nothing": not clean.missing, "repair_finds_the_one": repaired.repaired == [kept],
+                   "verify_all_finds_the_overwrite": timed["verify_all"][1].corrupt == [rel]},
     }  # fmt: skip

@@ -106,7 +106,8 @@ def test_fetch_gives_one_spelling_before_any_shard_runs(tmp_path: Path, workspac
     ws.set_params(shards={"batch_size": 1, "offsets": [0], "assign": "index"})
     out = ws.dvc("repro", "--single-item", "fetch")
     warned = [json.loads(ln) for ln in out.stderr.splitlines() if ln.startswith("{") and "feed entry changed" in ln]
-    assert len(warned) == 1 and "org0/project-000" in json.dumps(warned), warned  # a tie: 'ORG0' sorts first; named before any shard
+    # named by fetch, before any shard runs; a tie of one each: 'ORG0' sorts first, so org0/project-000 is rewritten
+    assert len(warned) == 1 and "org0/project-000" in json.dumps(warned), warned
     manifest = json.loads((ws.path / "data/manifests/shard-0.json").read_text())
     owners = {e["name"]: e["owner"] for e in manifest["repos"]}
     assert owners["project-003"] == owners["project-000"]
