@@ -306,8 +306,8 @@ def test_killed_publish_converges_to_a_clean_publish(site: Site) -> None:
 
     resumed = site.publish("--prune", "--wait", "0", expect=1)  # the killed publish's lease has not expired
     assert "another publish" in resumed.stderr and "holds s3://" in resumed.stderr
-    expired = json.dumps({"holder": "killed:1", "expires": time.time() - 1}).encode()
-    site.s3.client().put_object(Bucket=site.bucket, Key=LEASE, Body=expired)  # as if its 15 minutes had passed
+    expired = json.dumps({"holder": "killed:1", "ttl": 1}).encode()  # its 15 minutes, shortened to 1 s
+    site.s3.client().put_object(Bucket=site.bucket, Key=LEASE, Body=expired)  # expires by the bucket's clock
     resumed = site.publish("--prune")
     assert "taking over an expired publish lease" in resumed.stderr
     assert summary(resumed)["pruned"] == "1"

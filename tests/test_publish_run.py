@@ -138,8 +138,32 @@ def test_a_crashed_holders_lease_blocks_with_a_clear_message_then_is_taken_over(
     blocked = site.publish("--wait", "1", expect=1)
     assert "waiting for the publish lease held by crashed-host:4242" in blocked.stderr
     assert "crashed-host:4242" in blocked.stderr and "taken over once it expires" in blocked.stderr
-    client.put_object(Bucket=site.bucket, Key=LEASE, Body=json.dumps({**held, "expires": time.time() - 1}).encode())
-    taken = site.publish("--wait", "5")
+    # expiry is the bucket's: a holder whose clock runs a day behind (its 'expires' long past) still holds …
+    client.put_object(Bucket=site.bucket, Key=LEASE, Body=json.dumps({**held, "expires": time.time() - 86400}).encode())
+    assert "crashed-host:4242" in site.publish("--wait", "1", expect=1).stderr
+    # … and one whose clock runs a day ahead expires with its ttl after the object's Last-Modified
+    ahead = {**held, "expires": time.time() + 86400, "ttl": 1}
+    client.put_object(Bucket=site.bucket, Key=LEASE, Body=json.dumps(ahead).encode())
+    taken = site.publish("--wait", "10")
     assert "taking over the expired publish lease of crashed-host:4242" in taken.stderr
     assert summary(taken)["uploaded"] == "2"
+    assert LEASE not in site.listing()
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'{"holder": 7, "ttl": "x"}', b"\xff\xfe"])
+def test_an_unreadable_lease_is_taken_over_once_expired_by_the_buckets_clock(site: Site, body: bytes) -> None:
+    from xgov_digests.publish.bucket import Bucket, Lease, LeaseError
+    from xgov_digests.publish.plan import Target
+
+    client = site.s3.client()
+    client.put_object(Bucket=site.bucket, Key=LEASE, Body=body)
+    bucket = Bucket(client, Target(site.bucket, LEASE.split("/")[0]), site.s3.endpoint)
+    with pytest.raises(LeaseError, match="another publish"):  # not expired yet: it blocks
+        Lease(bucket, ttl=60).acquire(wait=1)
+    lease = Lease(bucket, ttl=1)  # this run's ttl: the unreadable lease names none
+    start = time.monotonic()
+    lease.acquire(wait=10)
+    assert time.monotonic() - start < 8
+    assert json.loads(client.get_object(Bucket=site.bucket, Key=LEASE)["Body"].read())["nonce"] == lease.nonce
+    lease.release()
     assert LEASE not in site.listing()

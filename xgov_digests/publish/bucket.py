@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from xgov_digests.core.s3 import error_code, reason
@@ -186,6 +187,10 @@ class Lease:
     """``<prefix>/_publish.lease``: one publisher writes at a time. Taken with ``If-None-Match: *``, renewed with
     ``If-Match``, taken over only once expired (a killed publisher), deleted at the end.
 
+    Expiry is judged by the bucket's clock alone: a lease expires ``ttl`` seconds (the holder's, from its body; else
+    this run's) after its object's ``Last-Modified``, against the ``Date`` of the bucket's answer, so publishers whose
+    clocks disagree agree on it. A lease whose body is unreadable (not JSON, cut short) expires the same way.
+
     The lease's body carries a nonce of this run: a retried PUT whose first answer was lost finds its own lease and
     goes on, and renewal and release recognise it by the nonce even where the endpoint's PUT ETags differ from its
     GET ETags."""
@@ -202,7 +207,9 @@ class Lease:
         return self.bucket.target.lease_key
 
     def _body(self) -> bytes:
-        return json.dumps({"holder": self.holder, "nonce": self.nonce, "expires": time.time() + self.ttl}).encode()
+        return json.dumps(
+            {"holder": self.holder, "nonce": self.nonce, "ttl": self.ttl, "expires": time.time() + self.ttl}
+        ).encode()
 
     def _put(self, **condition: str) -> None:
         b = self.bucket
@@ -233,7 +240,7 @@ class Lease:
                 log.info("the publish lease is this run's (a retried PUT)", extra={"key": self.key})
                 self.etag, self.renewed = current.etag, time.monotonic()
                 return
-            if current.etag and current.expires < time.time():
+            if current.etag and current.expired:
                 log.warning("taking over an expired publish lease", extra={"holder": current.holder, "key": self.key})
                 print(f"publish: taking over the expired publish lease of {current.holder}", file=sys.stderr)
                 try:
@@ -263,14 +270,28 @@ class Lease:
         b = self.bucket
         try:
             obj = b.client.get_object(Bucket=b.target.bucket, Key=self.key)
-            info = json.loads(obj["Body"].read())
-            return LeaseState(
-                str(info.get("holder", "?")), float(info.get("expires", 0)), _etag(obj["ETag"]), info.get("nonce")
-            )
-        except Exception as exc:  # noqa: BLE001 - released meanwhile, or unreadable: try again / take over
+            body = obj["Body"].read()
+        except Exception as exc:  # noqa: BLE001 - released meanwhile, or not answered: try again
             if error_code(exc) in ("NoSuchKey", "404"):
                 return LeaseState("?", time.time() + self.ttl, None, None)
             return LeaseState("?", 0.0, None, None)
+        try:
+            info = json.loads(body)
+            info = info if isinstance(info, dict) else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            info = {}  # unreadable: expires by its Last-Modified and this run's ttl
+        ttl = info.get("ttl")
+        ttl = float(ttl) if isinstance(ttl, int | float) and not isinstance(ttl, bool) and 0 < ttl else self.ttl
+        modified = obj["LastModified"].timestamp()
+        date = obj.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        try:
+            now = parsedate_to_datetime(date).timestamp() if date else time.time()
+        except (TypeError, ValueError):
+            now = time.time()
+        holder = str(info.get("holder", "?")) if info else "? (an unreadable lease)"
+        nonce = info.get("nonce")
+        return LeaseState(holder, modified + ttl, _etag(obj["ETag"]), nonce if isinstance(nonce, str) else None,
+                          expired=now > modified + ttl)  # fmt: skip
 
     def renew_if_due(self) -> None:
         if self.etag and time.monotonic() - self.renewed > self.ttl / 3:
@@ -302,6 +323,7 @@ class LeaseState:
     """The lease object as read: who holds it, until when, its GET ETag (None: no lease) and its run's nonce."""
 
     holder: str
-    expires: float
+    expires: float  # by the bucket's clock: Last-Modified + the holder's ttl
     etag: str | None
     nonce: str | None
+    expired: bool = False
