@@ -85,20 +85,54 @@ def _stream(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
     return proc.wait(), "".join(lines)
 
 
+def stale_stages(targets: list[str], root: Path = Path(".")) -> set[str]:
+    """The ``targets`` that ``dvc status --json`` reports as not up to date here (changed deps, missing or changed
+    outputs, not in ``dvc.lock``). Raises ScaleoutError when DVC cannot tell (fail closed)."""
+    result = subprocess.run([*DVC, "status", "--json", *targets], cwd=root, capture_output=True, text=True)
+    try:
+        status = json.loads(result.stdout or "{}") if result.returncode == 0 else None
+    except ValueError:
+        status = None
+    if not isinstance(status, dict):
+        raise ScaleoutError(f"'dvc status --json' failed (exit {result.returncode}): {result.stderr.strip()[-500:]}")
+    return {t for t in targets if t in status}
+
+
+def lock_entries(targets: list[str], root: Path = Path(".")) -> dict[str, object]:
+    """Each target's entry in ``dvc.lock`` as DVC wrote it (absent: None)."""
+    lock = root / "dvc.lock"
+    stages = (YAML(typ="safe").load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}) if lock.exists() else {}
+    return {t: stages.get(t) for t in targets}
+
+
 def probe(offsets: list[int]) -> Collected:
     """Restore every shard that the remote's run-cache holds (``dvc repro --pull``); a shard it lacks is not
-    digested (its command exits at once): it is reported missing."""
+    digested (its command exits at once): it is reported missing. What each shard is comes from DVC's own data, never
+    its printed words: ``dvc status --json`` after the run says which are up to date, and ``dvc.lock`` says which of
+    those the run recorded anew (restored from the run-cache) and which it left as they were (already here, or
+    pulled as the committed ``dvc.lock`` records them). A shard still missing whose run-cache holds a complete
+    entry beside entries whose data never reached the remote (a worker killed mid-push) is restored from the
+    complete one (:func:`restore_complete`)."""
     targets = [f"shard@{k}" for k in offsets]
-    _, out = _stream([*DVC, "repro", "--pull", "--keep-going", "--single-item", *targets],
-                     {**os.environ, PROBE_ENV: "1"})  # fmt: skip
+    before = lock_entries(targets)
+    _stream([*DVC, "repro", "--pull", "--keep-going", "--single-item", *targets],
+            {**os.environ, PROBE_ENV: "1"})  # fmt: skip
+    stale = stale_stages(targets)
+    if stale:
+        from xgov_digests.pipeline.runcache import restore_complete
+
+        if restore_complete(sorted(stale)):
+            _stream([*DVC, "repro", "--keep-going", "--single-item", *sorted(stale)], {**os.environ, PROBE_ENV: "1"})
+            stale = stale_stages(targets)
+    after = lock_entries(targets)
     got = Collected()
     for t in targets:
-        if f"Stage '{t}' is cached - skipping run" in out:
-            got.from_run_cache.append(t)
-        elif f"Stage '{t}' didn't change, skipping" in out:
-            got.up_to_date.append(t)
-        else:
+        if t in stale:
             got.missing.append(t)
+        elif after[t] != before[t]:
+            got.from_run_cache.append(t)
+        else:
+            got.up_to_date.append(t)
     return got
 
 
