@@ -70,3 +70,47 @@ def test_fresh_coordinator_sees_unchanged_restored_and_missing_shards(
     assert committed_files(fresh, "HEAD") <= DVC_GIT_FILES
     status = fresh.dvc("status", "--json").stdout
     assert "shard@" not in status and "aggregate" not in status
+
+
+def test_a_real_push_stopped_after_its_run_cache_entry(
+    three_machines, s3_server: LocalS3, tmp_path: Path  # noqa: F811 - the fixture
+) -> None:
+    """Worker B's real ``dvc push --run-cache`` has its data uploads refused (a token losing access, a network cut),
+    after DVC sent the run-cache entry: the entry is on the remote, its stats object is not. Worker A's complete entry
+    for the same shard is restored beside it, and B's is named."""
+    from tests.fixtures.s3proxy import S3Proxy
+
+    origin, bucket, machines, feed, entries = three_machines
+    (coord, _), (a, _), (b, _) = machines["coordinator"], machines["worker-a"], machines["worker-b"]
+    make(coord, "fetch-publish")
+    coord.git("push", "-q", "origin", "HEAD")
+    a.git("pull", "-q")
+    make(a, "worker", "OFFSET=0")
+    complete = set(s3_server.objects(bucket, "dvc/runs/"))
+    assert len(complete) == 1
+
+    proxy = S3Proxy(s3_server.server.get_host_and_port())
+    try:
+        b.git("pull", "-q")
+        b.dvc("remote", "modify", "--local", "r2", "endpointurl", proxy.endpoint)
+        proxy.deny = f"/{bucket}/dvc/files/"  # data uploads refused; run-cache entries and the digest cache pass
+        failed = make(b, "worker", "OFFSET=0", check=False)
+        assert failed.returncode != 0, failed.stdout
+    finally:
+        proxy.stop()
+    dangling = set(s3_server.objects(bucket, "dvc/runs/")) - complete
+    assert len(dangling) == 1, "DVC sent no run-cache entry before the data: nothing dangling to test"
+    entry = dangling.pop()
+
+    fresh, _ = machine(tmp_path, "fresh", tmp_path / "hub.git", origin.env)
+    out = make(fresh, "collect", "ALLOW_LOCAL=1")
+    text = out.stdout + out.stderr
+    assert "collect: from the run-cache: shard@0; already here: none; digested here: shard@1, shard@2, shard@3" in (
+        text
+    ), text
+    # whichever entry DVC tried first, shard 0 is worker A's complete result (B's stats differ: timings, cache hits)
+    stats = "data/stats/shard-0.parquet"
+    assert (fresh.path / stats).read_bytes() == (a.path / stats).read_bytes()
+    if "ignoring a run-cache entry" in text:  # DVC tried B's first: it is named
+        assert entry.rsplit("/", 1)[1] in text
+    print(f"DVC tried {'B' if 'ignoring a run-cache entry' in text else 'A'}'s entry first")
