@@ -28,14 +28,16 @@ Under both, what the repo takes under TMPDIR (its packs, then the blobs a checko
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xgov_digests.clone.git import (
     PERMANENT,
@@ -52,8 +54,9 @@ from xgov_digests.clone.git import (
 )  # fmt: skip
 from xgov_digests.core.backoff import attempts as retry_attempts
 from xgov_digests.core.logs import redact
+from xgov_digests.digest.build import Digest
 from xgov_digests.digest.patterns import IgnoreSpec
-from xgov_digests.digest.walk import ignore_spec
+from xgov_digests.digest.walk import ignore_spec, walk_order
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,56 @@ def pack_room(size: int) -> int:
     return size + size // 1000 + 64
 
 
+# A digest's cut falls after about ``max_summary_bytes`` of text; the files checked out before the digest runs are
+# those whose blocks start before CUT_MARGIN x that plus CUT_SLACK (a binary's or a notebook's block is shorter than
+# its blob, a latin-1 file's longer): past it, a file stands on disk with its size only until the digest asks for it.
+CUT_MARGIN = 1.25
+CUT_SLACK = 64 << 10
+_BLOCK_BYTES = 2 * 48 + 16  # a file's block beside its text and path: two separator lines, "FILE: ", newlines
+
+
+@dataclass(frozen=True)
+class CutCheckout(Checkout):
+    """A checkout whose files past the digest's estimated cut stand on disk with their size only (``absent``:
+    path -> size), for the walk to see; :meth:`bring` checks out the ones a digest asks for."""
+
+    absent: dict[str, int] = field(default_factory=dict)
+    _bring: Callable[[list[str]], None] | None = field(default=None, repr=False)
+
+    def bring(self, paths: list[str]) -> None:
+        """Check out ``paths`` (of :attr:`absent`): they leave ``absent``."""
+        if self._bring is not None:
+            self._bring(paths)
+        for path in paths:
+            self.absent.pop(path, None)
+
+
+def next_batch(needs: Iterable[str], absent: dict[str, int], left: int) -> list[str]:
+    """The files of ``needs`` (in the digest's order) to check out for a digest that has ``left`` characters to go
+    before its cut: as many as those characters, with the margin, could reach; at least one."""
+    budget, est, out = left * CUT_MARGIN + CUT_SLACK, 0.0, []
+    for path in needs:
+        if out and est > budget:
+            break
+        out.append(path)
+        est += absent.get(path, 0) + len(path) + _BLOCK_BYTES
+    return out
+
+
+def digest_cut(checkout: Checkout, cut: int, digest: Callable[[frozenset[str]], Digest]) -> tuple[Digest, float]:
+    """``digest(absent)`` of ``checkout`` (cut at ``cut`` bytes), checking out the next files each time it reaches
+    one still absent; returns the digest and the seconds spent checking out."""
+    absent = checkout.absent if isinstance(checkout, CutCheckout) else {}
+    bringing = 0.0
+    while True:
+        result = digest(frozenset(absent))
+        if not result.needs or not isinstance(checkout, CutCheckout):
+            return result, bringing
+        start = time.perf_counter()
+        checkout.bring(next_batch(result.needs, absent, cut - result.reached))
+        bringing += time.perf_counter() - start
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     """One path of HEAD's tree: ``kind`` is blob (a file), link (a symlink) or gitlink (a submodule); ``size`` is
@@ -103,11 +156,14 @@ class Tree:
 def clone_repo(
     url: str, dest: Path, *, clone_filter: str = "auto", timeout: float = 300.0, retries: int = 2,
     backoff: float = 1.0, max_file_size: int = 524288, max_tree_entries: int = DEFAULT_MAX_TREE_ENTRIES,
-    max_repo_bytes: int = DEFAULT_MAX_REPO_BYTES,
+    max_repo_bytes: int = DEFAULT_MAX_REPO_BYTES, max_summary_bytes: int | None = None,
 ) -> Checkout:  # fmt: skip
     """Clone ``url`` into ``dest`` with the strategy ``clone_filter``; the work tree digests like a full clone's
     (for a digest with this ``max_file_size``). A tree of more than ``max_tree_entries`` paths and folders, or a
-    download plus checkout of more than ``max_repo_bytes``, is a permanent :class:`CloneError`."""
+    download plus checkout of more than ``max_repo_bytes``, is a permanent :class:`CloneError`.
+
+    With ``max_summary_bytes`` (under ``auto``), the files a digest cut there cannot reach are not checked out: they
+    stand on disk with their size only, and the result is a :class:`CutCheckout` listing them."""
     if clone_filter not in CLONE_FILTERS:
         raise ValueError(f"clone_filter must be one of {CLONE_FILTERS}, got {clone_filter!r}")
     partial = clone_filter == "auto"
@@ -119,7 +175,11 @@ def clone_repo(
         log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
     elif partial:
-        _partial_checkout(step, list_tree(step, max_tree_entries, sizes=False))
+        tree = list_tree(step, max_tree_entries, sizes=False)
+        absent = _partial_checkout(step, tree, max_summary_bytes)
+        if absent:
+            step.end_partial_clone()
+            return CutCheckout(checkout.path, checkout.commit, absent, lambda paths: step.bring(tree, paths))
     else:
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
     if partial:
@@ -145,27 +205,34 @@ def _full_checkout(step: _Steps, tree: Tree) -> None:
         step.check_out(tree)
 
 
-def _partial_checkout(step: _Steps, tree: Tree) -> None:
-    """Fetch and check out the paths the walk can read, in at most three fetches."""
+def _partial_checkout(step: _Steps, tree: Tree, cut: int | None = None) -> dict[str, int]:
+    """Fetch and check out the paths the walk can read, in at most three fetches. With ``cut``, only the ignore and
+    attributes files are checked out until the digest's order is known; then :meth:`_Steps.defer` checks out the
+    files before the estimated cut and returns the others (path -> size), which stand on disk with their size."""
     if any(e.kind == _LINK and e.path.rpartition("/")[2] in _IGNORE_FILES for e in tree.entries):
         everything = {e.path for e in tree.entries if e.kind != _GITLINK}  # a symlinked ignore file: as off does
         step.fetch(everything, tree)
         step.check_out(tree)
-        first = everything
+        first, cut = everything, None
     else:
         first = walk_paths(tree.entries, ignore_spec(step.dest)) | always_fetched(tree.entries)
         step.fetch(first, tree)
+        if cut is not None:
+            step.shown = always_fetched(tree.entries) - step.skipped
         step.check_out(tree)
     wanted = walk_paths(tree.entries, ignore_spec(step.dest))  # the patterns of the ignore files now on disk
     if not wanted <= first:
         step.fetch(wanted - first, tree)
-        step.check_out(tree)
+        if cut is None:
+            step.check_out(tree)
     shrink = step.may_shrink(step.skipped)  # left out for their size, but they may be smaller on disk
     if shrink:
         skipped = step.skipped - shrink
         step.fetch(shrink, tree, limit=step.max_file_size * SHRINK_FACTOR)
         step.skipped |= skipped
-        step.check_out(tree)
+        if cut is None:
+            step.check_out(tree)
+    return {} if cut is None else step.defer(tree, wanted, cut)
 
 
 class _Steps:
@@ -183,6 +250,7 @@ class _Steps:
         self.fetched: set[str] = set()  # paths asked for
         self.skipped: set[str] = set()  # paths asked for whose blobs are not checked out (too large)
         self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
+        self.shown: set[str] | None = None  # the fetched paths to check out (None: all but the skipped ones)
 
     def run(
         self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"",
@@ -298,11 +366,71 @@ class _Steps:
             if value not in (b"unspecified", b"unset")
         }  # fmt: skip
 
+    def defer(self, tree: Tree, wanted: set[str], cut: int) -> dict[str, int]:
+        """Check out the files of ``wanted`` whose blocks start before the digest's estimated cut (``cut`` bytes, see
+        :data:`CUT_MARGIN`), every symlink and ignore or attributes file, and the files whose size on disk is not
+        their blob's (a :data:`SHRINKING` attribute, ``eol=crlf``) or whose name git alone may judge; the other
+        files of ``wanted`` are written as files of their blob's size with no content, for the walk to see. Returns
+        those (path -> size)."""
+        by_path = {e.path: e for e in tree.entries}
+        written = wanted & self.fetched - self.skipped
+        files = {p for p in written if by_path[p].kind == _BLOB}
+        real = (written - files) | (always_fetched(tree.entries) - self.skipped) | self._changed_on_disk(tree, files)
+        real |= {p for p in files if not _plain(p)}
+        size = {p: self.sizes.get(by_path[p].oid, 0) for p in files}
+        est = 512.0 + sum(len(p) + 8 for p in written)  # the header and the tree: a line a path, at most its path
+        budget = cut * CUT_MARGIN + CUT_SLACK
+        for path in digest_order(written, tree.entries):
+            if est > budget:
+                break
+            if path in files and size[path] <= self.max_file_size:
+                real.add(path)
+                est += size[path] + len(path) + _BLOCK_BYTES
+        absent = {p: size[p] for p in files - real}
+        self.add(tree, real)
+        for path, length in absent.items():
+            _placeholder(self.dest / path, length)
+        return absent
+
+    def _changed_on_disk(self, tree: Tree, paths: set[str]) -> set[str]:
+        """The ``paths`` whose checkout may differ in size from their blob (the checked-out ``.gitattributes``)."""
+        if not paths or not any(e.path.rpartition("/")[2] == ".gitattributes" for e in tree.entries):
+            return set()
+        out = self.run("check-attr", "-z", "--stdin", "eol", *SHRINKING,
+                       stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)))  # fmt: skip
+        fields = out.stdout.split(b"\0")
+        return {
+            os.fsdecode(path) for path, attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+            if (value == b"crlf" if attr == b"eol" else value not in (b"unspecified", b"unset"))
+        }  # fmt: skip
+
+    def bring(self, tree: Tree, paths: list[str]) -> None:
+        """Check out ``paths``, which :meth:`defer` left as files of their size only."""
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.dest / path)
+        self.add(tree, set(paths))
+
+    def add(self, tree: Tree, paths: set[str]) -> None:
+        """Write ``paths`` (fetched, not skipped) beside what is checked out, with git's checkout (attributes
+        apply). ``checkout-index`` rather than a second sparse ``read-tree -mu``: git 2.39's can mark a path as
+        written without writing it (a README.md added to the patterns stayed missing)."""
+        assert self.shown is not None
+        new = sorted(paths - self.shown - self.skipped)
+        if not new:
+            return
+        by_path = {e.path: e.oid for e in tree.entries}
+        self.check_room(sum(self.sizes.get(by_path[p], 0) for p in self.shown | set(new)))
+        self.run("checkout-index", "--ignore-skip-worktree-bits", "-z", "--stdin",
+                 stdin=b"".join(os.fsencode(p) + b"\0" for p in new), attempts=self.retries + 1)  # fmt: skip
+        self.shown |= set(new)
+
     def check_out(self, tree: Tree) -> None:
         """Write the fetched paths, less the skipped ones: a non-cone sparse checkout that fetches nothing."""
         by_path = {e.path: e.oid for e in tree.entries}
-        self.check_room(sum(self.sizes.get(by_path[p], 0) for p in self.fetched - self.skipped))
-        patterns = sparse_patterns(self.fetched, tree.entries, self.skipped)
+        shown = self.fetched - self.skipped if self.shown is None else self.shown - self.skipped
+        self.check_room(sum(self.sizes.get(by_path[p], 0) for p in shown))
+        patterns = sparse_patterns(shown, tree.entries, self.skipped)
         if any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line: '?' stands for the line break
             if _confusable(tree):
                 raise CloneError("the tree has paths that differ only where one holds a line break", PERMANENT)
@@ -317,6 +445,60 @@ class _Steps:
         # Its promisor and partialclonefilter keys go with it. Where git also set extensions.partialClone, a lazy
         # fetch now fails instead of reaching the network.
         self.git("config", "--remove-section", "remote.origin")
+
+
+def digest_order(paths: Iterable[str], entries: Iterable[TreeEntry]) -> list[str]:
+    """``paths`` (files and symlinks) in the digest's order: each folder's README first, then its files, dotfiles,
+    then its folders and symlinks (:func:`xgov_digests.digest.walk.walk_order`), depth first."""
+    files = {e.path for e in entries if e.kind == _BLOB}
+    root: dict[str, Any] = {}
+    for path in paths:
+        node = root
+        *folders, name = path.split("/")
+        for folder in folders:
+            node = node.setdefault(folder + "/", {})  # a folder's key ends with '/', a file's never does
+        node[name] = path
+
+    def ordered(node: dict[str, Any]) -> Iterator[str]:
+        return iter(sorted(node, key=lambda k: walk_order(k.rstrip("/"), node[k] in files if k[-1:] != "/" else False)))
+
+    out: list[str] = []
+    nodes, names = [root], [ordered(root)]
+    while names:
+        name = next(names[-1], None)
+        if name is None:
+            names.pop()
+            nodes.pop()
+            continue
+        value = nodes[-1][name]
+        if isinstance(value, dict):
+            nodes.append(value)
+            names.append(ordered(value))
+        else:
+            out.append(value)
+    return out
+
+
+def _plain(path: str) -> bool:
+    """Can a file at ``path`` be written by us instead of git? Not where git's own checks of a name may refuse it
+    (``.git`` in any case or with trailing dots and spaces, 8.3 short names, NTFS streams, backslashes)."""
+    if "\\" in path or ":" in path:
+        return False
+    for part in path.split("/"):
+        low = part.lower()
+        if part in ("", ".", "..") or low.rstrip(". ") == ".git" or low.startswith("git~"):
+            return False
+    return True
+
+
+def _placeholder(path: Path, size: int) -> None:
+    """A file of ``size`` bytes holding nothing (a hole: no block is written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
 
 
 def _confusable(tree: Tree) -> bool:
