@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def tree_files() -> dict[str, str | bytes]:
     files["g-over.txt"] = "o" * (MAX + 1)  # over max_file_size: not in the digest at all
     files["h-empty.txt"] = ""
     files |= {f"pkg/m{i:02d}.py": f"x_{i} = {i}\n" * 2000 for i in range(5)}
-    files |= {f"zz/late{i:02d}.txt": f"late {i}\n" * 3000 for i in range(8)}
+    files |= {f"zz/late{i:02d}.txt": random.Random(i).randbytes(12_000).hex() + "\n" for i in range(8)}  # packs ~2:1
     files["zz/package-lock.json"] = "{}\n" * 5000  # dropped by gitingest's default patterns
     return files
 
@@ -135,6 +136,35 @@ def test_a_file_past_the_cut_is_never_checked_out_or_read(served: Served, full: 
     assert not (checkout.path / "zz" / "package-lock.json").exists()  # dropped by pattern: not even its size
     assert (checkout.path / "link-to-readme").is_symlink()  # symlinks are always checked out
     assert (checkout.path / "README.md").read_text().startswith("# cut")
+
+
+def test_a_file_past_the_cut_is_never_downloaded(served: Served, full: Path, tmp_path: Path) -> None:
+    """The server answers ``object-info``: the sizes come without the blobs, and a file wholly past the cut never
+    leaves the server (git's own object store says it is missing; the server sent less than a clone without the
+    cut)."""
+    cap = 30_000
+    got, checkout, sent = cut_clone(served, tmp_path / "cut", cap)
+    assert got.data == stock_cut(full, cap) and checkout is not None
+    late = {p: git(full, "rev-parse", f"HEAD:{p}") for p in checkout.absent if p.startswith("zz/")}
+    assert len(late) == 8
+    missing = git(checkout.path, "rev-list", "--objects", "--missing=print", "HEAD")
+    assert {f"?{oid}" for oid in late.values()} <= set(missing.splitlines()), "a file past the cut was downloaded"
+    before = served.filtering.bytes_sent
+    clone_repo(f"{served.filtering.url}org/repo", tmp_path / "whole" / "repo", clone_filter="auto", timeout=60,
+               retries=0, max_file_size=MAX)  # fmt: skip
+    whole = served.filtering.bytes_sent - before
+    print(f"bytes sent: {sent} with the cut, {whole} without")
+    assert sent < whole / 2
+
+
+def test_without_object_info_the_sizes_come_with_the_blobs(served: Served, full: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A server that does not answer ``object-info`` (GitHub): the kept blobs are fetched for their sizes, and still
+    only the files before the cut are checked out; the same bytes."""
+    monkeypatch.setattr(strategy, "object_sizes", lambda *a, **k: None)
+    for cap in (30_000, 120_000):
+        got, checkout, _ = cut_clone(served, tmp_path / f"cut{cap}", cap)
+        assert got.data == stock_cut(full, cap) and checkout is not None and checkout.absent
 
 
 def test_the_comparison_can_fail(served: Served, full: Path, tmp_path: Path) -> None:

@@ -423,6 +423,57 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
         pipe.close()
 
 
+def _pkt(line: str) -> bytes:
+    data = line.encode()
+    return b"%04x" % (len(data) + 4) + data
+
+
+def effective_url(url: str) -> str:
+    """``url`` after the carried ``url.<base>.insteadOf`` rules, as git rewrites it (the longest prefix wins)."""
+    best, base = "", ""
+    for key, value in carried_config():
+        if key.startswith("url.") and key.endswith(".insteadof") and url.startswith(value) and len(value) > len(best):
+            best, base = value, key[4 : -len(".insteadof")]
+    return base + url[len(best) :] if best else url
+
+
+def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | None:
+    """The sizes of ``oids`` from the server's protocol v2 ``object-info`` command, one HTTP request, nothing
+    downloaded; None when the server does not answer it (GitHub does not advertise it; git's own upload-pack
+    answered it by default from 2.31 until 2.44) or anything fails: the caller then fetches the blobs for their
+    sizes. Only plain http(s) without credentials (the carried ``insteadOf`` rules apply)."""
+    import urllib.request
+
+    target = effective_url(url).rstrip("/")
+    if not oids or not target.startswith(("http://", "https://")) or "@" in urlsplit(target).netloc:
+        return None
+    body = b"".join([_pkt("command=object-info\n"), b"0001", _pkt("size\n"),
+                     *(_pkt(f"oid {oid}\n") for oid in oids), b"0000"])  # fmt: skip
+    request = urllib.request.Request(f"{target}/git-upload-pack", data=body, method="POST", headers={
+        "Git-Protocol": "version=2", "Content-Type": "application/x-git-upload-pack-request",
+        "Accept": "application/x-git-upload-pack-result"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - http(s) only, checked above
+            data = reply.read(len(oids) * 64 + 4096)
+    except (OSError, ValueError):
+        return None
+    sizes: dict[str, int] = {}
+    pos = 0
+    while pos + 4 <= len(data):
+        try:
+            length = int(data[pos : pos + 4], 16)
+        except ValueError:
+            return None
+        if length < 4:
+            pos += 4
+            continue
+        fields = data[pos + 4 : pos + length].decode("ascii", "replace").split()
+        pos += length
+        if len(fields) == 2 and fields[1].isdigit():
+            sizes[fields[0]] = int(fields[1])
+    return sizes if set(sizes) == set(oids) else None
+
+
 def too_large(max_bytes: int) -> str:
     """Why a repo failed that would take more than ``max_bytes`` under TMPDIR."""
     return (f"the repository takes more than {max_bytes} bytes to download and check out (ingest.max_repo_bytes): "

@@ -47,6 +47,7 @@ from xgov_digests.clone.git import (
     clone,
     failure_kind,
     last_line,
+    object_sizes,
     pack_bytes,
     run_git,
     sweep_partial_packs,
@@ -99,6 +100,12 @@ class CutCheckout(Checkout):
 
     absent: dict[str, int] = field(default_factory=dict)
     _bring: Callable[[list[str]], None] | None = field(default=None, repr=False)
+    _finish: Callable[[], None] | None = field(default=None, repr=False)
+
+    def finish(self) -> None:
+        """The digest is done: the clone stops being a partial clone (no later git command can fetch)."""
+        if self._finish is not None:
+            self._finish()
 
     def bring(self, paths: list[str]) -> None:
         """Check out ``paths`` (of :attr:`absent`): they leave ``absent``."""
@@ -128,6 +135,8 @@ def digest_cut(checkout: Checkout, cut: int, digest: Callable[[frozenset[str]], 
     while True:
         result = digest(frozenset(absent))
         if not result.needs or not isinstance(checkout, CutCheckout):
+            if isinstance(checkout, CutCheckout):
+                checkout.finish()
             return result, bringing
         start = time.perf_counter()
         checkout.bring(next_batch(result.needs, absent, cut - result.reached))
@@ -171,6 +180,7 @@ def clone_repo(
     checkout = clone(url, dest, timeout=timeout, retries=retries, backoff=backoff, extra_args=args,
                      max_bytes=max_repo_bytes)  # fmt: skip
     step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size, max_repo_bytes)
+    step.url = url
     if partial and not step.missing():
         log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
@@ -178,8 +188,10 @@ def clone_repo(
         tree = list_tree(step, max_tree_entries, sizes=False)
         absent = _partial_checkout(step, tree, max_summary_bytes)
         if absent:
-            step.end_partial_clone()
-            return CutCheckout(checkout.path, checkout.commit, absent, lambda paths: step.bring(tree, paths))
+            if not step.sized:  # every blob the digest may read is here
+                step.end_partial_clone()
+            return CutCheckout(checkout.path, checkout.commit, absent, lambda paths: step.bring(tree, paths),
+                               step.end_partial_clone if step.sized else None)  # fmt: skip
     else:
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
     if partial:
@@ -216,7 +228,16 @@ def _partial_checkout(step: _Steps, tree: Tree, cut: int | None = None) -> dict[
         first, cut = everything, None
     else:
         first = walk_paths(tree.entries, ignore_spec(step.dest)) | always_fetched(tree.entries)
-        step.fetch(first, tree)
+        fetching = first
+        if cut is not None and step.remote_sizes(tree, first):
+            # every size is known: fetch the ignore and attributes files, the symlinks, and the files that gitingest's
+            # default patterns put before the cut; the rest waits for the digest's order (Steps.defer)
+            by_path = {e.path: e for e in tree.entries}
+            files = {p for p in first if by_path[p].kind == _BLOB}
+            size = {p: step.sizes[by_path[p].oid] for p in files}
+            fetching = always_fetched(tree.entries) | (first - files)
+            fetching |= before_cut(digest_order(first, tree.entries), size, step.max_file_size, cut)
+        step.fetch(fetching, tree)
         if cut is not None:
             step.shown = always_fetched(tree.entries) - step.skipped
         step.check_out(tree)
@@ -251,6 +272,19 @@ class _Steps:
         self.skipped: set[str] = set()  # paths asked for whose blobs are not checked out (too large)
         self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
         self.shown: set[str] | None = None  # the fetched paths to check out (None: all but the skipped ones)
+        self.url = ""
+        self.sized = False  # blob sizes came from the server: files past the cut may not be fetched yet
+
+    def remote_sizes(self, tree: Tree, paths: set[str]) -> bool:
+        """Learn the sizes of the blobs of ``paths`` from the server without fetching them (True: all known)."""
+        by_path = {e.path: e for e in tree.entries}
+        oids = sorted({by_path[p].oid for p in paths if by_path[p].kind == _BLOB})
+        got = object_sizes(self.url, oids, max(1.0, min(60.0, self.deadline - time.monotonic())))
+        if got is None:
+            return False
+        self.sizes.update(got)
+        self.sized = True
+        return True
 
     def run(
         self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"",
@@ -371,21 +405,24 @@ class _Steps:
         :data:`CUT_MARGIN`), every symlink and ignore or attributes file, and the files whose size on disk is not
         their blob's (a :data:`SHRINKING` attribute, ``eol=crlf``) or whose name git alone may judge; the other
         files of ``wanted`` are written as files of their blob's size with no content, for the walk to see. Returns
-        those (path -> size)."""
+        those (path -> size). Files not fetched yet (their sizes known from the server) are fetched first."""
         by_path = {e.path: e for e in tree.entries}
-        written = wanted & self.fetched - self.skipped
+        known = {p for p in wanted - self.fetched if by_path[p].oid in self.sizes or by_path[p].kind == _LINK}
+        big = {p for p in known if self.sizes.get(by_path[p].oid, 0) > self.max_file_size}
+        written = (wanted & self.fetched - self.skipped) | (known - big)
         files = {p for p in written if by_path[p].kind == _BLOB}
         real = (written - files) | (always_fetched(tree.entries) - self.skipped) | self._changed_on_disk(tree, files)
         real |= {p for p in files if not _plain(p)}
         size = {p: self.sizes.get(by_path[p].oid, 0) for p in files}
-        est = 512.0 + sum(len(p) + 8 for p in written)  # the header and the tree: a line a path, at most its path
-        budget = cut * CUT_MARGIN + CUT_SLACK
-        for path in digest_order(written, tree.entries):
-            if est > budget:
-                break
-            if path in files and size[path] <= self.max_file_size:
-                real.add(path)
-                est += size[path] + len(path) + _BLOCK_BYTES
+        real |= before_cut(digest_order(written, tree.entries), size, self.max_file_size, cut)
+        if real - self.fetched:
+            self.fetch(real - self.fetched, tree)
+        shrink = self.may_shrink(big)  # over max_file_size, but they may be smaller on disk: as _partial_checkout
+        if shrink:
+            skipped = self.skipped
+            self.fetch(shrink, tree, limit=self.max_file_size * SHRINK_FACTOR)
+            self.skipped |= skipped
+            real |= shrink
         absent = {p: size[p] for p in files - real}
         self.add(tree, real)
         for path, length in absent.items():
@@ -409,6 +446,8 @@ class _Steps:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.dest / path)
+        if set(paths) - self.fetched:
+            self.fetch(set(paths) - self.fetched, tree)
         self.add(tree, set(paths))
 
     def add(self, tree: Tree, paths: set[str]) -> None:
@@ -445,6 +484,22 @@ class _Steps:
         # Its promisor and partialclonefilter keys go with it. Where git also set extensions.partialClone, a lazy
         # fetch now fails instead of reaching the network.
         self.git("config", "--remove-section", "remote.origin")
+
+
+def before_cut(order: list[str], size: dict[str, int], max_file_size: int, cut: int) -> set[str]:
+    """The files of ``order`` (paths in the digest's order; ``size`` gives the files' sizes, symlinks have none)
+    whose blocks start before the digest's estimated cut: ``cut`` bytes, with :data:`CUT_MARGIN` and
+    :data:`CUT_SLACK`, after the header and the tree (a line a path: at most its path and 8 bytes)."""
+    est = 512.0 + sum(len(p) + 8 for p in order)
+    budget = cut * CUT_MARGIN + CUT_SLACK
+    out = set()
+    for path in order:
+        if est > budget:
+            break
+        if path in size and size[path] <= max_file_size:
+            out.add(path)
+            est += size[path] + len(path) + _BLOCK_BYTES
+    return out
 
 
 def digest_order(paths: Iterable[str], entries: Iterable[TreeEntry]) -> list[str]:
