@@ -20,6 +20,7 @@ import pytest
 from tests.fixtures.sample import git, make_repo
 from tests.test_clone_strategy import HEADER, Served, publish
 from tests.test_clone_strategy import served as served  # noqa: F401 - the fixture
+from tests.test_digest_fast import tricky as tricky  # noqa: F401 - the fixture
 from xgov_digests.clone import strategy
 from xgov_digests.clone.strategy import CutCheckout, clone_repo, digest_cut, digest_order
 from xgov_digests.digest.build import Digest, make_digest
@@ -229,3 +230,48 @@ def test_digest_order_is_the_walks() -> None:
     order = digest_order({e.path for e in entries}, entries)
     assert order == ["README.md", "A.txt", "b.txt", ".dot", "a/README", "a/z.txt", "c/d/e.txt", "link"]
     assert os.sep == "/"
+
+
+def assert_cut_identical(srv: Served, repo: str, tmp: Path, caps: list[int], max_file_size: int) -> None:
+    """For each cap: the cut clone's digest equals the digest of a full clone cut there (no margin: every estimate
+    that falls short sends the digest back for more)."""
+    owner, name = repo.split("/")
+    off = clone_repo(f"{srv.filtering.url}{repo}", tmp / "off" / name, clone_filter="off", timeout=60, retries=0,
+                     max_file_size=max_file_size).path  # fmt: skip
+    for cap in caps:
+        dest = tmp / f"cut-{cap}" / name
+        checkout = clone_repo(f"{srv.filtering.url}{repo}", dest, clone_filter="auto", timeout=60, retries=0,
+                              max_file_size=max_file_size, max_summary_bytes=cap)  # fmt: skip
+        got, _ = digest_cut(checkout, cap, lambda absent, c=checkout, m=cap: make_digest(
+            c.path, HEADER, max_file_size=max_file_size, max_summary_bytes=m, absent=absent))  # fmt: skip
+        want = make_digest(off, HEADER, max_file_size=max_file_size, max_summary_bytes=cap)
+        assert got.data == want.data, f"{repo}, cap {cap}: differs from the full clone's digest"
+        shutil.rmtree(dest.parent)
+    shutil.rmtree(off.parent)
+
+
+def test_tricky_tree_at_every_cut(tricky: Path, served: Served, tmp_path: Path,  # noqa: F811
+                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from tests.fixtures.sample import commit
+
+    monkeypatch.setattr(strategy, "CUT_MARGIN", 1.0)
+    monkeypatch.setattr(strategy, "CUT_SLACK", 0)
+    commit(tricky, "commit the untracked extras: large text, broken and binary files")
+    publish(tricky, served.root)
+    for max_file_size in (1000, 200_000):
+        assert_cut_identical(served, "org/repo", tmp_path / str(max_file_size),
+                             [300, 2_000, 5_000, 9_000, 20_000, 60_000, 150_000], max_file_size)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sample_repos_at_every_cut(corpus: tuple[Path, list[dict]], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(strategy, "CUT_MARGIN", 1.0)
+    monkeypatch.setattr(strategy, "CUT_SLACK", 0)
+    root, entries = corpus
+    srv = Served(root / "repos")
+    try:
+        for entry in entries[:8]:
+            assert_cut_identical(srv, f"{entry['owner']}/{entry['name']}", tmp_path, [1_000, 8_000, 40_000], MAX)
+    finally:
+        srv.stop()
