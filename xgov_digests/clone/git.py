@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
 from urllib.parse import urlsplit
 
 from xgov_digests.clone import reaper
@@ -379,9 +378,6 @@ def _collect(
 ) -> tuple[bytes, bytes, bool, bool]:  # fmt: skip
     """Read ``proc``'s output until it ends, the deadline passes (TimeoutExpired), ``max_records`` is passed (cut)
     or the packs of ``watched`` pass ``max_bytes`` (over)."""
-    if stdin:
-        assert proc.stdin is not None
-        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
     assert proc.stdout is not None and proc.stderr is not None
     chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
     out_fd, records = proc.stdout.fileno(), 0
@@ -390,9 +386,14 @@ def _collect(
     def ended(cut: bool, over: bool) -> tuple[bytes, bytes, bool, bool]:
         return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), cut, over  # type: ignore[union-attr]
 
+    pending = memoryview(stdin)
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         sel.register(proc.stderr, selectors.EVENT_READ)
+        if stdin:  # written as git reads it, in this loop: no thread a command
+            assert proc.stdin is not None
+            os.set_blocking(proc.stdin.fileno(), False)
+            sel.register(proc.stdin, selectors.EVENT_WRITE)
         while sel.get_map():
             left = deadline - time.monotonic()
             if left <= 0:
@@ -402,6 +403,18 @@ def _collect(
                 os.killpg(proc.pid, signal.SIGKILL)
                 return ended(False, True)
             for key, _ in sel.select(timeout=min(left, tick)):
+                if proc.stdin is not None and key.fileobj is proc.stdin:
+                    try:
+                        pending = pending[os.write(key.fd, pending[: 1 << 16]) :]
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # git exited without reading it all
+                        pending = pending[:0]
+                    if not pending:
+                        sel.unregister(proc.stdin)
+                        with contextlib.suppress(OSError):
+                            proc.stdin.close()
+                    continue
                 data = os.read(key.fd, 1 << 16)
                 if not data:
                     sel.unregister(key.fileobj)
@@ -415,12 +428,6 @@ def _collect(
     if watched is not None and max_bytes is not None and proc.wait() == 0 and pack_bytes(watched) > max_bytes:
         return ended(False, True)  # finished between two looks, over the limit all the same
     return ended(False, False)
-
-
-def _feed(pipe: IO[bytes], data: bytes) -> None:
-    with contextlib.suppress(OSError):
-        pipe.write(data)
-        pipe.close()
 
 
 def _pkt(line: str) -> bytes:
