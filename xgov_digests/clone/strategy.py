@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -225,9 +226,10 @@ def _partial_checkout(step: _Steps, tree: Tree, cut: int | None = None) -> dict[
         everything = {e.path for e in tree.entries if e.kind != _GITLINK}  # a symlinked ignore file: as off does
         step.fetch(everything, tree)
         step.check_out(tree)
-        first, cut = everything, None
+        first, cut, defaults = everything, None, everything
     else:
-        first = walk_paths(tree.entries, ignore_spec(step.dest)) | always_fetched(tree.entries)
+        defaults = walk_paths(tree.entries, ignore_spec(step.dest))  # nothing on disk yet: gitingest's patterns
+        first = defaults | always_fetched(tree.entries)
         fetching = first
         if cut is not None and step.remote_sizes(tree, first):
             # every size is known: fetch the ignore and attributes files, the symlinks, and the files that gitingest's
@@ -241,7 +243,10 @@ def _partial_checkout(step: _Steps, tree: Tree, cut: int | None = None) -> dict[
         if cut is not None:
             step.shown = always_fetched(tree.entries) - step.skipped
         step.check_out(tree)
-    wanted = walk_paths(tree.entries, ignore_spec(step.dest))  # the patterns of the ignore files now on disk
+    if any(e.path.rpartition("/")[2] in _IGNORE_FILES for e in tree.entries):
+        wanted = walk_paths(tree.entries, ignore_spec(step.dest))  # the patterns of the ignore files now on disk
+    else:
+        wanted = defaults
     if not wanted <= first:
         step.fetch(wanted - first, tree)
         if cut is None:
@@ -317,6 +322,18 @@ class _Steps:
     def git(self, *args: str, attempts: int = 1) -> str:
         return self.run(*args, attempts=attempts).stdout.decode("utf-8", "surrogateescape")
 
+    def present(self) -> dict[str, int]:
+        """Every blob in the repository's object store, with its size (objects the server left out are not listed,
+        and listing never fetches one)."""
+        out = self.git("cat-file", "--batch-all-objects", "--unordered",
+                       "--batch-check=%(objectname) %(objecttype) %(objectsize)")  # fmt: skip
+        found = {}
+        for line in out.splitlines():
+            oid, kind, size = line.split(" ")
+            if kind == "blob":
+                found[oid] = int(size)
+        return found
+
     def missing(self) -> set[str]:
         """The objects the server left out (none: it ignored the filter). Lists them without fetching any."""
         out = self.git("rev-list", "--objects", "--missing=print", "HEAD")
@@ -343,7 +360,10 @@ class _Steps:
             if trees:
                 self._fetch(trees, limit)
             oversized = self._fetch_by_id(named, limit)
-        self.skip_oversized(tree, limit, self.missing() | oversized)
+        here = self.present()  # what arrived, with sizes: one listing of the local objects, no lazy fetch
+        self.sizes.update(here)
+        asked = {e.oid for e in tree.entries if e.path in self.fetched and e.kind != _GITLINK}
+        self.skip_oversized(tree, limit, (asked - here.keys()) | oversized)
 
     def _fetch(self, wants: list[str], limit: int, budget: int | None = None) -> GitResult:
         # --refetch (git >= 2.36): ask for the trees although they are here, so the server walks them for blobs;
@@ -425,7 +445,12 @@ class _Steps:
             real |= shrink
         absent = {p: size[p] for p in files - real}
         self.add(tree, real)
+        made: set[str] = set()
         for path, length in absent.items():
+            folder = path.rpartition("/")[0]
+            if folder not in made:
+                (self.dest / folder).mkdir(parents=True, exist_ok=True)
+                made.add(folder)
             _placeholder(self.dest / path, length)
         return absent
 
@@ -547,8 +572,7 @@ def _plain(path: str) -> bool:
 
 
 def _placeholder(path: Path, size: int) -> None:
-    """A file of ``size`` bytes holding nothing (a hole: no block is written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A file of ``size`` bytes holding nothing (a hole: no block is written); its folder exists."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         os.ftruncate(fd, size)
@@ -653,14 +677,12 @@ def walk_paths(entries: Iterable[TreeEntry], spec: IgnoreSpec) -> set[str]:
 
 
 def cover(paths: set[str], entries: list[TreeEntry]) -> tuple[set[str], set[str]]:
-    """``paths`` as (folders whose every entry is in ``paths``, outermost only; the other paths)."""
-    total: Counter[str] = Counter()
+    """``paths`` (paths of ``entries``) as (folders whose every entry is in ``paths``, outermost only; the other
+    paths)."""
+    total = _folder_totals(entries)
     wanted: Counter[str] = Counter()
-    for entry in entries:
-        for folder in _folders(entry.path):
-            total[folder] += 1
-            if entry.path in paths:
-                wanted[folder] += 1
+    for path in paths:
+        wanted.update(_folders(path))
     folders, singles = set(), set()
     for path in paths:
         full = next((f for f in _folders(path) if wanted[f] == total[f]), None)
@@ -669,6 +691,22 @@ def cover(paths: set[str], entries: list[TreeEntry]) -> tuple[set[str], set[str]
         else:
             folders.add(full)
     return folders, singles
+
+
+_TOTALS = threading.local()  # each repo thread's last (entries, their folder totals)
+
+
+def _folder_totals(entries: list[TreeEntry]) -> Counter[str]:
+    """How many entries each folder holds, at any depth; kept for the thread's last list of entries (a clone asks
+    for the same tree's several times)."""
+    held = getattr(_TOTALS, "last", None)
+    if held is not None and held[0] is entries:
+        return held[1]
+    totals: Counter[str] = Counter()
+    for entry in entries:
+        totals.update(_folders(entry.path))
+    _TOTALS.last = (entries, totals)
+    return totals
 
 
 def sparse_patterns(paths: set[str], entries: list[TreeEntry], leave_out: set[str] = frozenset()) -> list[str]:
@@ -681,8 +719,11 @@ def sparse_patterns(paths: set[str], entries: list[TreeEntry], leave_out: set[st
 
 def _folders(path: str) -> list[str]:
     """'' and every folder above ``path``, outermost first: 'a/b/c' -> ['', 'a', 'a/b']."""
-    parts = path.split("/")[:-1]
-    return ["", *("/".join(parts[: i + 1]) for i in range(len(parts)))]
+    out, at = [""], path.find("/")
+    while at != -1:
+        out.append(path[:at])
+        at = path.find("/", at + 1)
+    return out
 
 
 def _escape(path: str) -> str:
