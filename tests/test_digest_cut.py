@@ -168,6 +168,36 @@ def test_without_object_info_the_sizes_come_with_the_blobs(served: Served, full:
         assert got.data == stock_cut(full, cap) and checkout is not None and checkout.absent
 
 
+def test_a_server_that_refuses_object_info_is_not_asked_again(tmp_path: Path) -> None:
+    """GitHub does not serve object-info: the clone falls back to fetching the kept blobs (the same digest), and the
+    host is asked once a process, not once a repo."""
+    from tests.fixtures.gitserver import GitServer, Reply, Request
+    from xgov_digests.clone import git as gitmod
+
+    asked: list[str] = []
+
+    class Refuses(GitServer):
+        def before(self, request: Request) -> Reply | None:
+            if b"command=object-info" in request.body[:64]:
+                asked.append(request.path)
+                return Reply(400, [("Content-Type", "text/plain")], b"no\n")
+            return None
+
+    src = tmp_path / "src"
+    make_repo(src, tree_files())
+    publish(src, tmp_path / "srv")
+    publish(src, tmp_path / "srv", name="again")
+    with Refuses(tmp_path / "srv", lifetime=120) as server:
+        try:
+            for name in ("repo", "again"):
+                checkout = clone_repo(f"{server.url}org/{name}", tmp_path / "c" / name, clone_filter="auto",
+                                      timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=30_000)  # fmt: skip
+                assert isinstance(checkout, CutCheckout) and checkout.absent
+        finally:
+            gitmod._NO_OBJECT_INFO.clear()
+    assert len(asked) == 1
+
+
 def test_the_comparison_can_fail(served: Served, full: Path, tmp_path: Path) -> None:
     """A digest that read a file past the cut as it stands on disk (zeros) would differ."""
     cap = 400_000

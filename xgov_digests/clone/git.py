@@ -444,15 +444,21 @@ def effective_url(url: str) -> str:
     return base + url[len(best) :] if best else url
 
 
+_NO_OBJECT_INFO: set[str] = set()  # hosts that refused object-info: not asked again by this process
+
+
 def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | None:
     """The sizes of ``oids`` from the server's protocol v2 ``object-info`` command, one HTTP request, nothing
     downloaded; None when the server does not answer it (GitHub does not advertise it; git's own upload-pack
     answered it by default from 2.31 until 2.44) or anything fails: the caller then fetches the blobs for their
-    sizes. Only plain http(s) without credentials (the carried ``insteadOf`` rules apply)."""
+    sizes. Only plain http(s) without credentials (the carried ``insteadOf`` rules apply). A host that refuses it
+    is not asked again by this process (a round trip a repo saved on GitHub)."""
+    import urllib.error
     import urllib.request
 
     target = effective_url(url).rstrip("/")
-    if not oids or not target.startswith(("http://", "https://")) or "@" in urlsplit(target).netloc:
+    host = urlsplit(target).netloc
+    if not oids or not target.startswith(("http://", "https://")) or "@" in host or host in _NO_OBJECT_INFO:
         return None
     body = b"".join([_pkt("command=object-info\n"), b"0001", _pkt("size\n"),
                      *(_pkt(f"oid {oid}\n") for oid in oids), b"0000"])  # fmt: skip
@@ -462,7 +468,14 @@ def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | 
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - http(s) only, checked above
             data = reply.read(len(oids) * 64 + 4096)
+    except urllib.error.HTTPError as exc:  # the server answered: it does not serve object-info
+        if exc.code in (400, 403, 404, 405, 501):
+            _NO_OBJECT_INFO.add(host)
+        return None
     except (OSError, ValueError):
+        return None
+    if data[4:8] == b"ERR ":  # an error line in git's protocol: the command is not served here
+        _NO_OBJECT_INFO.add(host)
         return None
     sizes: dict[str, int] = {}
     pos = 0
