@@ -521,6 +521,8 @@ def _remote_has_branches(dest: Path, timeout: float) -> list[str]:
 class Checkout:
     path: Path
     commit: str
+    tree: str = ""  # HEAD's tree
+    unfiltered: bool = False  # git said the server ignored the clone's filter (it sent every blob)
 
 
 def clone(
@@ -552,8 +554,9 @@ def clone(
         shutil.rmtree(dest, ignore_errors=True)
     else:
         raise CloneError(f"git clone failed after {retries + 1} attempts: {error}", kind)
-    head = run_git(["rev-parse", "--verify", "--quiet", "HEAD"], timeout, repo=dest)
-    if head.returncode != 0:
+    head = run_git(["rev-parse", "HEAD", "HEAD^{tree}"], timeout, repo=dest)  # one process for both
+    names = head.stdout.decode().split()
+    if head.returncode != 0 or len(names) != 2:
         branches = _remote_has_branches(dest, timeout)
         if branches:
             raise CloneError(
@@ -562,4 +565,4 @@ def clone(
                 PERMANENT,
             )
         raise EmptyRepo("repository has no commits")
-    return Checkout(dest, head.stdout.decode().strip())
+    return Checkout(dest, names[0], names[1], "filtering not recognized by server" in result.stderr)

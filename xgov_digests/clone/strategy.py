@@ -182,7 +182,8 @@ def clone_repo(
                      max_bytes=max_repo_bytes)  # fmt: skip
     step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size, max_repo_bytes)
     step.url = url
-    if partial and not step.missing():
+    step.root_tree = checkout.tree
+    if partial and checkout.unfiltered:
         log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
     elif partial:
@@ -191,8 +192,9 @@ def clone_repo(
         if absent:
             if not step.sized:  # every blob the digest may read is here
                 step.end_partial_clone()
-            return CutCheckout(checkout.path, checkout.commit, absent, lambda paths: step.bring(tree, paths),
-                               step.end_partial_clone if step.sized else None)  # fmt: skip
+            return CutCheckout(checkout.path, checkout.commit, checkout.tree, checkout.unfiltered, absent=absent,
+                               _bring=lambda paths: step.bring(tree, paths),
+                               _finish=step.end_partial_clone if step.sized else None)  # fmt: skip
     else:
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
     if partial:
@@ -278,6 +280,7 @@ class _Steps:
         self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
         self.shown: set[str] | None = None  # the fetched paths to check out (None: all but the skipped ones)
         self.url = ""
+        self.root_tree = ""  # HEAD's tree, when the clone read it
         self.sized = False  # blob sizes came from the server: files past the cut may not be fetched yet
 
     def remote_sizes(self, tree: Tree, paths: set[str]) -> bool:
@@ -333,11 +336,6 @@ class _Steps:
             if kind == "blob":
                 found[oid] = int(size)
         return found
-
-    def missing(self) -> set[str]:
-        """The objects the server left out (none: it ignored the filter). Lists them without fetching any."""
-        out = self.git("rev-list", "--objects", "--missing=print", "HEAD")
-        return {line[1:] for line in out.splitlines() if line.startswith("?")}
 
     def fetch(self, paths: set[str], tree: Tree, *, limit: int | None = None) -> None:
         """One fetch for ``paths``: fully kept folders as trees under the size limit (``max_file_size`` unless
@@ -598,7 +596,7 @@ def list_tree(step: _Steps, max_entries: int = DEFAULT_MAX_TREE_ENTRIES, *, size
     """HEAD's paths, kinds, objects and (with ``sizes``: every blob is here) sizes, read NUL-separated. Without
     ``sizes``, ``ls-tree`` reads trees only: no blob is fetched. More than ``max_entries`` paths and folders is a
     permanent :class:`CloneError`, found after reading that many records and no more."""
-    root = step.git("rev-parse", "HEAD^{tree}").strip()
+    root = step.root_tree or step.git("rev-parse", "HEAD^{tree}").strip()
     listing = step.run("ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD",
                        max_records=max_entries)  # fmt: skip
     if listing.cut:
