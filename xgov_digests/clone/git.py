@@ -468,8 +468,8 @@ def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | 
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - http(s) only, checked above
             data = reply.read(len(oids) * 64 + 4096)
-    except urllib.error.HTTPError as exc:  # the server answered: it does not serve object-info
-        if exc.code in (400, 403, 404, 405, 501):
+    except urllib.error.HTTPError as exc:  # the server answered, with an error: it does not serve object-info
+        if exc.code < 500 and exc.code != 429:  # (a 5xx or 429 may pass: asked again next time)
             _NO_OBJECT_INFO.add(host)
         return None
     except (OSError, ValueError):
@@ -491,7 +491,10 @@ def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | 
         pos += length
         if len(fields) == 2 and fields[1].isdigit():
             sizes[fields[0]] = int(fields[1])
-    return sizes if set(sizes) == set(oids) else None
+    if set(sizes) != set(oids):  # an answer, but not this one: do not ask this host again
+        _NO_OBJECT_INFO.add(host)
+        return None
+    return sizes
 
 
 def too_large(max_bytes: int) -> str:
