@@ -28,7 +28,18 @@ from typing import Any
 
 from bench import corpus, dvc_scale, measure, parallel, real_corpus
 from bench.throughput import compare_bodies
-from tests.fixtures.gitserver import GitServer
+from tests.fixtures.gitserver import GitServer, Reply, Request
+
+
+class NoObjectInfo(GitServer):
+    """A git server that refuses protocol v2's ``object-info``, as GitHub does (git's own upload-pack answered it by
+    default from 2.31 to 2.43): a clone then fetches the blobs it keeps to learn their sizes."""
+
+    def before(self, request: Request) -> Reply | None:
+        if b"command=object-info" in request.body[:64]:
+            return Reply(400, [("Content-Type", "text/plain")], b"object-info not supported\n")
+        return None
+
 
 TARGETS = {"make_x_floor": 1.5, "dvc_over_make": 1.5, "dvc_x_floor": 2.0}
 
@@ -49,9 +60,11 @@ def _measured(cmd: list[str], cwd: Path, env: dict[str, str], server: GitServer)
 
 
 def one_corpus(work: Path, label: str, feed: Path, entries: list[dict[str, Any]], repos_dir: Path, *, latency: float,
-               concurrency: int, jobs: int, tmpdir: str, seed_loop: bool, log: Any) -> dict[str, Any]:  # fmt: skip
-    out: dict[str, Any] = {"corpus": label, "repos": len(entries), "concurrency": concurrency, "jobs": jobs}
-    with GitServer(repos_dir, latency=latency, lifetime=3 * 3600) as server:
+               concurrency: int, jobs: int, tmpdir: str, seed_loop: bool, log: Any,
+               object_info: bool = True) -> dict[str, Any]:  # fmt: skip
+    out: dict[str, Any] = {"corpus": label, "repos": len(entries), "concurrency": concurrency, "jobs": jobs,
+                           "object_info": object_info}  # fmt: skip
+    with (GitServer if object_info else NoObjectInfo)(repos_dir, latency=latency, lifetime=3 * 3600) as server:
         extra = {**server.git_env(), **({"TMPDIR": tmpdir} if tmpdir else {})}
         py_env, dvc_env = measure.python_env(extra), dvc_scale.dvc_env(extra)
         runs: dict[str, dict[str, Any]] = {}
@@ -89,8 +102,13 @@ def one_corpus(work: Path, label: str, feed: Path, entries: list[dict[str, Any]]
         shutil.rmtree(ws, ignore_errors=True)
     shutil.rmtree(work / f"seed-{label}", ignore_errors=True)
     floor = runs["floor"]["wall_s"]
+    n = max(1, len(entries))
     for r in runs.values():
         r["x_floor"] = round(r["wall_s"] / floor, 2)
+        # per repo: what the feed's size multiplies (a night's figures are over every repo of the feed too)
+        r["wall_s_per_repo"], r["cpu_s_per_repo"] = round(r["wall_s"] / n, 4), round(r["cpu_s"] / n, 4)
+        r["bytes_sent_per_repo"] = r["bytes_sent"] // n
+        r["cpu_x_floor"] = round(r["cpu_s"] / max(runs["floor"]["cpu_s"], 1e-9), 2)
         if "seed" in runs:
             r["x_seed"] = round(runs["seed"]["wall_s"] / r["wall_s"], 2)
     out["runs"] = runs
@@ -152,7 +170,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
 def run(work: Path, *, latency: float, concurrency: int, jobs: int, tmpdir: str, synthetic_repos: int, seed: int,
         mirrors: Path | None, copies: int, seed_loop: bool, synthetic_seed_loop: bool = False,
-        log: Any = print) -> dict[str, Any]:  # fmt: skip
+        object_info: bool = True, log: Any = print) -> dict[str, Any]:  # fmt: skip
     work.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"latency_s": latency, "corpora": {}}
     feed, entries, desc = real_corpus.build(work / "real-corpus", mirrors, copies)
@@ -160,7 +178,7 @@ def run(work: Path, *, latency: float, concurrency: int, jobs: int, tmpdir: str,
         f"{desc['bytes'] / 1e6:.0f} MB at their tips)")  # fmt: skip
     result["corpora"]["real"] = {**one_corpus(work, "real", feed, entries, work / "real-corpus" / "repos",
                                               latency=latency, concurrency=concurrency, jobs=jobs, tmpdir=tmpdir,
-                                              seed_loop=seed_loop, log=log),
+                                              seed_loop=seed_loop, log=log, object_info=object_info),
                                  "files": desc["files"], "bytes": desc["bytes"]}  # fmt: skip
     if synthetic_repos:
         cdir = work / f"corpus-{synthetic_repos}-s{seed}"
@@ -171,7 +189,7 @@ def run(work: Path, *, latency: float, concurrency: int, jobs: int, tmpdir: str,
         result["corpora"]["synthetic"] = one_corpus(work, "synthetic", local, entries, cdir / "repos", latency=latency,
                                                     concurrency=concurrency, jobs=jobs, tmpdir=tmpdir,
                                                     seed_loop=seed_loop and synthetic_seed_loop,
-                                                    log=log)  # fmt: skip
+                                                    log=log, object_info=object_info)  # fmt: skip
     return result
 
 
@@ -186,14 +204,17 @@ def lines(result: dict[str, Any]) -> list[str]:
     for label, c in result["corpora"].items():
         out.append(f"{label} corpus: {c['repos']} repos, {result['latency_s'] * 1000:.0f} ms a request")
         out.append(f"  {'run':<48}{'wall s':>8}{'x floor':>9}{'x seed':>8}{'cpu s':>8}{'server':>8}{'MB sent':>9}"
-                   f"{'requests':>9}")  # fmt: skip
+                   f"{'requests':>9}{'wall/repo':>10}{'cpu/repo':>9}{'cpu x fl':>9}")  # fmt: skip
+        n = max(1, c["repos"])
         for key, name in ROWS:
             r = c["runs"].get(key)
             if r:
                 seed = f"{r['x_seed']:.2f}" if "x_seed" in r else "-"
+                cpu_x = r["cpu_s"] / max(c["runs"]["floor"]["cpu_s"], 1e-9)
                 out.append(f"  {name.format(**c):<48}{r['wall_s']:>8.1f}{r['x_floor']:>9.2f}{seed:>8}"
                            f"{r['cpu_s']:>8.1f}{r['server_cpu_s']:>8.1f}"
-                           f"{r['bytes_sent'] / 1e6:>9.1f}{r['requests']:>9}")  # fmt: skip
+                           f"{r['bytes_sent'] / 1e6:>9.1f}{r['requests']:>9}"
+                           f"{r['wall_s'] / n:>10.3f}{r['cpu_s'] / n:>9.3f}{cpu_x:>9.2f}")  # fmt: skip
         out.append(f"  dvc repro / make -j: {c['dvc_over_make']}x; checks {c['checks']}")
         for key in ("dvc_full", "make_full"):
             kinds = c["runs"][key]["by_kind"]

@@ -1,7 +1,10 @@
 """The full feed predicted from a floor-suite run (``python -m bench``): wall time of a full run and of a 1%-churn
 night for ``repos`` repos on C cores and an L bit/s link.
 
-python -m bench predict bench/results/floor.json [--repos 21000] [--cores 2 8 32] [--links 100e6 1e9 10e9]
+python -m bench predict bench/results/floor.json [MORE.json ...] [--repos 21000] [--cores 2 8 32] [--links ...]
+
+Given several results, each corpus is predicted from the run with the most repos (the shards' and dvc's start-ups,
+fixed per run, weigh less in its per-repo figures).
 
 Model (each term from the run's measured figures for ``make -j`` on the chosen corpus, per repo):
 
@@ -39,6 +42,17 @@ def per_repo(result: dict[str, Any], corpus: str) -> dict[str, float]:
             "requests": full["requests"] / n, "fixed_s": noop["wall_s"], "repos_measured": n}  # fmt: skip
 
 
+def largest(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result holding, for each corpus, the run with the most repos of ``results``: its per-repo figures are the
+    least inflated by the fixed start-ups of the shards and of ``dvc``."""
+    corpora: dict[str, Any] = {}
+    for result in results:
+        for label, c in result.get("corpora", {}).items():
+            if label not in corpora or c["repos"] > corpora[label]["repos"]:
+                corpora[label] = c
+    return {"corpora": corpora}
+
+
 def predict(costs: dict[str, float], *, repos: int, cores: int, link_bps: float, in_flight: int,
             churn: float = 0.01) -> dict[str, float]:  # fmt: skip
     def cloning(n: float) -> float:
@@ -71,12 +85,13 @@ def table(result: dict[str, Any], *, repos: int, cores: list[int], links: list[f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("results", type=Path)
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="floor-suite results; each corpus is predicted from the run with the most repos")
     parser.add_argument("--repos", type=int, default=21_000)
     parser.add_argument("--cores", type=int, nargs="+", default=[2, 8, 32])
     parser.add_argument("--links", type=float, nargs="+", default=[100e6, 1e9, 10e9])
     parser.add_argument("--in-flight", type=int, default=80, help="clones in flight: -j x ingest.workers (80)")
     args = parser.parse_args(argv)
-    result = json.loads(args.results.read_text(encoding="utf-8"))
+    result = largest([json.loads(p.read_text(encoding="utf-8")) for p in args.results])
     print("\n".join(table(result, repos=args.repos, cores=args.cores, links=args.links, in_flight=args.in_flight)))
     return 0

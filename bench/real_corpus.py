@@ -97,14 +97,24 @@ def build(root: Path, mirrors: Path | None = None, copies: int = 3,
     if marker.exists() and json.loads(marker.read_text())["params"] == wanted:
         desc = json.loads(marker.read_text())
         return root / "feed.json", json.loads((root / "feed.json").read_text()), desc
-    shutil.rmtree(root, ignore_errors=True)
-    (root / "tips").mkdir(parents=True)
-    infos: dict[str, dict[str, Any]] = {}
-    for full in repos:
-        owner, name = full.split("/")
-        dest = root / "tips" / owner / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        infos[full] = {"source": full, **_reduce(found[full], dest)}  # type: ignore[arg-type]
+    tips = root / "tips.json"  # the reduced repositories depend on the heads only: another size reuses them
+    same_tips = tips.exists() and json.loads(tips.read_text())["params"] == {**wanted, "copies": None}
+    infos: dict[str, dict[str, Any]] = json.loads(tips.read_text())["repos"] if same_tips else {}
+    for stale in (["repos", "feed.json", "corpus.json"] if same_tips else ["repos", "tips", "feed.json",
+                                                                           "corpus.json", "tips.json"]):  # fmt: skip
+        path = root / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    if not same_tips:
+        (root / "tips").mkdir(parents=True)
+        for full in repos:
+            owner, name = full.split("/")
+            dest = root / "tips" / owner / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            infos[full] = {"source": full, **_reduce(found[full], dest)}  # type: ignore[arg-type]
+        tips.write_text(json.dumps({"params": {**wanted, "copies": None}, "repos": infos}, indent=1), encoding="utf-8")
     entries = []
     for copy in range(copies):
         for full in repos:

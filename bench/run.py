@@ -266,9 +266,10 @@ def floor_suite(args: argparse.Namespace) -> int:
     try:
         result.update(floor.run(WORK / "floor", latency=args.latency, concurrency=args.concurrency, jobs=args.jobs,
                                 tmpdir=resolve_tmpdir(args.tmpdir), synthetic_repos=args.synthetic_repos,
-                                seed=args.seed, mirrors=args.mirrors, copies=args.copies,
+                                seed=args.seed, mirrors=args.mirrors,
+                                copies=-(-args.repos // len(floor.real_corpus.REPOS)) if args.repos else args.copies,
                                 seed_loop=not args.no_seed_loop, synthetic_seed_loop=args.synthetic_seed_loop,
-                                log=log))  # fmt: skip
+                                object_info=not args.no_object_info, log=log))  # fmt: skip
     except floor.real_corpus.MirrorMissing as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
@@ -296,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--seed", type=int, default=7)
     fl.add_argument("--mirrors", type=Path, help="where the real repositories are (bench/README.md)")
     fl.add_argument("--copies", type=int, default=3, help="owners each real repository is served under (3)")
+    fl.add_argument("--repos", type=int, default=0,
+                    help="real repos: the real corpus served under as many owners as that takes (240: 15); 0: --copies")
+    fl.add_argument("--no-object-info", action="store_true",
+                    help="the server refuses protocol v2's object-info, as GitHub does")
     fl.add_argument("--no-seed-loop", action="store_true", help="leave out the seed-style loop")
     fl.add_argument("--synthetic-seed-loop", action="store_true", help="the seed loop on the synthetic corpus too")
     fl.add_argument("--expect", type=Path, help="another run's results JSON: compare digests and x-floor ratios")

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
 from urllib.parse import urlsplit
 
 from xgov_digests.clone import reaper
@@ -379,9 +378,6 @@ def _collect(
 ) -> tuple[bytes, bytes, bool, bool]:  # fmt: skip
     """Read ``proc``'s output until it ends, the deadline passes (TimeoutExpired), ``max_records`` is passed (cut)
     or the packs of ``watched`` pass ``max_bytes`` (over)."""
-    if stdin:
-        assert proc.stdin is not None
-        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
     assert proc.stdout is not None and proc.stderr is not None
     chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
     out_fd, records = proc.stdout.fileno(), 0
@@ -390,9 +386,14 @@ def _collect(
     def ended(cut: bool, over: bool) -> tuple[bytes, bytes, bool, bool]:
         return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), cut, over  # type: ignore[union-attr]
 
+    pending = memoryview(stdin)
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         sel.register(proc.stderr, selectors.EVENT_READ)
+        if stdin:  # written as git reads it, in this loop: no thread a command
+            assert proc.stdin is not None
+            os.set_blocking(proc.stdin.fileno(), False)
+            sel.register(proc.stdin, selectors.EVENT_WRITE)
         while sel.get_map():
             left = deadline - time.monotonic()
             if left <= 0:
@@ -402,6 +403,18 @@ def _collect(
                 os.killpg(proc.pid, signal.SIGKILL)
                 return ended(False, True)
             for key, _ in sel.select(timeout=min(left, tick)):
+                if proc.stdin is not None and key.fileobj is proc.stdin:
+                    try:
+                        pending = pending[os.write(key.fd, pending[: 1 << 16]) :]
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # git exited without reading it all
+                        pending = pending[:0]
+                    if not pending:
+                        sel.unregister(proc.stdin)
+                        with contextlib.suppress(OSError):
+                            proc.stdin.close()
+                    continue
                 data = os.read(key.fd, 1 << 16)
                 if not data:
                     sel.unregister(key.fileobj)
@@ -417,10 +430,71 @@ def _collect(
     return ended(False, False)
 
 
-def _feed(pipe: IO[bytes], data: bytes) -> None:
-    with contextlib.suppress(OSError):
-        pipe.write(data)
-        pipe.close()
+def _pkt(line: str) -> bytes:
+    data = line.encode()
+    return b"%04x" % (len(data) + 4) + data
+
+
+def effective_url(url: str) -> str:
+    """``url`` after the carried ``url.<base>.insteadOf`` rules, as git rewrites it (the longest prefix wins)."""
+    best, base = "", ""
+    for key, value in carried_config():
+        if key.startswith("url.") and key.endswith(".insteadof") and url.startswith(value) and len(value) > len(best):
+            best, base = value, key[4 : -len(".insteadof")]
+    return base + url[len(best) :] if best else url
+
+
+_NO_OBJECT_INFO: set[str] = set()  # hosts that refused object-info: not asked again by this process
+
+
+def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | None:
+    """The sizes of ``oids`` from the server's protocol v2 ``object-info`` command, one HTTP request, nothing
+    downloaded; None when the server does not answer it (GitHub does not advertise it; git's own upload-pack
+    answered it by default from 2.31 until 2.44) or anything fails: the caller then fetches the blobs for their
+    sizes. Only plain http(s) without credentials (the carried ``insteadOf`` rules apply). A host that refuses it
+    is not asked again by this process (a round trip a repo saved on GitHub)."""
+    import urllib.error
+    import urllib.request
+
+    target = effective_url(url).rstrip("/")
+    host = urlsplit(target).netloc
+    if not oids or not target.startswith(("http://", "https://")) or "@" in host or host in _NO_OBJECT_INFO:
+        return None
+    body = b"".join([_pkt("command=object-info\n"), b"0001", _pkt("size\n"),
+                     *(_pkt(f"oid {oid}\n") for oid in oids), b"0000"])  # fmt: skip
+    request = urllib.request.Request(f"{target}/git-upload-pack", data=body, method="POST", headers={
+        "Git-Protocol": "version=2", "Content-Type": "application/x-git-upload-pack-request",
+        "Accept": "application/x-git-upload-pack-result"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - http(s) only, checked above
+            data = reply.read(len(oids) * 64 + 4096)
+    except urllib.error.HTTPError as exc:  # the server answered, with an error: it does not serve object-info
+        if exc.code < 500 and exc.code != 429:  # (a 5xx or 429 may pass: asked again next time)
+            _NO_OBJECT_INFO.add(host)
+        return None
+    except (OSError, ValueError):
+        return None
+    if data[4:8] == b"ERR ":  # an error line in git's protocol: the command is not served here
+        _NO_OBJECT_INFO.add(host)
+        return None
+    sizes: dict[str, int] = {}
+    pos = 0
+    while pos + 4 <= len(data):
+        try:
+            length = int(data[pos : pos + 4], 16)
+        except ValueError:
+            return None
+        if length < 4:
+            pos += 4
+            continue
+        fields = data[pos + 4 : pos + length].decode("ascii", "replace").split()
+        pos += length
+        if len(fields) == 2 and fields[1].isdigit():
+            sizes[fields[0]] = int(fields[1])
+    if set(sizes) != set(oids):  # an answer, but not this one: do not ask this host again
+        _NO_OBJECT_INFO.add(host)
+        return None
+    return sizes
 
 
 def too_large(max_bytes: int) -> str:
@@ -450,6 +524,8 @@ def _remote_has_branches(dest: Path, timeout: float) -> list[str]:
 class Checkout:
     path: Path
     commit: str
+    tree: str = ""  # HEAD's tree
+    unfiltered: bool = False  # git said the server ignored the clone's filter (it sent every blob)
 
 
 def clone(
@@ -481,8 +557,9 @@ def clone(
         shutil.rmtree(dest, ignore_errors=True)
     else:
         raise CloneError(f"git clone failed after {retries + 1} attempts: {error}", kind)
-    head = run_git(["rev-parse", "--verify", "--quiet", "HEAD"], timeout, repo=dest)
-    if head.returncode != 0:
+    head = run_git(["rev-parse", "HEAD", "HEAD^{tree}"], timeout, repo=dest)  # one process for both
+    names = head.stdout.decode().split()
+    if head.returncode != 0 or len(names) != 2:
         branches = _remote_has_branches(dest, timeout)
         if branches:
             raise CloneError(
@@ -491,4 +568,4 @@ def clone(
                 PERMANENT,
             )
         raise EmptyRepo("repository has no commits")
-    return Checkout(dest, head.stdout.decode().strip())
+    return Checkout(dest, names[0], names[1], "filtering not recognized by server" in result.stderr)

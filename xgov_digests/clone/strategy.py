@@ -28,14 +28,17 @@ Under both, what the repo takes under TMPDIR (its packs, then the blobs a checko
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xgov_digests.clone.git import (
     PERMANENT,
@@ -45,6 +48,7 @@ from xgov_digests.clone.git import (
     clone,
     failure_kind,
     last_line,
+    object_sizes,
     pack_bytes,
     run_git,
     sweep_partial_packs,
@@ -52,8 +56,9 @@ from xgov_digests.clone.git import (
 )  # fmt: skip
 from xgov_digests.core.backoff import attempts as retry_attempts
 from xgov_digests.core.logs import redact
+from xgov_digests.digest.build import Digest
 from xgov_digests.digest.patterns import IgnoreSpec
-from xgov_digests.digest.walk import ignore_spec
+from xgov_digests.digest.walk import ignore_spec, walk_order
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,64 @@ def pack_room(size: int) -> int:
     return size + size // 1000 + 64
 
 
+# A digest's cut falls after about ``max_summary_bytes`` of text; the files checked out before the digest runs are
+# those whose blocks start before CUT_MARGIN x that plus CUT_SLACK (a binary's or a notebook's block is shorter than
+# its blob, a latin-1 file's longer): past it, a file stands on disk with its size only until the digest asks for it.
+CUT_MARGIN = 1.25
+CUT_SLACK = 64 << 10
+_BLOCK_BYTES = 2 * 48 + 16  # a file's block beside its text and path: two separator lines, "FILE: ", newlines
+
+
+@dataclass(frozen=True)
+class CutCheckout(Checkout):
+    """A checkout whose files past the digest's estimated cut stand on disk with their size only (``absent``:
+    path -> size), for the walk to see; :meth:`bring` checks out the ones a digest asks for."""
+
+    absent: dict[str, int] = field(default_factory=dict)
+    _bring: Callable[[list[str]], None] | None = field(default=None, repr=False)
+    _finish: Callable[[], None] | None = field(default=None, repr=False)
+
+    def finish(self) -> None:
+        """The digest is done: the clone stops being a partial clone (no later git command can fetch)."""
+        if self._finish is not None:
+            self._finish()
+
+    def bring(self, paths: list[str]) -> None:
+        """Check out ``paths`` (of :attr:`absent`): they leave ``absent``."""
+        if self._bring is not None:
+            self._bring(paths)
+        for path in paths:
+            self.absent.pop(path, None)
+
+
+def next_batch(needs: Iterable[str], absent: dict[str, int], left: int) -> list[str]:
+    """The files of ``needs`` (in the digest's order) to check out for a digest that has ``left`` characters to go
+    before its cut: as many as those characters, with the margin, could reach; at least one."""
+    budget, est, out = left * CUT_MARGIN + CUT_SLACK, 0.0, []
+    for path in needs:
+        if out and est > budget:
+            break
+        out.append(path)
+        est += absent.get(path, 0) + len(path) + _BLOCK_BYTES
+    return out
+
+
+def digest_cut(checkout: Checkout, cut: int, digest: Callable[[frozenset[str]], Digest]) -> tuple[Digest, float]:
+    """``digest(absent)`` of ``checkout`` (cut at ``cut`` bytes), checking out the next files each time it reaches
+    one still absent; returns the digest and the seconds spent checking out."""
+    absent = checkout.absent if isinstance(checkout, CutCheckout) else {}
+    bringing = 0.0
+    while True:
+        result = digest(frozenset(absent))
+        if not result.needs or not isinstance(checkout, CutCheckout):
+            if isinstance(checkout, CutCheckout):
+                checkout.finish()
+            return result, bringing
+        start = time.perf_counter()
+        checkout.bring(next_batch(result.needs, absent, cut - result.reached))
+        bringing += time.perf_counter() - start
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     """One path of HEAD's tree: ``kind`` is blob (a file), link (a symlink) or gitlink (a submodule); ``size`` is
@@ -103,11 +166,14 @@ class Tree:
 def clone_repo(
     url: str, dest: Path, *, clone_filter: str = "auto", timeout: float = 300.0, retries: int = 2,
     backoff: float = 1.0, max_file_size: int = 524288, max_tree_entries: int = DEFAULT_MAX_TREE_ENTRIES,
-    max_repo_bytes: int = DEFAULT_MAX_REPO_BYTES,
+    max_repo_bytes: int = DEFAULT_MAX_REPO_BYTES, max_summary_bytes: int | None = None,
 ) -> Checkout:  # fmt: skip
     """Clone ``url`` into ``dest`` with the strategy ``clone_filter``; the work tree digests like a full clone's
     (for a digest with this ``max_file_size``). A tree of more than ``max_tree_entries`` paths and folders, or a
-    download plus checkout of more than ``max_repo_bytes``, is a permanent :class:`CloneError`."""
+    download plus checkout of more than ``max_repo_bytes``, is a permanent :class:`CloneError`.
+
+    With ``max_summary_bytes`` (under ``auto``), the files a digest cut there cannot reach are not checked out: they
+    stand on disk with their size only, and the result is a :class:`CutCheckout` listing them."""
     if clone_filter not in CLONE_FILTERS:
         raise ValueError(f"clone_filter must be one of {CLONE_FILTERS}, got {clone_filter!r}")
     partial = clone_filter == "auto"
@@ -115,11 +181,20 @@ def clone_repo(
     checkout = clone(url, dest, timeout=timeout, retries=retries, backoff=backoff, extra_args=args,
                      max_bytes=max_repo_bytes)  # fmt: skip
     step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size, max_repo_bytes)
-    if partial and not step.missing():
+    step.url = url
+    step.root_tree = checkout.tree
+    if partial and checkout.unfiltered:
         log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
     elif partial:
-        _partial_checkout(step, list_tree(step, max_tree_entries, sizes=False))
+        tree = list_tree(step, max_tree_entries, sizes=False)
+        absent = _partial_checkout(step, tree, max_summary_bytes)
+        if absent:
+            if not step.sized:  # every blob the digest may read is here
+                step.end_partial_clone()
+            return CutCheckout(checkout.path, checkout.commit, checkout.tree, checkout.unfiltered, absent=absent,
+                               _bring=lambda paths: step.bring(tree, paths),
+                               _finish=step.end_partial_clone if step.sized else None)  # fmt: skip
     else:
         _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
     if partial:
@@ -145,27 +220,47 @@ def _full_checkout(step: _Steps, tree: Tree) -> None:
         step.check_out(tree)
 
 
-def _partial_checkout(step: _Steps, tree: Tree) -> None:
-    """Fetch and check out the paths the walk can read, in at most three fetches."""
+def _partial_checkout(step: _Steps, tree: Tree, cut: int | None = None) -> dict[str, int]:
+    """Fetch and check out the paths the walk can read, in at most three fetches. With ``cut``, only the ignore and
+    attributes files are checked out until the digest's order is known; then :meth:`_Steps.defer` checks out the
+    files before the estimated cut and returns the others (path -> size), which stand on disk with their size."""
     if any(e.kind == _LINK and e.path.rpartition("/")[2] in _IGNORE_FILES for e in tree.entries):
         everything = {e.path for e in tree.entries if e.kind != _GITLINK}  # a symlinked ignore file: as off does
         step.fetch(everything, tree)
         step.check_out(tree)
-        first = everything
+        first, cut, defaults = everything, None, everything
     else:
-        first = walk_paths(tree.entries, ignore_spec(step.dest)) | always_fetched(tree.entries)
-        step.fetch(first, tree)
+        defaults = walk_paths(tree.entries, ignore_spec(step.dest))  # nothing on disk yet: gitingest's patterns
+        first = defaults | always_fetched(tree.entries)
+        fetching = first
+        if cut is not None and step.remote_sizes(tree, first):
+            # every size is known: fetch the ignore and attributes files, the symlinks, and the files that gitingest's
+            # default patterns put before the cut; the rest waits for the digest's order (Steps.defer)
+            by_path = {e.path: e for e in tree.entries}
+            files = {p for p in first if by_path[p].kind == _BLOB}
+            size = {p: step.sizes[by_path[p].oid] for p in files}
+            fetching = always_fetched(tree.entries) | (first - files)
+            fetching |= before_cut(digest_order(first, tree.entries), size, step.max_file_size, cut)
+        step.fetch(fetching, tree)
+        if cut is not None:
+            step.shown = always_fetched(tree.entries) - step.skipped
         step.check_out(tree)
-    wanted = walk_paths(tree.entries, ignore_spec(step.dest))  # the patterns of the ignore files now on disk
+    if any(e.path.rpartition("/")[2] in _IGNORE_FILES for e in tree.entries):
+        wanted = walk_paths(tree.entries, ignore_spec(step.dest))  # the patterns of the ignore files now on disk
+    else:
+        wanted = defaults
     if not wanted <= first:
         step.fetch(wanted - first, tree)
-        step.check_out(tree)
+        if cut is None:
+            step.check_out(tree)
     shrink = step.may_shrink(step.skipped)  # left out for their size, but they may be smaller on disk
     if shrink:
         skipped = step.skipped - shrink
         step.fetch(shrink, tree, limit=step.max_file_size * SHRINK_FACTOR)
         step.skipped |= skipped
-        step.check_out(tree)
+        if cut is None:
+            step.check_out(tree)
+    return {} if cut is None else step.defer(tree, wanted, cut)
 
 
 class _Steps:
@@ -183,6 +278,21 @@ class _Steps:
         self.fetched: set[str] = set()  # paths asked for
         self.skipped: set[str] = set()  # paths asked for whose blobs are not checked out (too large)
         self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
+        self.shown: set[str] | None = None  # the fetched paths to check out (None: all but the skipped ones)
+        self.url = ""
+        self.root_tree = ""  # HEAD's tree, when the clone read it
+        self.sized = False  # blob sizes came from the server: files past the cut may not be fetched yet
+
+    def remote_sizes(self, tree: Tree, paths: set[str]) -> bool:
+        """Learn the sizes of the blobs of ``paths`` from the server without fetching them (True: all known)."""
+        by_path = {e.path: e for e in tree.entries}
+        oids = sorted({by_path[p].oid for p in paths if by_path[p].kind == _BLOB})
+        got = object_sizes(self.url, oids, max(1.0, min(60.0, self.deadline - time.monotonic())))
+        if got is None:
+            return False
+        self.sizes.update(got)
+        self.sized = True
+        return True
 
     def run(
         self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"",
@@ -215,10 +325,17 @@ class _Steps:
     def git(self, *args: str, attempts: int = 1) -> str:
         return self.run(*args, attempts=attempts).stdout.decode("utf-8", "surrogateescape")
 
-    def missing(self) -> set[str]:
-        """The objects the server left out (none: it ignored the filter). Lists them without fetching any."""
-        out = self.git("rev-list", "--objects", "--missing=print", "HEAD")
-        return {line[1:] for line in out.splitlines() if line.startswith("?")}
+    def present(self) -> dict[str, int]:
+        """Every blob in the repository's object store, with its size (objects the server left out are not listed,
+        and listing never fetches one)."""
+        out = self.git("cat-file", "--batch-all-objects", "--unordered",
+                       "--batch-check=%(objectname) %(objecttype) %(objectsize)")  # fmt: skip
+        found = {}
+        for line in out.splitlines():
+            oid, kind, size = line.split(" ")
+            if kind == "blob":
+                found[oid] = int(size)
+        return found
 
     def fetch(self, paths: set[str], tree: Tree, *, limit: int | None = None) -> None:
         """One fetch for ``paths``: fully kept folders as trees under the size limit (``max_file_size`` unless
@@ -241,7 +358,10 @@ class _Steps:
             if trees:
                 self._fetch(trees, limit)
             oversized = self._fetch_by_id(named, limit)
-        self.skip_oversized(tree, limit, self.missing() | oversized)
+        here = self.present()  # what arrived, with sizes: one listing of the local objects, no lazy fetch
+        self.sizes.update(here)
+        asked = {e.oid for e in tree.entries if e.path in self.fetched and e.kind != _GITLINK}
+        self.skip_oversized(tree, limit, (asked - here.keys()) | oversized)
 
     def _fetch(self, wants: list[str], limit: int, budget: int | None = None) -> GitResult:
         # --refetch (git >= 2.36): ask for the trees although they are here, so the server walks them for blobs;
@@ -298,11 +418,81 @@ class _Steps:
             if value not in (b"unspecified", b"unset")
         }  # fmt: skip
 
+    def defer(self, tree: Tree, wanted: set[str], cut: int) -> dict[str, int]:
+        """Check out the files of ``wanted`` whose blocks start before the digest's estimated cut (``cut`` bytes, see
+        :data:`CUT_MARGIN`), every symlink and ignore or attributes file, and the files whose size on disk is not
+        their blob's (a :data:`SHRINKING` attribute, ``eol=crlf``) or whose name git alone may judge; the other
+        files of ``wanted`` are written as files of their blob's size with no content, for the walk to see. Returns
+        those (path -> size). Files not fetched yet (their sizes known from the server) are fetched first."""
+        by_path = {e.path: e for e in tree.entries}
+        known = {p for p in wanted - self.fetched if by_path[p].oid in self.sizes or by_path[p].kind == _LINK}
+        big = {p for p in known if self.sizes.get(by_path[p].oid, 0) > self.max_file_size}
+        written = (wanted & self.fetched - self.skipped) | (known - big)
+        files = {p for p in written if by_path[p].kind == _BLOB}
+        real = (written - files) | (always_fetched(tree.entries) - self.skipped) | self._changed_on_disk(tree, files)
+        real |= {p for p in files if not _plain(p)}
+        size = {p: self.sizes.get(by_path[p].oid, 0) for p in files}
+        real |= before_cut(digest_order(written, tree.entries), size, self.max_file_size, cut)
+        if real - self.fetched:
+            self.fetch(real - self.fetched, tree)
+        shrink = self.may_shrink(big)  # over max_file_size, but they may be smaller on disk: as _partial_checkout
+        if shrink:
+            skipped = self.skipped
+            self.fetch(shrink, tree, limit=self.max_file_size * SHRINK_FACTOR)
+            self.skipped |= skipped
+            real |= shrink
+        absent = {p: size[p] for p in files - real}
+        self.add(tree, real)
+        made: set[str] = set()
+        for path, length in absent.items():
+            folder = path.rpartition("/")[0]
+            if folder not in made:
+                (self.dest / folder).mkdir(parents=True, exist_ok=True)
+                made.add(folder)
+            _placeholder(self.dest / path, length)
+        return absent
+
+    def _changed_on_disk(self, tree: Tree, paths: set[str]) -> set[str]:
+        """The ``paths`` whose checkout may differ in size from their blob (the checked-out ``.gitattributes``)."""
+        if not paths or not any(e.path.rpartition("/")[2] == ".gitattributes" for e in tree.entries):
+            return set()
+        out = self.run("check-attr", "-z", "--stdin", "eol", *SHRINKING,
+                       stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)))  # fmt: skip
+        fields = out.stdout.split(b"\0")
+        return {
+            os.fsdecode(path) for path, attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+            if (value == b"crlf" if attr == b"eol" else value not in (b"unspecified", b"unset"))
+        }  # fmt: skip
+
+    def bring(self, tree: Tree, paths: list[str]) -> None:
+        """Check out ``paths``, which :meth:`defer` left as files of their size only."""
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.dest / path)
+        if set(paths) - self.fetched:
+            self.fetch(set(paths) - self.fetched, tree)
+        self.add(tree, set(paths))
+
+    def add(self, tree: Tree, paths: set[str]) -> None:
+        """Write ``paths`` (fetched, not skipped) beside what is checked out, with git's checkout (attributes
+        apply). ``checkout-index`` rather than a second sparse ``read-tree -mu``: git 2.39's can mark a path as
+        written without writing it (a README.md added to the patterns stayed missing)."""
+        assert self.shown is not None
+        new = sorted(paths - self.shown - self.skipped)
+        if not new:
+            return
+        by_path = {e.path: e.oid for e in tree.entries}
+        self.check_room(sum(self.sizes.get(by_path[p], 0) for p in self.shown | set(new)))
+        self.run("checkout-index", "--ignore-skip-worktree-bits", "-z", "--stdin",
+                 stdin=b"".join(os.fsencode(p) + b"\0" for p in new), attempts=self.retries + 1)  # fmt: skip
+        self.shown |= set(new)
+
     def check_out(self, tree: Tree) -> None:
         """Write the fetched paths, less the skipped ones: a non-cone sparse checkout that fetches nothing."""
         by_path = {e.path: e.oid for e in tree.entries}
-        self.check_room(sum(self.sizes.get(by_path[p], 0) for p in self.fetched - self.skipped))
-        patterns = sparse_patterns(self.fetched, tree.entries, self.skipped)
+        shown = self.fetched - self.skipped if self.shown is None else self.shown - self.skipped
+        self.check_room(sum(self.sizes.get(by_path[p], 0) for p in shown))
+        patterns = sparse_patterns(shown, tree.entries, self.skipped)
         if any("\n" in p or "\r" in p for p in patterns):  # a pattern is one line: '?' stands for the line break
             if _confusable(tree):
                 raise CloneError("the tree has paths that differ only where one holds a line break", PERMANENT)
@@ -317,6 +507,75 @@ class _Steps:
         # Its promisor and partialclonefilter keys go with it. Where git also set extensions.partialClone, a lazy
         # fetch now fails instead of reaching the network.
         self.git("config", "--remove-section", "remote.origin")
+
+
+def before_cut(order: list[str], size: dict[str, int], max_file_size: int, cut: int) -> set[str]:
+    """The files of ``order`` (paths in the digest's order; ``size`` gives the files' sizes, symlinks have none)
+    whose blocks start before the digest's estimated cut: ``cut`` bytes, with :data:`CUT_MARGIN` and
+    :data:`CUT_SLACK`, after the header and the tree (a line a path: at most its path and 8 bytes)."""
+    est = 512.0 + sum(len(p) + 8 for p in order)
+    budget = cut * CUT_MARGIN + CUT_SLACK
+    out = set()
+    for path in order:
+        if est > budget:
+            break
+        if path in size and size[path] <= max_file_size:
+            out.add(path)
+            est += size[path] + len(path) + _BLOCK_BYTES
+    return out
+
+
+def digest_order(paths: Iterable[str], entries: Iterable[TreeEntry]) -> list[str]:
+    """``paths`` (files and symlinks) in the digest's order: each folder's README first, then its files, dotfiles,
+    then its folders and symlinks (:func:`xgov_digests.digest.walk.walk_order`), depth first."""
+    files = {e.path for e in entries if e.kind == _BLOB}
+    root: dict[str, Any] = {}
+    for path in paths:
+        node = root
+        *folders, name = path.split("/")
+        for folder in folders:
+            node = node.setdefault(folder + "/", {})  # a folder's key ends with '/', a file's never does
+        node[name] = path
+
+    def ordered(node: dict[str, Any]) -> Iterator[str]:
+        return iter(sorted(node, key=lambda k: walk_order(k.rstrip("/"), node[k] in files if k[-1:] != "/" else False)))
+
+    out: list[str] = []
+    nodes, names = [root], [ordered(root)]
+    while names:
+        name = next(names[-1], None)
+        if name is None:
+            names.pop()
+            nodes.pop()
+            continue
+        value = nodes[-1][name]
+        if isinstance(value, dict):
+            nodes.append(value)
+            names.append(ordered(value))
+        else:
+            out.append(value)
+    return out
+
+
+def _plain(path: str) -> bool:
+    """Can a file at ``path`` be written by us instead of git? Not where git's own checks of a name may refuse it
+    (``.git`` in any case or with trailing dots and spaces, 8.3 short names, NTFS streams, backslashes)."""
+    if "\\" in path or ":" in path:
+        return False
+    for part in path.split("/"):
+        low = part.lower()
+        if part in ("", ".", "..") or low.rstrip(". ") == ".git" or low.startswith("git~"):
+            return False
+    return True
+
+
+def _placeholder(path: Path, size: int) -> None:
+    """A file of ``size`` bytes holding nothing (a hole: no block is written); its folder exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
 
 
 def _confusable(tree: Tree) -> bool:
@@ -337,7 +596,7 @@ def list_tree(step: _Steps, max_entries: int = DEFAULT_MAX_TREE_ENTRIES, *, size
     """HEAD's paths, kinds, objects and (with ``sizes``: every blob is here) sizes, read NUL-separated. Without
     ``sizes``, ``ls-tree`` reads trees only: no blob is fetched. More than ``max_entries`` paths and folders is a
     permanent :class:`CloneError`, found after reading that many records and no more."""
-    root = step.git("rev-parse", "HEAD^{tree}").strip()
+    root = step.root_tree or step.git("rev-parse", "HEAD^{tree}").strip()
     listing = step.run("ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD",
                        max_records=max_entries)  # fmt: skip
     if listing.cut:
@@ -416,14 +675,12 @@ def walk_paths(entries: Iterable[TreeEntry], spec: IgnoreSpec) -> set[str]:
 
 
 def cover(paths: set[str], entries: list[TreeEntry]) -> tuple[set[str], set[str]]:
-    """``paths`` as (folders whose every entry is in ``paths``, outermost only; the other paths)."""
-    total: Counter[str] = Counter()
+    """``paths`` (paths of ``entries``) as (folders whose every entry is in ``paths``, outermost only; the other
+    paths)."""
+    total = _folder_totals(entries)
     wanted: Counter[str] = Counter()
-    for entry in entries:
-        for folder in _folders(entry.path):
-            total[folder] += 1
-            if entry.path in paths:
-                wanted[folder] += 1
+    for path in paths:
+        wanted.update(_folders(path))
     folders, singles = set(), set()
     for path in paths:
         full = next((f for f in _folders(path) if wanted[f] == total[f]), None)
@@ -432,6 +689,22 @@ def cover(paths: set[str], entries: list[TreeEntry]) -> tuple[set[str], set[str]
         else:
             folders.add(full)
     return folders, singles
+
+
+_TOTALS = threading.local()  # each repo thread's last (entries, their folder totals)
+
+
+def _folder_totals(entries: list[TreeEntry]) -> Counter[str]:
+    """How many entries each folder holds, at any depth; kept for the thread's last list of entries (a clone asks
+    for the same tree's several times)."""
+    held = getattr(_TOTALS, "last", None)
+    if held is not None and held[0] is entries:
+        return held[1]
+    totals: Counter[str] = Counter()
+    for entry in entries:
+        totals.update(_folders(entry.path))
+    _TOTALS.last = (entries, totals)
+    return totals
 
 
 def sparse_patterns(paths: set[str], entries: list[TreeEntry], leave_out: set[str] = frozenset()) -> list[str]:
@@ -444,8 +717,11 @@ def sparse_patterns(paths: set[str], entries: list[TreeEntry], leave_out: set[st
 
 def _folders(path: str) -> list[str]:
     """'' and every folder above ``path``, outermost first: 'a/b/c' -> ['', 'a', 'a/b']."""
-    parts = path.split("/")[:-1]
-    return ["", *("/".join(parts[: i + 1]) for i in range(len(parts)))]
+    out, at = [""], path.find("/")
+    while at != -1:
+        out.append(path[:at])
+        at = path.find("/", at + 1)
+    return out
 
 
 def _escape(path: str) -> str:

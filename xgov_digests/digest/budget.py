@@ -162,10 +162,11 @@ class DigestPool:
 
     def digest(
         self, checkout: Path, header: Header, *, max_file_size: int, max_summary_bytes: int,
-        limits: Limits = GITINGEST_LIMITS,
+        limits: Limits = GITINGEST_LIMITS, absent: frozenset[str] = frozenset(),
     ) -> Digest:  # fmt: skip
         """:func:`make_digest` in a child process; :class:`DigestTimeout` after ``timeout`` seconds."""
-        kwargs = {"max_file_size": max_file_size, "max_summary_bytes": max_summary_bytes, "limits": limits}
+        kwargs = {"max_file_size": max_file_size, "max_summary_bytes": max_summary_bytes, "limits": limits,
+                  "absent": absent}  # fmt: skip
         with self._slots:
             worker = self._take()
             deadline = time.monotonic() + self.timeout

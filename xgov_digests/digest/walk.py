@@ -92,10 +92,25 @@ def _exists(path: str) -> bool:
     return True
 
 
-class Scan:
-    """One checkout: ignore patterns, the filtered tree, the files in output order, and what was worked around."""
+class Absent(Exception):
+    """The digest reached a file whose content is not on disk yet (:attr:`Scan.absent`): ``rel`` is its path."""
 
-    def __init__(self, checkout: Path, max_file_size: int, limits: Limits) -> None:
+    def __init__(self, rel: str) -> None:
+        super().__init__(rel)
+        self.rel = rel
+
+
+class Scan:
+    """One checkout: ignore patterns, the filtered tree, the files in output order, and what was worked around.
+
+    ``absent``: files that stand on disk with their size but not their content (a partial checkout leaves the
+    files past the digest's cut on the server). The walk, which reads only names and sizes, is the same; reading
+    one of them raises :class:`Absent`."""
+
+    def __init__(
+        self, checkout: Path, max_file_size: int, limits: Limits, absent: frozenset[str] = frozenset()
+    ) -> None:
+        self.absent = absent
         self.root_path = Path(str(checkout)).resolve()  # gitingest's parse_local_dir_path
         self.root = str(self.root_path)
         self.max_file_size = max_file_size
@@ -253,6 +268,8 @@ class Scan:
             if not first:
                 yield "\n"
             first = False
+            if leaf.rel in self.absent:
+                raise Absent(leaf.rel)
             if leaf.kind == _SYMLINK:
                 yield f"{SEPARATOR}\nSYMLINK: {leaf.rel} -> {leaf.target}\n{SEPARATOR}\n\n\n"
             else:

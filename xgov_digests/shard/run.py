@@ -90,7 +90,7 @@ class ShardRun:
                 row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
                 return row
             pool = self._digest_pool()
-            from xgov_digests.clone.strategy import clone_repo
+            from xgov_digests.clone.strategy import clone_repo, digest_cut
             from xgov_digests.digest.format import Header
             from xgov_digests.digest.walk import Limits
 
@@ -99,18 +99,18 @@ class ShardRun:
                 t = time.perf_counter()
                 checkout = clone_repo(repo.url, tmp / repo.name, clone_filter=s.clone_filter, timeout=s.clone_timeout,
                                       retries=s.retries, max_file_size=s.max_file_size,
-                                      max_tree_entries=s.max_tree_entries,
-                                      max_repo_bytes=s.max_repo_bytes)  # fmt: skip
+                                      max_tree_entries=s.max_tree_entries, max_repo_bytes=s.max_repo_bytes,
+                                      max_summary_bytes=s.max_summary_bytes)  # fmt: skip
                 row.clone_s = time.perf_counter() - t
                 row.commit = checkout.commit
                 t = time.perf_counter()
-                digest = pool.digest(
-                    checkout.path,
-                    Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at),
-                    max_file_size=s.max_file_size,
-                    max_summary_bytes=s.max_summary_bytes,
-                    limits=Limits(s.max_files, s.max_total_bytes),
-                )
+                header = Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at)
+                limits = Limits(s.max_files, s.max_total_bytes)
+                digest, bringing = digest_cut(checkout, s.max_summary_bytes, lambda absent: pool.digest(
+                    checkout.path, header, max_file_size=s.max_file_size, max_summary_bytes=s.max_summary_bytes,
+                    limits=limits, absent=absent))  # fmt: skip
+                row.clone_s += bringing
+                t += bringing
                 write_atomic(out, digest.data)
                 row.digest_s = time.perf_counter() - t
             finally:
