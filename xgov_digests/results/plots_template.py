@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from xgov_digests.results.plots_page import VL_VERSION, PlotsError, _script, _vl_convert
+from xgov_digests.results.plots_page import VL_VERSION, PlotsError, script_text, vl_convert
 
 TEMPLATE = Path(".dvc/plots/page.html")
 # The bundle's parts are BSD-3-Clause: their notices travel with the copy (the minified bundle drops them).
@@ -44,12 +44,12 @@ SVG_DEFAULT = """(function () {
 
 
 def template() -> str:
-    bundle = _vl_convert().javascript_bundle(vl_version=VL_VERSION)
+    bundle = vl_convert().javascript_bundle(vl_version=VL_VERSION)
     page = (
         "<!DOCTYPE html>\n<html>\n<head>\n{refresh_tag}\n<meta charset=\"utf-8\">\n<title>DVC Plot</title>\n"
         f"<!--\nWritten by python -m xgov_digests.results.plots_template (vl-convert, vega-lite {VL_VERSION}).\n"
         f"{NOTICE}\n-->\n"
-        f'<script type="text/javascript">\n{_script(bundle)}\n{SVG_DEFAULT}\n</script>\n'
+        f'<script type="text/javascript">\n{script_text(bundle)}\n{SVG_DEFAULT}\n</script>\n'
         "<style>table { border-spacing: 15px; }</style>\n</head>\n<body>\n{plot_divs}\n</body>\n</html>\n"
     )
     if page.count("{plot_divs}") != 1 or "{scripts}" in page:  # DVC replaces every occurrence

@@ -40,10 +40,19 @@ def metrics(frame: pd.DataFrame, batch_size: int) -> dict[str, Any]:
         "cache_hit_rate": round(c["cached"] / n, 4) if n else 0.0,
         **_kinds(frame),
         "digest_bytes": int(frame["digest_bytes"].sum()),
+        **token_totals(frame),
         "truncated": int(frame["truncated"].sum()),
         "walk_limited": int(frame["walk_limit"].notna().sum()),
         "shards": batch_size,
     }
+
+
+def token_totals(frame: pd.DataFrame) -> dict[str, int]:
+    """The digests' tokens (``ingest.token_encoding``): in all, the median digest's and the largest digest's."""
+    tokens = frame.loc[frame["status"].isin(["ok", "cached"]), "tokens"]
+    if tokens.empty:
+        return {"tokens": 0, "tokens_median": 0, "tokens_max": 0}
+    return {"tokens": int(tokens.sum()), "tokens_median": int(tokens.median()), "tokens_max": int(tokens.max())}
 
 
 def _quantile(series: pd.Series, q: float) -> float:

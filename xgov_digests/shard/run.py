@@ -29,6 +29,7 @@ from xgov_digests.core.files import digest_path, write_atomic
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
+from xgov_digests.digest.tokens import count_tokens
 from xgov_digests.shard.cache import DigestCache, Entry
 from xgov_digests.shard.stats import Row
 
@@ -88,6 +89,7 @@ class ShardRun:
                 write_atomic(out, entry.data)
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
                 row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
+                row.tokens = count_tokens(entry.data, s.token_encoding)
                 return row
             pool = self._digest_pool()
             from xgov_digests.clone.strategy import clone_repo
@@ -117,6 +119,7 @@ class ShardRun:
                 janitor.submit(remove_tree, tmp)
             row.status, row.files, row.truncated = "ok", digest.files, digest.truncated
             row.digest_bytes, row.walk_limit = len(digest.data), digest.walk_limit
+            row.tokens = count_tokens(digest.data, s.token_encoding)
             row.warnings = "; ".join(digest.warnings) or None
             if row.walk_limit:
                 log.warning("walk stopped early: files left out", extra={"url": row.url, "walk_limit": row.walk_limit})
