@@ -29,7 +29,7 @@ from xgov_digests.core.files import digest_path, write_atomic
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
-from xgov_digests.digest.tokens import count_tokens
+from xgov_digests.digest.tokens import count_tokens, preload
 from xgov_digests.shard.cache import DigestCache, Entry
 from xgov_digests.shard.stats import Row
 
@@ -159,6 +159,8 @@ class ShardRun:
 
     def run(self) -> list[Row]:
         workers = max(1, min(self.settings.workers, len(self.repos) or 1))
+        if self.repos:
+            preload(self.settings.token_encoding)  # the vocabulary loads while the first repos start
         rows: list[Row] = []
         with (
             ThreadPoolExecutor(1, thread_name_prefix="janitor") as janitor,
