@@ -70,3 +70,16 @@ def test_an_unknown_encoding_is_named() -> None:
         registry("r50k_base")
     with pytest.raises(ParamsError, match="ingest.token_encoding must be 'o200k_base'"):
         parse_params({"feed": {"url": "x.json"}, "ingest": {"token_encoding": "gpt2"}})
+
+
+def test_a_cache_entry_carries_its_count_and_an_older_one_still_decodes() -> None:
+    from xgov_digests.core.repo import Repo
+    from xgov_digests.shard.cache import Entry, decode_entry, encode_entry
+
+    repo = Repo("https://github.com/o/r", "o", "r", None)
+    blob = encode_entry(Entry(b"digest", "c0ffee", 1, False, tokens={"o200k_base": 2}), repo, "fp")
+    assert decode_entry(blob, repo, "fp").tokens == {"o200k_base": 2}
+    older = encode_entry(Entry(b"digest", "c0ffee", 1, False), repo, "fp")
+    assert b'"tokens"' not in older and decode_entry(older, repo, "fp").tokens == {}
+    with pytest.raises(ValueError, match="'tokens' must map encodings to integers"):
+        decode_entry(blob.replace(b'"o200k_base": 2', b'"o200k_base": "2"'), repo, "fp")

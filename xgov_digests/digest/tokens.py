@@ -4,8 +4,9 @@ tiktoken (gitingest's counter) downloads a vocabulary the first time an encoding
 from the ``bpe-openai`` wheel (``bpe_openai/data/<name>.tiktoken.gz``, read as a file: the package itself is never
 imported), is checked against the SHA-256 that tiktoken's own registry (``tiktoken_ext.openai_public``) expects for
 that encoding, and is handed to tiktoken with the registry's pattern and special tokens, so counts are tiktoken's. A
-missing file or a hash mismatch is a :class:`TokenError`, never a silent zero. The encoder is built once per process
-(about 0.7 s for ``o200k_base``) and shared by every thread; tiktoken encodes outside the GIL.
+missing file or a hash mismatch is a :class:`TokenError`, never a silent zero. The encoder is built once per process, on
+the first count (about 0.7 s of CPU for ``o200k_base``), and shared by every thread; tiktoken encodes outside the GIL.
+A digest cache hit carries its count, so a shard whose repos all come from the cache never loads a vocabulary.
 
 The text is counted as ordinary text (``encode_ordinary``): a digest holding ``<|endoftext|>`` counts those characters
 like any others. A digest's bytes are decoded as UTF-8, an invalid byte as U+FFFD, the same on every machine.
@@ -103,19 +104,6 @@ def encoder(name: str) -> tiktoken.Encoding:
         if name not in _encoders:
             _encoders[name] = load(name)
         return _encoders[name]
-
-
-def preload(name: str) -> None:
-    """Build the encoder in a background thread (about a second of imports and parsing), while the caller starts on
-    other work; the first :func:`count_tokens` waits for it. An error is raised again by that first count."""
-
-    def build() -> None:
-        try:
-            encoder(name)
-        except TokenError:
-            pass  # the next encoder(name) call loads again and raises it where a row can record it
-
-    threading.Thread(target=build, name="tokens-preload", daemon=True).start()
 
 
 def count_tokens(data: bytes, name: str = "o200k_base") -> int:

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -39,6 +39,7 @@ class Entry:
     truncated: bool
     walk_limit: str | None = None
     warnings: str | None = None
+    tokens: dict[str, int] = field(default_factory=dict)  # encoding -> the digest's token count (a hit skips counting)
 
 
 class CacheUnavailable(RuntimeError):
@@ -79,6 +80,8 @@ def encode_entry(entry: Entry, repo: Repo, fp: str) -> bytes:
         "name": repo.name,
         "fingerprint": fp,
     }
+    if entry.tokens:  # optional: an entry without it (older) is still a hit, its tokens counted again
+        head["tokens"] = entry.tokens
     return json.dumps(head, sort_keys=True).encode() + b"\n" + entry.data
 
 
@@ -114,9 +117,12 @@ def decode_entry(blob: bytes, repo: Repo | None = None, fp: str | None = None) -
     walk_limit, warnings = head.get("walk_limit"), head.get("warnings")
     if not all(v is None or isinstance(v, str) for v in (walk_limit, warnings)):
         raise ValueError("header fields 'walk_limit' and 'warnings' must be strings or null")
+    tokens = head.get("tokens") or {}
+    if not isinstance(tokens, dict) or not all(isinstance(n, int) and not isinstance(n, bool) for n in tokens.values()):
+        raise ValueError("header field 'tokens' must map encodings to integers")
     return Entry(
         data, _field(head, "commit", str), _field(head, "files", int), _field(head, "truncated", bool), walk_limit,
-        warnings,
+        warnings, tokens,
     )
 
 

@@ -29,7 +29,7 @@ from xgov_digests.core.files import digest_path, write_atomic
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
-from xgov_digests.digest.tokens import count_tokens, preload
+from xgov_digests.digest.tokens import count_tokens
 from xgov_digests.shard.cache import DigestCache, Entry
 from xgov_digests.shard.stats import Row
 
@@ -89,7 +89,7 @@ class ShardRun:
                 write_atomic(out, entry.data)
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
                 row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
-                row.tokens = count_tokens(entry.data, s.token_encoding)
+                row.tokens = entry.tokens.get(s.token_encoding) or count_tokens(entry.data, s.token_encoding)
                 return row
             pool = self._digest_pool()
             from xgov_digests.clone.strategy import clone_repo
@@ -126,7 +126,7 @@ class ShardRun:
             if self.cache:
                 self.cache.put(
                     repo, Entry(digest.data, checkout.commit, digest.files, digest.truncated, row.walk_limit,
-                                row.warnings),
+                                row.warnings, {s.token_encoding: row.tokens}),
                 )  # fmt: skip
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
@@ -159,8 +159,6 @@ class ShardRun:
 
     def run(self) -> list[Row]:
         workers = max(1, min(self.settings.workers, len(self.repos) or 1))
-        if self.repos:
-            preload(self.settings.token_encoding)  # the vocabulary loads while the first repos start
         rows: list[Row] = []
         with (
             ThreadPoolExecutor(1, thread_name_prefix="janitor") as janitor,
