@@ -87,5 +87,5 @@ def test_the_dataset_is_every_digest_read_by_pandas_and_duckdb(workspace_factory
     ws.dvc("repro", "--force")
     again = pd.read_parquet(ws.path / "data/stats.parquet")
     assert set(again["status"]) == {"cached", "failed"}
-    assert dict(zip(again["url"], again["tokens"], strict=True)) == dict(zip(stats["url"], stats["tokens"], strict=True))
+    assert again.set_index("url")["tokens"].sort_index().equals(stats.set_index("url")["tokens"].sort_index())
     assert {p.name: p.read_bytes() for p in (ws.path / "data/dataset").iterdir()} == before
