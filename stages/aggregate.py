@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(FAILURES_PLOT, failure_reasons(frame).to_csv(index=False).encode())
     write_atomic(REPORT, markdown(m, shards, frame).encode())
     log.info("aggregated", extra={**{k: m[k] for k in ("repos", "ok", "cached", "failed", "empty", "tokens")},
-                                  "dataset_files": dataset["files"], "dataset_bytes": dataset["bytes"]})  # fmt: skip
+                                  "dataset_files": dataset["files"], "dataset_written": dataset["written"],
+                                  "dataset_bytes": dataset["bytes"]})  # fmt: skip
     return 0
 
 

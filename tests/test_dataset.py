@@ -84,8 +84,16 @@ def test_the_dataset_is_every_digest_read_by_pandas_and_duckdb(workspace_factory
     # night 2, every repo from the digest cache (its entries carry the counts): the same tokens, and every dataset
     # file byte-identical, so DVC has nothing new to upload for it
     before = {p.name: p.read_bytes() for p in (ws.path / "data/dataset").iterdir()}
+    written = {p.name: p.stat().st_mtime_ns for p in (ws.path / "data/dataset").iterdir()}
     ws.dvc("repro", "--force")
     again = pd.read_parquet(ws.path / "data/stats.parquet")
     assert set(again["status"]) == {"cached", "failed"}
     assert again.set_index("url")["tokens"].sort_index().equals(stats.set_index("url")["tokens"].sort_index())
     assert {p.name: p.read_bytes() for p in (ws.path / "data/dataset").iterdir()} == before
+    assert {p.name: p.stat().st_mtime_ns for p in (ws.path / "data/dataset").iterdir()} == written  # none rewritten
+
+    # a bucket to rebuild reads its digests and checks each against its row's SHA-256
+    victim.write_bytes(original[:-1] + b"#")
+    (ws.path / part_path(bucket(digested.iloc[0]["url"]))).unlink()
+    result = ws.python("-m", "stages.aggregate", check=False)
+    assert result.returncode == 2 and "is not the digest its stats row records" in result.stderr, result.stderr

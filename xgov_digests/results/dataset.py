@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xgov_digests.core.files import SNAPSHOT, digest_path, summaries_path
+from xgov_digests.core.files import SNAPSHOT, digest_path, summaries_path, write_atomic
 from xgov_digests.core.repo import normalise_url
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DATASET_DIR = Path("data/dataset")
 BUCKETS = 4096
+FINGERPRINT_KEY = b"xgov_digests.fingerprint"  # parquet metadata: what the file was written from
 DIGESTED = ("ok", "cached")
 # (column, arrow type name): the documented schema, in order
 COLUMNS = [
@@ -73,16 +74,43 @@ def _schema() -> Any:
     return pa.schema([(name, kinds[kind]) for name, kind in COLUMNS])
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, sha256: object) -> str:
     try:
-        return path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing: re-run its shard with 'dvc repro --force'") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise DatasetError(f"{path} is not the digest its stats row records: re-run its shard with 'dvc repro --force'")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path} is not UTF-8 ({exc}): re-run its shard with 'dvc repro --force'") from None
 
 
+def _fingerprint(rows: list[dict[str, Any]]) -> str:
+    """What a bucket's file is made of: its rows' fields and texts' SHA-256, the schema and the writer's version."""
+    import pyarrow as pa
+
+    fields = [[row[name] for name, _ in COLUMNS if name != "text"] + [row["sha256"]] for row in rows]
+    return hashlib.sha256(json.dumps([pa.__version__, COLUMNS, fields]).encode()).hexdigest()
+
+
+def _current(path: Path) -> str | None:
+    """The fingerprint a bucket file was written with (None when absent or unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return (pq.read_schema(path).metadata or {}).get(FINGERPRINT_KEY, b"").decode() or None
+    except (OSError, ValueError):
+        return None
+
+
 def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Path = SNAPSHOT) -> dict[str, int]:
-    """Write one Parquet file per non-empty bucket of the ok and cached rows of a merged stats frame; remove any
-    other file in ``out_dir``. Returns the rows, files and bytes written."""
+    """Write one Parquet file per non-empty bucket of the ok and cached rows of a merged stats frame, and remove any
+    other file in ``out_dir``. A bucket whose file was written from the same rows and texts (its fingerprint, in the
+    file's metadata, says so) is kept without reading its digests: only the buckets holding a changed repo cost a
+    read and a compression. Each text read is checked against its row's SHA-256. Returns the rows, files, files
+    written and bytes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -96,24 +124,26 @@ def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Pa
             "license": extra.get("license"), "language": extra.get("language"), "stars": extra.get("stars"),
             "files": int(r.files), "bytes": int(r.digest_bytes), "tokens": int(r.tokens),
             "truncated": bool(r.truncated), "status": "ok",  # cloned tonight or from the cache: the same row
-            "path": digest_path(summaries_path(int(r.offset)), r.owner, r.name),
+            "sha256": r.sha256, "path": digest_path(summaries_path(int(r.offset)), r.owner, r.name),
         })  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
-    schema, written, total = _schema(), set(), 0
+    schema, keep, total, rewritten = _schema(), set(), 0, 0
     for k in sorted(groups):
         rows = sorted(groups[k], key=lambda row: row["url"])
+        path, fingerprint = part_path(k, out_dir), _fingerprint(rows)
+        keep.add(path.name)
+        if _current(path) == fingerprint:
+            total += path.stat().st_size
+            continue
         columns = {name: [row[name] for row in rows] for name, _ in COLUMNS if name != "text"}
-        columns["text"] = [_text(row["path"]) for row in rows]
-        table = pa.Table.from_pydict(columns, schema=schema)
+        columns["text"] = [_text(row["path"], row["sha256"]) for row in rows]
+        table = pa.Table.from_pydict(columns, schema=schema.with_metadata({FINGERPRINT_KEY: fingerprint.encode()}))
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd", row_group_size=len(rows), write_statistics=["url", "owner"])
-        path = part_path(k, out_dir)
-        data = buffer.getvalue()
-        if not path.exists() or path.read_bytes() != data:
-            path.write_bytes(data)
-        written.add(path.name)
-        total += len(data)
+        write_atomic(path, buffer.getvalue())
+        total += len(buffer.getvalue())
+        rewritten += 1
     for stale in out_dir.iterdir():
-        if stale.name not in written:
+        if stale.name not in keep:
             stale.unlink()
-    return {"rows": len(done), "files": len(written), "bytes": total}
+    return {"rows": len(done), "files": len(keep), "written": rewritten, "bytes": total}

@@ -11,6 +11,7 @@ and the shard fails.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import tempfile
@@ -90,6 +91,7 @@ class ShardRun:
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
                 row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
                 row.tokens = entry.tokens.get(s.token_encoding) or count_tokens(entry.data, s.token_encoding)
+                row.sha256 = hashlib.sha256(entry.data).hexdigest()
                 return row
             pool = self._digest_pool()
             from xgov_digests.clone.strategy import clone_repo
@@ -120,6 +122,7 @@ class ShardRun:
             row.status, row.files, row.truncated = "ok", digest.files, digest.truncated
             row.digest_bytes, row.walk_limit = len(digest.data), digest.walk_limit
             row.tokens = count_tokens(digest.data, s.token_encoding)
+            row.sha256 = hashlib.sha256(digest.data).hexdigest()
             row.warnings = "; ".join(digest.warnings) or None
             if row.walk_limit:
                 log.warning("walk stopped early: files left out", extra={"url": row.url, "walk_limit": row.walk_limit})
