@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]
 TITLES = {
     "Wall time per shard", "Repos per shard by status", "Seconds per cloned repo, by percentile",
-    "Digest size by percentile, and the cap", "Failed repos by reason",
+    "Digest size by percentile, and the cap", "Tokens per digest by percentile", "Failed repos by reason",
 }  # fmt: skip
 
 
@@ -191,7 +191,7 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     assert "cdn.jsdelivr.net" not in page and not re.search(r"<script[^>]+src=", page)  # nothing to fetch
     pngs = sorted(p.name for p in html.parent.glob("*.png"))
     sizes = [struct.unpack(">II", (html.parent / n).read_bytes()[16:24]) for n in pngs]  # IHDR: width, height
-    assert len(pngs) == 5 and all(w > 300 and h > 100 for w, h in sizes), (pngs, sizes)
+    assert len(pngs) == 6 and all(w > 300 and h > 100 for w, h in sizes), (pngs, sizes)
     # the page in a real browser with no network: every plot drawn, the reason label whole
     dom = in_browser(html, tmp_path, "--dump-dom").stdout.decode()
     drawn = drawn_plots(dom)
@@ -215,6 +215,8 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     sizes = series(specs["Digest size by percentile, and the cap"])
     assert set(sizes) == {"digest_kb", "cap_kb"} and {v["cap_kb"] for v in sizes["cap_kb"]} == {"4.0"}
     assert max(float(v["digest_kb"]) for v in sizes["digest_kb"]) <= 4.0
+    tokens = specs["Tokens per digest by percentile"]["data"]["values"]
+    assert len(tokens) == 101 and 0 < float(tokens[-1]["tokens_k"]) <= 4.096  # a 4 KB digest: at most 4,096 tokens
     failures = specs["Failed repos by reason"]["data"]["values"]
     assert len(failures) == 1 and failures[0]["repos"] == "1" and "clone" in failures[0]["reason"], failures
     night1 = {f: (ws.path / "reports/plots" / f).read_text() for f in ("sizes.csv", "failures.csv")}

@@ -93,14 +93,17 @@ def seconds_distribution(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def size_distribution(frame: pd.DataFrame, cap_bytes: int) -> pd.DataFrame:
-    """Digest sizes (KB) of the run's digests at each percentile, beside the cap (``ingest.max_summary_bytes``)."""
-    kb = frame.loc[frame["status"].isin(["ok", "cached"]), "digest_bytes"] / 1024
+    """Digest sizes (KB) of the run's digests at each percentile, beside the cap (``ingest.max_summary_bytes``), and
+    their tokens (thousands)."""
+    digested = frame[frame["status"].isin(["ok", "cached"])]
+    kb, ktokens = digested["digest_bytes"] / 1024, digested["tokens"] / 1000
     if kb.empty:
-        return pd.DataFrame(columns=["percentile", "digest_kb", "cap_kb"])
+        return pd.DataFrame(columns=["percentile", "digest_kb", "cap_kb", "tokens_k"])
     return pd.DataFrame({
         "percentile": PERCENTILES,
         "digest_kb": [_quantile(kb, p / 100) for p in PERCENTILES],
         "cap_kb": round(cap_bytes / 1024, 3),
+        "tokens_k": [_quantile(ktokens, p / 100) for p in PERCENTILES],
     })  # fmt: skip
 
 
