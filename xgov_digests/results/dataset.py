@@ -111,6 +111,7 @@ def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Pa
     file's metadata, says so) is kept without reading its digests: only the buckets holding a changed repo cost a
     read and a compression. Each text read is checked against its row's SHA-256. Returns the rows, files, files
     written and bytes."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -118,6 +119,7 @@ def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Pa
     done = frame[frame["status"].isin(DIGESTED)]
     groups: dict[int, list[dict[str, Any]]] = {}
     for r in done.itertuples(index=False):
+        r = r._replace(**{k: None for k, v in r._asdict().items() if v is pd.NA})  # a null of a "string" column
         extra = meta.get(normalise_url(r.url), {})
         groups.setdefault(bucket(r.url), []).append({
             "owner": r.owner, "name": r.name, "url": r.url, "commit": r.commit, "pushed_at": r.pushed_at,
