@@ -1,4 +1,5 @@
-"""Stage ``aggregate``: merge the shards' stats into ``data/stats.parquet``, DVC metrics and a report.
+"""Stage ``aggregate``: merge the shards' stats into ``data/stats.parquet``, the consumers' dataset
+(``data/dataset``), DVC metrics and a report.
 
 python -m stages.aggregate
 """
@@ -25,6 +26,7 @@ from xgov_digests.core.files import (
 from xgov_digests.core.logs import HUMAN, setup_logging
 from xgov_digests.core.params import ParamsError, load_params
 from xgov_digests.feed.manifest import ManifestError
+from xgov_digests.results.dataset import DatasetError, write_dataset
 from xgov_digests.results.merge import AggregateError, combine
 from xgov_digests.results.outputs import DigestMismatch, check_digests
 from xgov_digests.results.report import (
@@ -57,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error(str(exc), extra={HUMAN: ""})  # the line below is the one for people
         print(f"aggregate: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        dataset = write_dataset(frame)
+    except DatasetError as exc:
+        log.error(str(exc), extra={HUMAN: ""})
+        print(f"aggregate: error: {exc}", file=sys.stderr)
+        return 2
     m = metrics(frame, params.shards.batch_size)
     shards = shard_table(frame, offsets, {k: wall_seconds(stats_path(k)) for k in offsets})
     write_atomic(MERGED_STATS, frame.to_parquet(index=False))
@@ -67,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(SIZES_PLOT, size_distribution(frame, params.ingest.max_summary_bytes).to_csv(index=False).encode())
     write_atomic(FAILURES_PLOT, failure_reasons(frame).to_csv(index=False).encode())
     write_atomic(REPORT, markdown(m, shards, frame).encode())
-    log.info("aggregated", extra={k: m[k] for k in ("repos", "ok", "cached", "failed", "empty")})
+    log.info("aggregated", extra={**{k: m[k] for k in ("repos", "ok", "cached", "failed", "empty", "tokens")},
+                                  "dataset_files": dataset["files"], "dataset_written": dataset["written"],
+                                  "dataset_bytes": dataset["bytes"]})  # fmt: skip
     return 0
 
 

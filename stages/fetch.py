@@ -14,6 +14,7 @@ from pathlib import Path
 from xgov_digests.core.files import MANIFEST_DIR, SNAPSHOT, write_atomic
 from xgov_digests.core.logs import HUMAN, redact, setup_logging
 from xgov_digests.core.params import ParamsError, load_params
+from xgov_digests.feed.download import check_trackable
 from xgov_digests.feed.manifest import manifest_path, write_manifest
 from xgov_digests.feed.selection import SelectionError, check_offsets, select
 from xgov_digests.feed.snapshot import FeedError, load_snapshot, render_snapshot
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         check_offsets(params.shards.offsets, params.shards.batch_size)
-        snap = load_snapshot(params.feed.url, params)
+        check_trackable(params.feed.url)  # the URL is this stage's DVC dependency
+        snap = load_snapshot(params.feed.url, params, require_validator=True)
     except (ParamsError, SelectionError, FeedError) as exc:
         log.error(str(exc), extra={HUMAN: ""})  # the line below is the one for people
         print(f"fetch: error: {exc}", file=sys.stderr)

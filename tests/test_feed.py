@@ -12,7 +12,7 @@ import pytest
 from tests.fixtures.feed_server import Answer, FeedServer, serve_feed
 from xgov_digests.core.backoff import attempts, delay
 from xgov_digests.core.repo import normalise_url
-from xgov_digests.feed.download import FeedError, download
+from xgov_digests.feed.download import MAX_RETRY_AFTER_S, FeedError, download, retry_after, retry_delay
 from xgov_digests.feed.entries import shown_url
 from xgov_digests.feed.snapshot import parse_feed, render_snapshot
 
@@ -38,6 +38,25 @@ def test_download_retries_5xx_then_succeeds() -> None:
 def test_download_retries_429() -> None:
     with serve_feed(FeedServer(b"[]", [Answer(429)])) as feed:
         assert download(feed.url, timeout=5, retries=1, backoff=0.01) == b"[]"
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    with serve_feed(FeedServer(b"[]", [Answer(429, headers={"Retry-After": "1"})])) as feed:
+        start = time.monotonic()
+        assert download(feed.url, timeout=5, retries=1, backoff=0.01) == b"[]"
+        assert time.monotonic() - start >= 1.0  # the server's wait, not the 0.01 s backoff
+    assert retry_after("120") == 120.0 and retry_after("") is None and retry_after("soon") is None
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 - 30) == 30.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 + 30) == 0.0  # a past date: no wait
+    assert retry_delay(1, 1.0, 3600.0) == MAX_RETRY_AFTER_S
+
+
+def test_retry_delays_are_full_jitter() -> None:
+    random.seed(7)
+    waits = [retry_delay(3, 1.0, None) for _ in range(400)]
+    assert all(0.0 <= w <= delay(3, 1.0) for w in waits)
+    assert min(waits) < 0.5 and max(waits) > 3.5  # spread over [0, 4 s], not all at 4 s
+    assert len({round(w, 6) for w in waits}) > 390
 
 
 def test_download_4xx_fails_at_once_naming_url_and_status() -> None:

@@ -47,13 +47,14 @@ def test_a_failed_fetch_keeps_the_last_good_snapshot(workspace_factory, corpus, 
             assert len(good) == 4
 
             for form, answer in FAILURES.items():
-                feed.script = [answer]
+                feed.script, feed.etag = [answer], f'"{form}"'  # a new ETag: DVC sees the feed changed, runs fetch
                 result = ws.dvc("repro", check=False)
                 errors = [ln for ln in result.stderr.splitlines() if ln.startswith("fetch: error: ")]
                 assert result.returncode != 0 and len(errors) == 1, (form, result.stdout, result.stderr)
                 assert "Traceback" not in result.stderr, form
                 assert snapshot(ws) == good, form
-                assert ws.dvc("status").stdout.split() == ["fetch:", "always", "changed"], form
+                status = ws.dvc("status").stdout.split()
+                assert status == ["fetch:", "changed", "deps:", "modified:", feed.url], (form, status)
                 assert ws.git("status", "--porcelain") == "", form
 
             victim.parent.mkdir(parents=True, exist_ok=True)

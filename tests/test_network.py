@@ -92,6 +92,7 @@ def test_feed_cut_off_mid_body_fails_fetch_and_dvc_checkout_restores(workspace_f
         ws.commit("good run")
         snapshot = (ws.path / "data/repos.json").read_bytes()
         feed.script = [Answer(200, body, cut_after=len(body) // 2)] * 2
+        feed.etag = '"tonight"'  # DVC sees a new feed and runs fetch
         result = ws.dvc("repro", check=False)
         assert result.returncode != 0
         assert "failed after 2 attempts" in result.stderr + result.stdout

@@ -152,13 +152,13 @@ def test_parallel_repro_equals_dvc_repro(pipeline, tmp_path: Path) -> None:
     assert got["files"].keys() == expected["files"].keys()
     assert got == expected
     assert locked_stages(ws) == {"fetch", "aggregate", *(f"shard@{k}" for k in range(4))}
-    assert status(ws) == {"fetch": ["always changed"]}
+    assert status(ws) == {}
 
     spy.reset()
     again = make(ws, "-j", "4", "repro").stdout
-    assert ws.ran_stages(again) == ["fetch"]  # fetch is always_changed; its outputs are the same, so nothing else runs
+    assert ws.ran_stages(again) == []  # the feed's hash in dvc.lock is unchanged: not even fetch runs
     assert spy.clones() == []
-    assert status(ws) == {"fetch": ["always changed"]}
+    assert status(ws) == {}
 
     # without -j: the same targets, one shard after another, the same outputs
     spy2 = spy_in(tmp_path / "spy2")
@@ -178,7 +178,7 @@ def test_make_run_limit_goes_through_the_same_targets(pipeline) -> None:
     assert load_params(ws.path / "params.yaml").feed.limit == 8
     assert json.loads((ws.path / "reports" / "metrics.json").read_text())["repos"] == 8
     assert "skipping 'make publish'" in out  # the default remote is the local one: pushed there, not published
-    assert status(ws) == {"fetch": ["always changed"]}
+    assert status(ws) == {}
 
 
 def test_a_failed_shard_is_named_and_is_the_only_one_run_again(pipeline, tmp_path: Path) -> None:
@@ -200,13 +200,13 @@ def test_a_failed_shard_is_named_and_is_the_only_one_run_again(pipeline, tmp_pat
     errors = [ln for ln in result.stderr.splitlines() if "] Error" in ln]
     assert [ln for ln in errors if "shard@" in ln] == [ln for ln in errors if "shard@2] Error" in ln]  # only shard 2
     assert locked_stages(ws) == {"fetch", "shard@0", "shard@1", "shard@3"}  # the others are recorded, no aggregate
-    assert set(status(ws)) == {"fetch", "shard@2", "aggregate"}
+    assert set(status(ws)) == {"shard@2", "aggregate"}
 
     fail.write_text("")
     out = make(ws, "-j", "4", "repro").stdout
-    assert ws.ran_stages(out) == ["fetch", "shard@2", "aggregate"]
+    assert ws.ran_stages(out) == ["shard@2", "aggregate"]
     assert json.loads((ws.path / "reports" / "metrics.json").read_text())["ok"] == REPOS
-    assert status(ws) == {"fetch": ["always changed"]}
+    assert status(ws) == {}
 
 
 def leftovers(root: Path) -> list[list[str]]:
@@ -274,7 +274,7 @@ def test_repeated_parallel_runs_never_hit_a_lock_error(pipeline, tmp_path: Path)
         assert locked_stages(ws) == {"fetch", "aggregate", *(f"shard@{k}" for k in range(4))}
         metrics = json.loads((ws.path / "reports" / "metrics.json").read_text())
         assert metrics["ok"] == REPOS, metrics
-    assert status(ws) == {"fetch": ["always changed"]}
+    assert status(ws) == {}
 
 
 def test_group_stops_a_command_that_ignores_sigint_after_its_grace(tmp_path: Path) -> None:

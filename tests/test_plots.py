@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]
 TITLES = {
     "Wall time per shard", "Repos per shard by status", "Seconds per cloned repo, by percentile",
-    "Digest size by percentile, and the cap", "Failed repos by reason",
+    "Digest size by percentile, and the cap", "Tokens per digest by percentile", "Failed repos by reason",
 }  # fmt: skip
 
 
@@ -191,7 +191,7 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     assert "cdn.jsdelivr.net" not in page and not re.search(r"<script[^>]+src=", page)  # nothing to fetch
     pngs = sorted(p.name for p in html.parent.glob("*.png"))
     sizes = [struct.unpack(">II", (html.parent / n).read_bytes()[16:24]) for n in pngs]  # IHDR: width, height
-    assert len(pngs) == 5 and all(w > 300 and h > 100 for w, h in sizes), (pngs, sizes)
+    assert len(pngs) == 6 and all(w > 300 and h > 100 for w, h in sizes), (pngs, sizes)
     # the page in a real browser with no network: every plot drawn, the reason label whole
     dom = in_browser(html, tmp_path, "--dump-dom").stdout.decode()
     drawn = drawn_plots(dom)
@@ -215,6 +215,8 @@ def test_make_plots_renders_every_plot_with_its_series_and_diffs_two_nights(
     sizes = series(specs["Digest size by percentile, and the cap"])
     assert set(sizes) == {"digest_kb", "cap_kb"} and {v["cap_kb"] for v in sizes["cap_kb"]} == {"4.0"}
     assert max(float(v["digest_kb"]) for v in sizes["digest_kb"]) <= 4.0
+    tokens = specs["Tokens per digest by percentile"]["data"]["values"]
+    assert len(tokens) == 101 and 0 < float(tokens[-1]["tokens_k"]) <= 4.096  # a 4 KB digest: at most 4,096 tokens
     failures = specs["Failed repos by reason"]["data"]["values"]
     assert len(failures) == 1 and failures[0]["repos"] == "1" and "clone" in failures[0]["reason"], failures
     night1 = {f: (ws.path / "reports/plots" / f).read_text() for f in ("sizes.csv", "failures.csv")}
@@ -270,3 +272,52 @@ def test_make_shards_sets_both_keys_keeps_the_layout_and_says_what_repro_will_do
     assert failed.returncode != 0 and "make shards N=3" in failed.stdout + failed.stderr
     missing_n = make(ws, "shards", check=False)
     assert missing_n.returncode == 2 and "make shards: set N=" in missing_n.stderr
+
+
+# ---- plain dvc plots show / diff: the committed template inlines vega ----
+
+
+def dvc_page_drawn(dom: str) -> dict[str, int]:
+    """Per plot of DVC's page (``<div id="<title, non-word characters as _>">``, whose script vega-embed replaces
+    with the chart): the marks vega drew into its SVG, by title (0: not drawn)."""
+    ids = {re.sub(r"\W", "_", title): title for title in TITLES}
+    out = {}
+    for match in re.finditer(r'<div id="([^"]+)"[^>]*>(.*?)(?=<div id="|</body>)', dom, re.S):
+        if match.group(1) in ids:
+            body = match.group(2)
+            out[ids[match.group(1)]] = len(re.findall(r'<path[^>]*\bd="M', body)) if 'class="marks"' in body else 0
+    return out
+
+
+def test_the_committed_template_is_what_the_installed_bundle_gives() -> None:
+    from xgov_digests.results.plots_template import TEMPLATE, template
+
+    committed = (ROOT / TEMPLATE).read_text(encoding="utf-8")
+    assert committed == template(), "run: python -m xgov_digests.results.plots_template"
+    assert committed.count("{plot_divs}") == 1 and "{scripts}" not in committed  # no CDN scripts added by DVC
+    assert "html_template = plots/page.html" in (ROOT / ".dvc/config").read_text()
+
+
+@pytest.mark.slow
+def test_plain_dvc_plots_diff_renders_every_plot_offline(workspace_factory, corpus, tmp_path: Path) -> None:
+    _, entries = corpus
+    missing = dict(entries[0], owner="org9", name="missing", url=(tmp_path / "missing").as_uri())
+    ws = workspace_factory(str(write_feed(tmp_path / "feed.json", [*entries[:4], missing])))
+    ws.set_params(shards={"batch_size": 2, "offsets": [0, 1], "assign": "index"})
+    ws.dvc("repro")
+    ws.commit("night 1")
+
+    ws.dvc("plots", "diff", "HEAD", "-o", "diff")
+    page = ws.path / "diff" / "index.html"
+    text = page.read_text()
+    assert "cdn.jsdelivr.net" not in text and not re.search(r"<script[^>]+src=", text)
+    drawn = dvc_page_drawn(in_browser(page, tmp_path, "--dump-dom").stdout.decode())
+    assert set(drawn) == TITLES and all(n > 0 for n in drawn.values()), drawn
+
+    # the comparison can fail: DVC's own page (no template) draws nothing with no network
+    ws.dvc("config", "--unset", "plots.html_template")
+    ws.dvc("plots", "show", "-o", "plain")
+    plain = ws.path / "plain" / "index.html"
+    assert "cdn.jsdelivr.net" in plain.read_text()
+    drawn = dvc_page_drawn(in_browser(plain, tmp_path, "--dump-dom").stdout.decode())
+    assert set(drawn) == TITLES and not any(drawn.values()), drawn

@@ -126,7 +126,7 @@ def test_make_run_is_ready_to_commit_and_a_fresh_clone_pulls_everything(
     assert "WARNING" not in pulled.stdout + pulled.stderr and "ERROR" not in pulled.stdout + pulled.stderr
     for folder in ("data", "reports"):
         assert files_under(clone.path / folder) == files_under(ws.path / folder)
-    assert clone.dvc("status").stdout.split() == ["fetch:", "always", "changed"]
+    assert clone.dvc("status").stdout.strip() == "Data and pipelines are up to date."
 
     # a consumer: data/index.json names each repo's digest; dvc get fetches that one file
     index = json.loads((clone.path / "data/index.json").read_text())
@@ -167,7 +167,7 @@ def test_shrinking_and_growing_the_batch_size_leaves_no_stale_shard(workspace_fa
         ws.set_params(shards={"batch_size": size, "offsets": list(range(size))})
         out = ws.dvc("repro").stdout
         assert set(map(tuple, shard_traces(ws).values())) == {tuple(range(size))}, (size, shard_traces(ws), out)
-        assert ws.dvc("status").stdout.split() == ["fetch:", "always", "changed"]
+        assert ws.dvc("status").stdout.strip() == "Data and pipelines are up to date."
         digests = sorted((ws.path / "data/summaries").glob("shard-*/*/*.txt"))
         assert len(digests) == 10 and len({(p.parent.name, p.name) for p in digests}) == 10  # each repo once
         index = json.loads((ws.path / "data/index.json").read_text())
@@ -211,7 +211,7 @@ def test_metrics_are_flat_and_two_nights_on_the_same_repos_differ_by_no_timing(w
     ws.set_params(shards=SHARDS4)
     ws.dvc("repro")
     metrics = json.loads((ws.path / "reports/metrics.json").read_text())
-    assert all(isinstance(v, int | float) for v in metrics.values()) and 8 <= len(metrics) <= 16
+    assert all(isinstance(v, int | float) for v in metrics.values()) and 8 <= len(metrics) <= 20
     assert not [k for k in metrics if k.endswith("_s")]
     shown = ws.dvc("metrics", "show").stdout
     assert len(shown.splitlines()[0].split()) == len(metrics) + 1  # one column a total, and the path
@@ -351,7 +351,7 @@ def test_demo_closing_hints_work_without_activating_the_venv(tmp_path: Path) -> 
     assert re.fullmatch(r"plots: +(\S+/dvc_plots/index\.html) .*", last), last
     page = Path(last.split()[1]).read_text()
     # 5 plots: each a chart, or a one-line note where the run has no rows for it (3 repos: none failed)
-    assert page.count("vegaEmbed(") + page.count("no data in this run") == 5 and page.count("vegaEmbed(") >= 4
+    assert page.count("vegaEmbed(") + page.count("no data in this run") == 6 and page.count("vegaEmbed(") >= 5
 
 
 def test_make_r2_stages_the_remote_for_the_first_commit(workspace_factory) -> None:

@@ -61,6 +61,7 @@ class IngestParams:
     clone_filter: str = "auto"
     max_tree_entries: int = 200_000
     max_repo_bytes: int = 2 << 30
+    token_encoding: str = "o200k_base"  # the tokenizer of each digest's token count (xgov_digests/digest/tokens.py)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,10 @@ def _validate(p: Params) -> None:
         (p.ingest.clone_timeout > 0, "ingest.clone_timeout must be > 0 seconds"),
         (p.ingest.digest_timeout > 0, "ingest.digest_timeout must be > 0 seconds"),
         (isinstance(p.ingest.retries, int) and p.ingest.retries >= 0, "ingest.retries must be an integer >= 0"),
+        (
+            p.ingest.token_encoding in ("o200k_base", "cl100k_base"),
+            "ingest.token_encoding must be 'o200k_base' (GPT-4o and later) or 'cl100k_base' (GPT-4, GPT-3.5)",
+        ),
         (
             p.ingest.clone_filter in ("auto", "off"),
             "ingest.clone_filter must be 'auto' (fetch only the files a digest reads) or 'off' (full shallow clone)",

@@ -5,11 +5,20 @@ read), and the body is streamed and decoded here, so a server that drips, sends 
 ``Content-Length`` or sends a compression bomb costs at most ``feed.timeout`` seconds and ``feed.max_bytes`` of
 memory. Redirects are followed by hand: each hop to another host is logged, the final URL is logged, and a redirect
 from https to anything else is refused.
+
+Retries wait a full-jitter backoff (a random time up to the exponential delay, so many callers that failed together
+do not retry together), or what a 429/503's ``Retry-After`` asks for, capped at ``MAX_RETRY_AFTER_S``.
+
+DVC decides whether ``fetch`` runs from the feed URL's validator (``ETag``, or ``Content-MD5``, ``Digest``,
+``Last-Modified``, the headers fsspec's HTTP filesystem reads); a server that sends none of them would look unchanged
+to DVC for ever, so ``require_validator`` turns that into a clear error.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import random
 import signal
 import threading
 import time
@@ -22,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from xgov_digests.core.backoff import attempts
+from xgov_digests.core.backoff import delay
 from xgov_digests.core.logs import redact
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,9 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the real feed is ~20 MB decoded
 CHUNK = 64 * 1024
 STEP = 4 * 1024 * 1024  # decoded bytes per inflate call
 ADVICE = "raise feed.max_bytes in params.yaml if the feed really is that large"
+# the headers fsspec's HTTP filesystem records as a URL's checksum, the first present wins (DVC's URL dependency)
+VALIDATORS = ("ETag", "Content-MD5", "Digest", "Last-Modified")
+MAX_RETRY_AFTER_S = 60.0  # a Retry-After beyond this is cut to it (a feed attempt is bounded too: feed.timeout)
 
 
 class FeedError(RuntimeError):
@@ -41,6 +53,45 @@ class FeedError(RuntimeError):
 
 class _Retry(Exception):
     """One attempt failed in a way worth another attempt; the message is safe to log."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), ``None`` when absent or
+    unreadable; never negative."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def retry_delay(retry: int, base: float, asked: float | None) -> float:
+    """Seconds before retry number ``retry``: what the server asked (capped at :data:`MAX_RETRY_AFTER_S`), else full
+    jitter, uniform in [0, the exponential delay]."""
+    if asked is not None:
+        return min(asked, MAX_RETRY_AFTER_S)
+    return random.uniform(0.0, delay(retry, base))
+
+
+def check_trackable(source: str) -> None:
+    """Refuse a feed source DVC cannot track as the ``fetch`` stage's dependency: DVC reads ``file://x`` as a
+    relative path named ``file:/x``."""
+    if source.startswith("file://"):
+        raise FeedError(
+            f"feed.url {source!r} is a file:// URL, which DVC cannot track as fetch's dependency: "
+            f"write the path itself ({source.removeprefix('file://')!r}) in params.yaml"
+        )
 
 
 class _Overdue(Exception):
@@ -159,7 +210,18 @@ def _next_hop(resp: requests.Response, url: str, shown: str) -> str:
     return target
 
 
-def _attempt(session: requests.Session, source: str, timeout: float, max_bytes: int) -> bytes:
+def _check_validator(resp: requests.Response, source: str) -> None:
+    if not any(resp.headers.get(name) for name in VALIDATORS):
+        raise FeedError(
+            f"feed {redact(source)} is served with none of the headers {', '.join(VALIDATORS)}: DVC tracks the feed "
+            "URL by them and would never see this feed change; serve it with an ETag, or download it to a file "
+            "first and set feed.url to that path (DVC tracks a file by its MD5)"
+        )
+
+
+def _attempt(
+    session: requests.Session, source: str, timeout: float, max_bytes: int, require_validator: bool = False
+) -> bytes:
     """One attempt: redirects, status and body, within ``timeout`` seconds in all."""
     shown = redact(source)
     deadline = time.monotonic() + timeout
@@ -175,9 +237,11 @@ def _attempt(session: requests.Session, source: str, timeout: float, max_bytes: 
                 if url != source:
                     log.info("feed redirected", extra={"from": shown, "final_url": redact(url)})
                 if resp.status_code == 200:
+                    if require_validator:
+                        _check_validator(resp, source)
                     return _read_body(resp, shown, max_bytes, deadline)
                 if resp.status_code in RETRY_STATUS:
-                    raise _Retry(f"HTTP {resp.status_code}")
+                    raise _Retry(f"HTTP {resp.status_code}", retry_after(resp.headers.get("Retry-After")))
                 raise FeedError(
                     f"feed {shown} answered HTTP {resp.status_code}; check feed.url in params.yaml (not retried)"
                 )
@@ -199,34 +263,45 @@ def _read_path(source: str, timeout: float, max_bytes: int) -> bytes:
 
 
 def download(
-    source: str, *, timeout: float = 60.0, retries: int = 4, backoff: float = 1.0, max_bytes: int = DEFAULT_MAX_BYTES
+    source: str,
+    *,
+    timeout: float = 60.0,
+    retries: int = 4,
+    backoff: float = 1.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    require_validator: bool = False,
 ) -> bytes:
     """Return the feed's decoded bytes from an http(s) URL or a local path.
 
-    Connection errors, a passed deadline, a cut-off body, 429 and 5xx are retried with exponential backoff; other
-    4xx, a body over ``max_bytes`` and a refused redirect fail at once."""
+    Connection errors, a passed deadline, a cut-off body, 429 and 5xx are retried (full-jitter backoff, or the
+    server's ``Retry-After``); other 4xx, a body over ``max_bytes`` and a refused redirect fail at once. With
+    ``require_validator``, an HTTP answer with none of :data:`VALIDATORS` fails at once (see the module's doc)."""
     try:
         if not source.startswith(("http://", "https://")):
             return _read_path(source, timeout, max_bytes)
-        return _download_url(source, timeout, retries, backoff, max_bytes)
+        return _download_url(source, timeout, retries, backoff, max_bytes, require_validator)
     except MemoryError:
         raise FeedError(f"the feed does not fit in this machine's memory; lower feed.max_bytes ({max_bytes})") from None
 
 
-def _download_url(source: str, timeout: float, retries: int, backoff: float, max_bytes: int) -> bytes:
-    last = ""
-
-    def on_retry(attempt: int, seconds: float) -> None:
-        log.warning("retrying feed download", extra={"attempt": attempt, "delay_s": seconds, "reason": last})
-
+def _download_url(
+    source: str, timeout: float, retries: int, backoff: float, max_bytes: int, require_validator: bool
+) -> bytes:
+    last, asked = "", None
     with requests.Session() as session:
-        for _ in attempts(retries, backoff, on_retry):
+        for attempt in range(retries + 1):
+            if attempt:
+                seconds = retry_delay(attempt, backoff, asked)
+                log.warning("retrying feed download", extra={"attempt": attempt, "delay_s": round(seconds, 3),
+                                                             "retry_after_s": asked, "reason": last})  # fmt: skip
+                time.sleep(seconds)
+            asked = None
             try:
-                return _attempt(session, source, timeout, max_bytes)
+                return _attempt(session, source, timeout, max_bytes, require_validator)
             except _Overdue:
                 last = f"no complete answer within feed.timeout ({timeout} s)"
             except _Retry as exc:
-                last = str(exc)
+                last, asked = str(exc), exc.retry_after
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 last = redact(f"{type(exc).__name__}: {exc}")
     raise FeedError(f"feed {redact(source)} failed after {retries + 1} attempts: {last}")

@@ -177,12 +177,14 @@ def render_snapshot(records: list[dict[str, Any]]) -> bytes:
     return (json.dumps(records, indent=1, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
-def load_snapshot(source: str, params: Params) -> Snapshot:
+def load_snapshot(source: str, params: Params, *, require_validator: bool = False) -> Snapshot:
     """Download and parse in one step with the ``feed`` and ``ingest`` params (fetch, and the shard CLI's
-    ``--feed``). A feed too large for this machine's memory is a :class:`FeedError`, not a traceback."""
+    ``--feed``). A feed too large for this machine's memory is a :class:`FeedError`, not a traceback.
+    ``require_validator``: see :func:`~xgov_digests.feed.download.download` (fetch, whose dependency is the URL)."""
     feed = params.feed
     try:
-        body = download(source, timeout=feed.timeout, retries=feed.retries, max_bytes=feed.max_bytes)
+        body = download(source, timeout=feed.timeout, retries=feed.retries, max_bytes=feed.max_bytes,
+                        require_validator=require_validator)  # fmt: skip
         return parse_feed(body, limit=feed.limit, source=redact(source), allowed_hosts=params.ingest.allowed_hosts,
                           allow_file_urls=params.ingest.allow_file_urls)  # fmt: skip
     except MemoryError:

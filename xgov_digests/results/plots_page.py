@@ -49,7 +49,7 @@ def plots_from_dvc_json(text: str) -> list[Plot]:
     return plots
 
 
-def _vl_convert() -> Any:
+def vl_convert() -> Any:
     try:
         import vl_convert
     except ImportError:
@@ -60,20 +60,20 @@ def _vl_convert() -> Any:
     return vl_convert
 
 
-def _script(text: str) -> str:
+def script_text(text: str) -> str:
     return text.replace("</script", "<\\/script")  # a spec's strings can never close the script element
 
 
 def page(plots: list[Plot]) -> str:
     """One self-contained HTML page: the libraries inline, then one embedded plot per ``<div>``."""
-    bundle = _vl_convert().javascript_bundle(vl_version=VL_VERSION)  # sets window.vega, vegaLite, vegaEmbed
+    bundle = vl_convert().javascript_bundle(vl_version=VL_VERSION)  # sets window.vega, vegaLite, vegaEmbed
     divs = []
     for i, plot in enumerate(plots):
         if not plot.spec:
             divs.append(f'<div id="plot-{i}" class="plot empty"><h3>{html.escape(plot.title)}</h3>'
                         "<p>no data in this run (for failures: no repo failed)</p></div>")  # fmt: skip
             continue
-        spec = _script(json.dumps(plot.spec, ensure_ascii=False))
+        spec = script_text(json.dumps(plot.spec, ensure_ascii=False))
         divs.append(
             f'<div id="plot-{i}" class="plot" data-title="{html.escape(plot.title)}">\n'
             f'<script type="text/javascript">\nvar spec = {spec};\n'
@@ -83,7 +83,7 @@ def page(plots: list[Plot]) -> str:
         )
     return (
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>xgov-digests plots</title>\n"
-        f'<script type="text/javascript">\n{_script(bundle)}\n</script>\n'
+        f'<script type="text/javascript">\n{script_text(bundle)}\n</script>\n'
         "<style>body { font-family: sans-serif; } .plot { margin: 24px; }</style>\n</head>\n<body>\n"
         + "\n".join(divs)
         + "\n</body>\n</html>\n"
@@ -92,7 +92,7 @@ def page(plots: list[Plot]) -> str:
 
 def write(plots: list[Plot], out_dir: Path) -> list[Path]:
     """Write ``index.html`` and ``<slug>.png`` per plot into ``out_dir``; returns the paths written."""
-    vlc = _vl_convert()
+    vlc = vl_convert()
     out_dir.mkdir(parents=True, exist_ok=True)
     index = out_dir / "index.html"
     index.write_text(page(plots), encoding="utf-8")

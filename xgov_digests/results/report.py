@@ -40,10 +40,19 @@ def metrics(frame: pd.DataFrame, batch_size: int) -> dict[str, Any]:
         "cache_hit_rate": round(c["cached"] / n, 4) if n else 0.0,
         **_kinds(frame),
         "digest_bytes": int(frame["digest_bytes"].sum()),
+        **token_totals(frame),
         "truncated": int(frame["truncated"].sum()),
         "walk_limited": int(frame["walk_limit"].notna().sum()),
         "shards": batch_size,
     }
+
+
+def token_totals(frame: pd.DataFrame) -> dict[str, int]:
+    """The digests' tokens (``ingest.token_encoding``): in all, the median digest's and the largest digest's."""
+    tokens = frame.loc[frame["status"].isin(["ok", "cached"]), "tokens"]
+    if tokens.empty:
+        return {"tokens": 0, "tokens_median": 0, "tokens_max": 0}
+    return {"tokens": int(tokens.sum()), "tokens_median": int(tokens.median()), "tokens_max": int(tokens.max())}
 
 
 def _quantile(series: pd.Series, q: float) -> float:
@@ -84,14 +93,17 @@ def seconds_distribution(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def size_distribution(frame: pd.DataFrame, cap_bytes: int) -> pd.DataFrame:
-    """Digest sizes (KB) of the run's digests at each percentile, beside the cap (``ingest.max_summary_bytes``)."""
-    kb = frame.loc[frame["status"].isin(["ok", "cached"]), "digest_bytes"] / 1024
+    """Digest sizes (KB) of the run's digests at each percentile, beside the cap (``ingest.max_summary_bytes``), and
+    their tokens (thousands)."""
+    digested = frame[frame["status"].isin(["ok", "cached"])]
+    kb, ktokens = digested["digest_bytes"] / 1024, digested["tokens"] / 1000
     if kb.empty:
-        return pd.DataFrame(columns=["percentile", "digest_kb", "cap_kb"])
+        return pd.DataFrame(columns=["percentile", "digest_kb", "cap_kb", "tokens_k"])
     return pd.DataFrame({
         "percentile": PERCENTILES,
         "digest_kb": [_quantile(kb, p / 100) for p in PERCENTILES],
         "cap_kb": round(cap_bytes / 1024, 3),
+        "tokens_k": [_quantile(ktokens, p / 100) for p in PERCENTILES],
     })  # fmt: skip
 
 

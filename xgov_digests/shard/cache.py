@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -59,6 +59,7 @@ class Entry:
     truncated: bool
     walk_limit: str | None = None
     warnings: str | None = None
+    tokens: dict[str, int] = field(default_factory=dict)  # encoding -> the digest's token count (a hit skips counting)
 
 
 class CacheUnavailable(RuntimeError):
@@ -122,7 +123,9 @@ def encode_entry(entry: Entry, repo: Repo, fp: str, secret: bytes | None = None)
         "pushedAt": repo.pushed_at,
         "fingerprint": fp,
     }
-    if secret is not None:
+    if entry.tokens:  # optional: an entry without it (older) is still a hit, its tokens counted again
+        head["tokens"] = entry.tokens
+    if secret is not None:  # last: the signature covers every other header field, the tokens included
         head["mac"] = _mac(secret, head)
     return json.dumps(head, sort_keys=True).encode() + b"\n" + entry.data
 
@@ -175,9 +178,12 @@ def decode_entry(blob: bytes, repo: Repo | None = None, fp: str | None = None, s
     walk_limit, warnings = head.get("walk_limit"), head.get("warnings")
     if not all(v is None or isinstance(v, str) for v in (walk_limit, warnings)):
         raise ValueError("header fields 'walk_limit' and 'warnings' must be strings or null")
+    tokens = head.get("tokens") or {}
+    if not isinstance(tokens, dict) or not all(isinstance(n, int) and not isinstance(n, bool) for n in tokens.values()):
+        raise ValueError("header field 'tokens' must map encodings to integers")
     return Entry(
         data, _field(head, "commit", str), _field(head, "files", int), _field(head, "truncated", bool), walk_limit,
-        warnings,
+        warnings, tokens,
     )
 
 

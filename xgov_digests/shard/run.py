@@ -11,6 +11,7 @@ and the shard fails.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from xgov_digests.core.files import digest_path, write_atomic
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
+from xgov_digests.digest.tokens import count_tokens
 from xgov_digests.shard.cache import DigestCache, Entry
 from xgov_digests.shard.stats import Row
 
@@ -88,6 +90,8 @@ class ShardRun:
                 write_atomic(out, entry.data)
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
                 row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
+                row.tokens = entry.tokens.get(s.token_encoding) or count_tokens(entry.data, s.token_encoding)
+                row.sha256 = hashlib.sha256(entry.data).hexdigest()
                 return row
             pool = self._digest_pool()
             from xgov_digests.clone.strategy import clone_repo, digest_cut
@@ -117,13 +121,15 @@ class ShardRun:
                 janitor.submit(remove_tree, tmp)
             row.status, row.files, row.truncated = "ok", digest.files, digest.truncated
             row.digest_bytes, row.walk_limit = len(digest.data), digest.walk_limit
+            row.tokens = count_tokens(digest.data, s.token_encoding)
+            row.sha256 = hashlib.sha256(digest.data).hexdigest()
             row.warnings = "; ".join(digest.warnings) or None
             if row.walk_limit:
                 log.warning("walk stopped early: files left out", extra={"url": row.url, "walk_limit": row.walk_limit})
             if self.cache:
                 self.cache.put(
                     repo, Entry(digest.data, checkout.commit, digest.files, digest.truncated, row.walk_limit,
-                                row.warnings),
+                                row.warnings, {s.token_encoding: row.tokens}),
                 )  # fmt: skip
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)

@@ -39,6 +39,8 @@ class Row:
     total_s: float = 0.0
     walk_limit: str | None = None  # the limit that stopped the checkout's walk early, if any
     warnings: str | None = None  # what the digest had to work around (e.g. an undecodable ignore file)
+    tokens: int = 0  # the digest's tokens in ingest.token_encoding (xgov_digests/digest/tokens.py); 0 without one
+    sha256: str | None = None  # of the digest file's bytes (the dataset is rebuilt where it changed)
 
 
 COLUMNS = [f.name for f in fields(Row)]
@@ -47,7 +49,8 @@ DTYPES = {
     "url": "string", "owner": "string", "name": "string", "offset": "int64", "batch_size": "int64",
     "pushed_at": "string", "status": "string", "error": "string", "failure_kind": "string", "commit": "string",
     "files": "int64", "digest_bytes": "int64", "truncated": "bool", "clone_s": "float64", "digest_s": "float64",
-    "total_s": "float64", "walk_limit": "string", "warnings": "string",
+    "total_s": "float64", "walk_limit": "string", "warnings": "string", "tokens": "int64",
+    "sha256": "string",
 }  # fmt: skip
 
 

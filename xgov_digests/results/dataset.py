@@ -1,0 +1,151 @@
+"""The consumers' dataset: every digested repo as one Parquet row (metadata, token count and the digest's text).
+
+``data/dataset/part-<BBBB>.parquet``: a repo's row lives in bucket ``sha256(canonical URL) % BUCKETS``, whatever the
+shard count, so its file name never moves. Read as one table by a glob (``data/dataset/*.parquet``) or the folder:
+pandas, DuckDB, Polars and Hugging Face ``datasets`` alike. Each file is written whole from the rows in the same order
+with the same library, so a bucket none of whose repos changed is byte-identical to last night's and DVC, which stores
+and pushes by content, uploads it no more. Many small buckets keep a 1%-churn night's upload near 1% of the corpus
+(see docs/dataset.md for the measurement); a bucket's rows are one row group, small enough to stream. Nothing in a
+row tells tonight's clone from a digest-cache hit (both are ``status: ok``): a repo's row changes with its digest only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xgov_digests.core.files import SNAPSHOT, digest_path, summaries_path, write_atomic
+from xgov_digests.core.repo import normalise_url
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DATASET_DIR = Path("data/dataset")
+BUCKETS = 4096
+FINGERPRINT_KEY = b"xgov_digests.fingerprint"  # parquet metadata: what the file was written from
+DIGESTED = ("ok", "cached")
+# (column, arrow type name): the documented schema, in order
+COLUMNS = [
+    ("owner", "string"), ("name", "string"), ("url", "string"), ("commit", "string"), ("pushed_at", "string"),
+    ("license", "string"), ("language", "string"), ("stars", "int64"), ("files", "int64"), ("bytes", "int64"),
+    ("tokens", "int64"), ("truncated", "bool"), ("status", "string"), ("text", "string"),
+]  # fmt: skip
+
+
+class DatasetError(RuntimeError):
+    """A digest cannot become a row: the message names the file and what to do."""
+
+
+def bucket(url: str) -> int:
+    return int.from_bytes(hashlib.sha256(normalise_url(url).encode()).digest()[:8], "big") % BUCKETS
+
+
+def part_path(k: int, directory: Path = DATASET_DIR) -> Path:
+    return directory / f"part-{k:04d}.parquet"
+
+
+def _license(value: object) -> str | None:
+    if isinstance(value, dict):  # GitHub's API shape: {"spdx_id": ..., "name": ...}
+        value = value.get("spdx_id") or value.get("spdxId") or value.get("key") or value.get("name")
+    return value if isinstance(value, str) and value else None
+
+
+def metadata(snapshot: Path = SNAPSHOT) -> dict[str, dict[str, Any]]:
+    """The snapshot's license, language and stars by canonical URL."""
+    records = json.loads(snapshot.read_text(encoding="utf-8"))
+    out = {}
+    for r in records:
+        stars = r.get("stargazersCount")
+        out[normalise_url(str(r.get("url", "")))] = {
+            "license": _license(r.get("license")),
+            "language": r.get("language") if isinstance(r.get("language"), str) else None,
+            "stars": stars if isinstance(stars, int) and not isinstance(stars, bool) else None,
+        }
+    return out
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    kinds = {"string": pa.large_string(), "int64": pa.int64(), "bool": pa.bool_()}
+    return pa.schema([(name, kinds[kind]) for name, kind in COLUMNS])
+
+
+def _text(path: Path, sha256: object) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing: re-run its shard with 'dvc repro --force'") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise DatasetError(f"{path} is not the digest its stats row records: re-run its shard with 'dvc repro --force'")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not UTF-8 ({exc}): re-run its shard with 'dvc repro --force'") from None
+
+
+def _fingerprint(rows: list[dict[str, Any]]) -> str:
+    """What a bucket's file is made of: its rows' fields and texts' SHA-256, the schema and the writer's version."""
+    import pyarrow as pa
+
+    fields = [[row[name] for name, _ in COLUMNS if name != "text"] + [row["sha256"]] for row in rows]
+    return hashlib.sha256(json.dumps([pa.__version__, COLUMNS, fields]).encode()).hexdigest()
+
+
+def _current(path: Path) -> str | None:
+    """The fingerprint a bucket file was written with (None when absent or unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return (pq.read_schema(path).metadata or {}).get(FINGERPRINT_KEY, b"").decode() or None
+    except (OSError, ValueError):
+        return None
+
+
+def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Path = SNAPSHOT) -> dict[str, int]:
+    """Write one Parquet file per non-empty bucket of the ok and cached rows of a merged stats frame, and remove any
+    other file in ``out_dir``. A bucket whose file was written from the same rows and texts (its fingerprint, in the
+    file's metadata, says so) is kept without reading its digests: only the buckets holding a changed repo cost a
+    read and a compression. Each text read is checked against its row's SHA-256. Returns the rows, files, files
+    written and bytes."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = metadata(snapshot)
+    done = frame[frame["status"].isin(DIGESTED)]
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for r in done.itertuples(index=False):
+        r = r._replace(**{k: None for k, v in r._asdict().items() if v is pd.NA})  # a null of a "string" column
+        extra = meta.get(normalise_url(r.url), {})
+        groups.setdefault(bucket(r.url), []).append({
+            "owner": r.owner, "name": r.name, "url": r.url, "commit": r.commit, "pushed_at": r.pushed_at,
+            "license": extra.get("license"), "language": extra.get("language"), "stars": extra.get("stars"),
+            "files": int(r.files), "bytes": int(r.digest_bytes), "tokens": int(r.tokens),
+            "truncated": bool(r.truncated), "status": "ok",  # cloned tonight or from the cache: the same row
+            "sha256": r.sha256, "path": digest_path(summaries_path(int(r.offset)), r.owner, r.name),
+        })  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    schema, keep, total, rewritten = _schema(), set(), 0, 0
+    for k in sorted(groups):
+        rows = sorted(groups[k], key=lambda row: row["url"])
+        path, fingerprint = part_path(k, out_dir), _fingerprint(rows)
+        keep.add(path.name)
+        if _current(path) == fingerprint:
+            total += path.stat().st_size
+            continue
+        columns = {name: [row[name] for row in rows] for name, _ in COLUMNS if name != "text"}
+        columns["text"] = [_text(row["path"], row["sha256"]) for row in rows]
+        table = pa.Table.from_pydict(columns, schema=schema.with_metadata({FINGERPRINT_KEY: fingerprint.encode()}))
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd", row_group_size=len(rows), write_statistics=["url", "owner"])
+        write_atomic(path, buffer.getvalue())
+        total += len(buffer.getvalue())
+        rewritten += 1
+    for stale in out_dir.iterdir():
+        if stale.name not in keep:
+            stale.unlink()
+    return {"rows": len(done), "files": len(keep), "written": rewritten, "bytes": total}
