@@ -2,7 +2,9 @@
 
 ``DIGEST_VERSIONS`` names every dependency whose upgrade can change a digest: gitingest (the walk, its ignore
 patterns, the notebook converter ``gitingest.utils.notebook``, the encodings it tries), pathspec (how the ignore
-patterns match) and the Python minor version (``fnmatch``, the codecs, the Unicode tables). It lives in this file,
+patterns match), the Python minor version (``fnmatch``, the codecs, the Unicode tables) and tiktoken (its
+pre-tokenising pattern decides each stats row's ``tokens``; the vocabulary itself is checked by its SHA-256 in
+``tokens.py``). It lives in this file,
 which lies in ``xgov_digests/digest``, a dependency of the shard stage in ``dvc.yaml``: changing a version here
 changes every shard's DVC key, so every shard re-runs and no run-cache entry made with other versions is restored.
 The shard refuses to start in an environment that does not hold these versions (``check_environment``), so the
@@ -32,6 +34,7 @@ DIGEST_VERSIONS = {
     "python": "3.11",
     "gitingest": "0.3.1",
     "pathspec": "1.1.1",
+    "tiktoken": "0.14.0",
 }
 GITINGEST_VERSION = DIGEST_VERSIONS["gitingest"]
 HERE = "xgov_digests/digest/version.py"
