@@ -269,4 +269,4 @@ def test_make_shards_sets_both_keys_keeps_the_layout_and_says_what_repro_will_do
     failed = ws.dvc("repro", check=False)
     assert failed.returncode != 0 and "make shards N=3" in failed.stdout + failed.stderr
     missing_n = make(ws, "shards", check=False)
-    assert missing_n.returncode == 2 and "make shards: set N=" in missing_n.stderr
+    assert missing_n.returncode == 2 and "xgov-digests shards: error: set N=" in missing_n.stderr
