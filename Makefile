@@ -23,8 +23,8 @@ help:
 	@echo "make install   create .venv from uv.lock, with the command .venv/bin/xgov-digests (every target does this)"
 	@echo "make lock      refresh uv.lock after a pyproject.toml change (UPGRADE=name: upgrade that package)"
 	@echo "The verbs are aliases of the installed command (xgov-digests --help; VERB --help for each):"
-	@echo "make -j 10 repro    what dvc repro -j 10 would be (xgov-digests repro -j 10): ten shards at once"
-	@echo "make -j 10 run      xgov-digests run: set feed.limit (LIMIT=N), repro, stage for git, push, publish to r2"
+	@echo "make -j 10 repro    what dvc repro -j 10 would be: ten shards at once (xgov-digests repro -j 10) / make repro"
+	@echo "make run LIMIT=N / make -j 10 run   set feed.limit, repro, stage for git, dvc push, publish to r2"
 	@echo "make retry / make shards N=20 / make plots (REV=HEAD~1) / make publish (PRUNE=1|auto, FORCE=1, DRY_RUN=1)"
 	@echo "make push / make pull / make check-remote   (REMOTE=name for another remote than the default)"
 	@echo "make fetch-publish / make worker OFFSET=K / make collect (ALLOW_LOCAL=1)   scale-out (docs/scale-out.md)"
@@ -78,9 +78,8 @@ test: lint
 test-fast: $(VENV)/.installed-test
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-# The verbs: one line each, calling the installed command (xgov_digests/commands/). GNU make puts -jN in MAKEFLAGS:
-# make -j 10 repro passes it on as repro -j 10, and the recipe runs as one job (the command runs the shards at once).
-# Not echoed: the command's own output is the log (make -n shows the command line).
+# The verbs, one line each: the installed command (xgov_digests/commands/), not echoed (make -n shows it). GNU make
+# puts -jN in MAKEFLAGS: make -j 10 repro passes it on as repro -j 10 and runs as one job (the command runs N shards).
 XD = @$(BIN)/xgov-digests
 JOBS = $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS)))
 J = $(if $(JOBS),-j $(JOBS))

@@ -43,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     except ERRORS as exc:
         print(f"xgov-digests {args.verb}: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    except Exception as exc:
+        from dvc.exceptions import DvcException  # DVC's Python API, in this process: its errors are one line too
+
+        if not isinstance(exc, DvcException):
+            raise
+        print(f"xgov-digests {args.verb}: error: DVC: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"xgov-digests {args.verb}: stopped", file=sys.stderr)
         return 130

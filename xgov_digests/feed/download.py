@@ -229,4 +229,5 @@ def _download_url(source: str, timeout: float, retries: int, backoff: float, max
                 last = str(exc)
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 last = redact(f"{type(exc).__name__}: {exc}")
-    raise FeedError(f"feed {redact(source)} failed after {retries + 1} attempts: {last}")
+    raise FeedError(f"feed {redact(source)} failed after {retries + 1} attempts: {last}; check feed.url in "
+                    "params.yaml and that this machine reaches it (the last good snapshot is kept)")
