@@ -106,23 +106,17 @@ def test_rwlock_cut_at_random_bytes_or_empty_is_cleared(ran: Workspace) -> None:
     assert ran.dvc("status").returncode == 0  # DVC reads the cleared file
 
 
-def test_rwlock_entries_of_dead_processes_never_block_the_next_command(ran: Workspace) -> None:
-    """The check leaves a whole rwlock as it is; DVC itself drops a dead process's entries when it needs their paths."""
+def test_rwlock_entries_of_dead_processes_are_dropped(ran: Workspace) -> None:
     rwlock = ran.path / RWLOCK
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
     live = {"pid": os.getpid(), "cmd": "dvc repro"}
-    stale = {
+    rwlock.write_text(json.dumps({
         "write": {f"data/summaries/shard-{k}": {"pid": dead_pid, "cmd": "dvc repro"} for k in range(40)},
-        "read": {"data/manifests/shard-1.json": [{"pid": dead_pid, "cmd": "dvc repro"}, live]},
-    }
-    rwlock.write_text(json.dumps(stale))
-    assert check(ran.path).warnings == [] and json.loads(rwlock.read_text()) == stale
-    committed = ran.dvc("commit", "--force", "shard@0")  # writes shard-0's outputs: the dead entry is in the way
-    assert committed.returncode == 0 and "had been killed. Auto removed it from the lock file" in committed.stderr
-    left = json.loads(rwlock.read_text())
-    assert "data/summaries/shard-0" not in left["write"] and "data/summaries/shard-1" in left["write"]
-    assert ran.dvc("status").stdout == "fetch:\n\talways changed\n"
+        "read": {"data/manifests/shard-0.json": [{"pid": dead_pid, "cmd": "dvc repro"}, live]},
+    }))  # fmt: skip
+    check(ran.path)
+    assert json.loads(rwlock.read_text()) == {"write": {}, "read": {"data/manifests/shard-0.json": [live]}}
 
 
 def kill_on_change(ws: Workspace, watched: Path, *cmd: str) -> bool:

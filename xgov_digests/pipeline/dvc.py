@@ -14,7 +14,6 @@ process's stdout by ``without_hints``: the verbs say once what to stage, and ``r
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -145,28 +144,6 @@ def prepare(repo: Repo, stages: list[Any]) -> tuple[list[Any], list[Any]]:
         return to_run, restored
 
     return _prepare(repo)
-
-
-@contextlib.contextmanager
-def stage_locks(repo: Repo, stages: list[Any]) -> Iterator[None]:
-    """DVC's read lock on the stages' deps and write lock on their outputs (``.dvc/tmp/rwlock``), held while their
-    commands run, as ``dvc repro`` holds them: another ``dvc`` command in the workspace waits or refuses."""
-    from dvc.rwlock import rwlock
-
-    read = sorted({dep.fs_path for stage in stages for dep in stage.deps if dep.protocol == "local"})
-    write = sorted({out.fs_path for stage in stages for out in stage.outs})
-    from dvc.exceptions import DvcException
-
-    hardlink = repo.config["core"].get("hardlink_lock", False)
-    lock = rwlock(repo.tmp_dir, repo.fs, " ".join(sys.argv), read, write, hardlink)
-    try:
-        lock.__enter__()
-    except DvcException as exc:
-        raise XgovError(f"{exc}: wait for the other dvc command in this workspace, then run again") from None
-    try:
-        yield
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def command_of(stage: Any) -> Job:

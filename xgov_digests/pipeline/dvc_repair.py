@@ -8,8 +8,8 @@ module
 - keeps a copy of the last ``dvc.lock`` that parsed and was complete (``.dvc/tmp/dvc.lock.good``);
 - rebuilds a cut-short ``dvc.lock`` from the stages it holds in full plus the rest from that copy (or from git's
   ``HEAD:dvc.lock``), writing it atomically, and says which stages came from where;
-- clears an empty or corrupt ``rwlock`` when no live ``dvc`` process works in the workspace (the entries of dead
-  processes in a whole one DVC drops itself, as a command needs their paths);
+- clears an empty or corrupt ``rwlock`` when no live ``dvc`` process works in the workspace, and drops the entries
+  of dead processes;
 - removes the 0-byte ``*.tmp`` files a killed ``dvc`` leaves in the DVC cache.
 """
 
@@ -226,6 +226,7 @@ def dvc_processes(root: Path) -> list[int]:
 
 
 def _repair_rwlock(root: Path, report: Report, live: list[int]) -> None:
+    import psutil
 
     path = root / RWLOCK
     if not path.exists():
@@ -249,8 +250,25 @@ def _repair_rwlock(root: Path, report: Report, live: list[int]) -> None:
                 "it) and no dvc process runs here: cleared it"
             )
             return
-        # entries of dead processes stay: DVC drops them itself when a command needs the paths they lock
-        # (dvc.rwlock's _check_blockers), with a warning naming each
+        old_write = data.get("write") or {}
+        write = {p: i for p, i in old_write.items() if _alive(i, psutil)}
+        dropped = len(old_write) - len(write)
+        read: dict[str, list[Any]] = {}
+        for p, infos in (data.get("read") or {}).items():
+            keep = [i for i in infos if _alive(i, psutil)]
+            dropped += len(infos) - len(keep)
+            if keep:
+                read[p] = keep
+        if dropped:
+            _atomic_write(path, json.dumps({"write": write, "read": read}).encode())
+            log.info("dropped rwlock entries of dead processes", extra={"entries": dropped})
+
+
+def _alive(info: Any, psutil: Any) -> bool:
+    try:
+        return bool(psutil.pid_exists(int(info["pid"])))
+    except (TypeError, KeyError, ValueError):
+        return False
 
 
 def _remove_dead_tmp(root: Path) -> int:
