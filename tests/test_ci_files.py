@@ -97,10 +97,10 @@ def test_workflow_ends_with_publish_pruning_only_when_the_guard_passes() -> None
     assert re.fullmatch(r"\s*make publish PRUNE=auto\s*", steps(collect)[-1]["run"])
     dry = subprocess.run(["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=auto"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert "xgov_digests.cli.publish --prune-if-safe" in dry and "--prune " not in dry + " "
+    assert "xgov-digests publish --prune-if-safe" in dry and "--prune " not in dry + " "
     dry = subprocess.run(["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=1"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert "xgov_digests.cli.publish --prune" in dry and "--prune-if-safe" not in dry
+    assert "xgov-digests publish --prune" in dry and "--prune-if-safe" not in dry
 
 
 def test_workflow_structure_matrix_and_snapshot_flow() -> None:

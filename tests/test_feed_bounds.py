@@ -241,3 +241,11 @@ def test_fetch_out_of_memory_is_the_documented_error(workspace_factory, tmp_path
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr, result.stderr[-2000:]
     assert result.returncode == 2 and len(said) == 1 and "does not fit in this machine's memory" in said[0], said
     assert (ws.path / "data/repos.json").read_bytes() == before
+
+
+def test_an_unreachable_feed_says_to_check_feed_url() -> None:
+    """Nothing listens on port 9 of 127.0.0.1: one line naming the setting to check, fast."""
+    start = time.monotonic()
+    with pytest.raises(FeedError, match=r"failed after 2 attempts: ConnectionError.*check feed.url in params.yaml"):
+        fetch_bounded("http://127.0.0.1:9/repos.json", retries=1)
+    assert time.monotonic() - start < 5

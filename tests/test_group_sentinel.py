@@ -1,4 +1,5 @@
-"""kill -9 of make's process group: every command xgov_digests.cli.group started stops too, and the next run starts.
+"""kill -9 of make's process group: every command xgov_digests.cli.group started stops too, every shard command
+``xgov-digests repro`` started is stopped by its watchdog, and the next run starts.
 
 Real processes and real signals: xgov_digests.cli.group's sentinel sees its parent die and stops the command's own
 process group (SIGINT, SIGKILL after the grace); a real ``make -j 4 repro`` killed with SIGKILL mid-shards is followed
@@ -111,7 +112,12 @@ def test_next_make_repro_succeeds_after_kill_9_of_makes_group(workspace_factory,
         return [p.pid for p in psutil.process_iter(["cmdline", "cwd"])
                 if p.info["cwd"] == str(ws.path) and "dvc" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
 
+    def shards_left() -> list[int]:
+        return [p.pid for p in psutil.process_iter(["cmdline", "cwd"])
+                if p.info["cwd"] == str(ws.path) and "stages.shard" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+
     wait_for(lambda: not dvc_left(), timeout=60)  # the sentinels stopped every dvc of the killed run
+    wait_for(lambda: not shards_left(), timeout=60)  # the command's watchdog stopped every shard it had started
     again = ws.run(*make, timeout=900)
     assert "is busy" not in again.stderr and "Traceback" not in again.stderr
     status = ws.dvc("status").stdout

@@ -22,6 +22,23 @@ def test_retry_help_shows_help_and_touches_nothing(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr
 
 
+VERBS = ["repro", "run", "retry", "shards", "publish", "plots", "check-remote", "push", "pull", "fetch-publish",
+         "worker", "collect", "r2"]
+
+
+def test_the_command_and_each_verb_show_help_and_touch_nothing(tmp_path: Path) -> None:
+    command = Path(sys.executable).with_name("xgov-digests")
+    out = subprocess.run([command, "--help"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert all(f"    {verb}" in out for verb in VERBS), out
+    for verb in VERBS:
+        result = subprocess.run([command, verb, "--help"], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.startswith("usage: "), (verb, result.stdout, result.stderr)
+        assert "error" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    bad = subprocess.run([command, "repro", "--bogus"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr
+
+
 def test_make_help_and_the_readme_first_screen_name_make_j_as_dvc_repro_j() -> None:
     out = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout  # fmt: skip

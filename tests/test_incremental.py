@@ -136,6 +136,12 @@ def test_make_retry_reruns_only_the_failed_shard(setup, tmp_path: Path) -> None:
     assert "fetch" not in ws.ran_stages(result.stdout)
     after = stats(ws).set_index("name")["status"]
     assert after[entries[7]["name"]] == "ok" and "failed" not in set(after)
+    assert "retry: the run's files are staged" in result.stdout
+
+    # nothing left to retry: it says so, and does not claim to have staged anything
+    again = ws.run("make", "-o", f"{venv}/.installed", f"VENV={venv}", "retry")
+    assert "no failed repos in data/stats.parquet: nothing to retry, nothing staged" in again.stdout
+    assert "files are staged" not in again.stdout and ws.ran_stages(again.stdout) == []
 
 
 def test_cache_on_s3(setup, s3_server: LocalS3, git_spy: GitSpy) -> None:

@@ -1,7 +1,9 @@
-"""`make -j N repro`: the shards at once on one machine, each its own `dvc --wait-for-lock repro --single-item shard@K`.
+"""`make -j N repro` (`xgov-digests repro -j N`): the shards' commands at once on one machine, recorded with one
+`dvc commit --force` of them all.
 
-Real make, real dvc, real git clones of local repositories: the outputs equal a sequential `dvc repro`'s, a failed
-shard is the only one the next run repeats, Ctrl-C and SIGTERM stop every shard, and DVC's locks hold up.
+Real make, real dvc, real git clones of local repositories: the outputs, dvc.lock entries and run-cache entries equal
+a sequential `dvc repro`'s (a fresh clone's `dvc repro --pull` restores every shard from them), a failed shard is the
+only one the next run repeats, Ctrl-C and SIGTERM stop every shard, and DVC's locks hold up.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import psutil
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import VENV_BIN, GitSpy, Workspace, write_feed
+from tests.conftest import VENV_BIN, GitSpy, Workspace, point_r2_at, write_feed
 from tests.fixtures.sample import build_corpus
 from xgov_digests.core.params import load_params
 
@@ -169,15 +171,72 @@ def test_parallel_repro_equals_dvc_repro(pipeline, tmp_path: Path) -> None:
     assert outputs(serial) == expected
 
 
+def shard_lock_entries(ws: Workspace) -> dict[str, Any]:
+    """dvc.lock's shard entries, each stats parquet's hash and size left out (the rows hold timings)."""
+    stages = YAML(typ="safe").load(ws.path / "dvc.lock")["stages"]
+    out = {}
+    for name, entry in stages.items():
+        if name.startswith("shard@"):
+            outs = [o if not o["path"].endswith(".parquet") else {"path": o["path"]} for o in entry["outs"]]
+            out[name] = {**entry, "outs": outs}
+    return out
+
+
+def run_cache_keys(ws: Workspace) -> set[str]:
+    """The run-cache's keys (a hash of a stage's command, deps and params) that have an entry."""
+    runs = ws.path / ".dvc" / "cache" / "runs"
+    return {p.parent.name for p in runs.glob("*/*/*") if p.is_file()}
+
+
+def test_parallel_record_is_dvc_repros_and_restores_in_a_fresh_clone(pipeline, tmp_path: Path, s3_server) -> None:
+    """repro -j 4 records what dvc repro records: the same dvc.lock entries (order aside) and run-cache keys; pushed
+    to an S3 remote, a fresh clone's plain `dvc repro --pull` restores every shard from it without running one."""
+    reference = pipeline("reference")
+    reference.dvc("repro")
+    ws = pipeline("recorded")
+    make(ws, "-j", "4", "repro")
+    assert set(shard_lock_entries(ws)) == {f"shard@{k}" for k in range(4)}
+    assert shard_lock_entries(ws) == shard_lock_entries(reference)
+    assert len(run_cache_keys(ws)) == 4 and run_cache_keys(ws) == run_cache_keys(reference)
+    assert outputs(ws) == outputs(reference)
+
+    bucket = s3_server.make_bucket(f"parallel-{tmp_path.name.lower().replace('_', '-')[:40]}")
+    point_r2_at(ws, s3_server, bucket)
+    ws.dvc("remote", "default", "r2")
+    ws.dvc("push", "--run-cache")
+    ws.git("add", "-A")
+    ws.commit("digests")
+    fresh_path = tmp_path / "fresh"
+    subprocess.run(["git", "clone", "-q", str(ws.path), str(fresh_path)], check=True)
+    spy = spy_in(tmp_path / "fresh-spy")
+    fresh = Workspace(fresh_path, {**ws.env, **spy.env()})
+    out = fresh.dvc("repro", "--pull").stdout  # dvc.lock names every output: pulled, nothing runs but fetch
+    assert fresh.ran_stages(out) == ["fetch"] and spy.clones() == [], out
+    assert outputs(fresh) == outputs(reference)
+
+    # a clone whose dvc.lock holds only fetch (as the scale-out coordinator's): the shards come from the run-cache
+    lock = YAML(typ="safe").load(fresh.path / "dvc.lock")
+    lock["stages"] = {"fetch": lock["stages"]["fetch"]}
+    YAML().dump(lock, fresh.path / "dvc.lock")
+    shutil.rmtree(fresh.path / ".dvc" / "cache")
+    out = fresh.dvc("repro", "--pull").stdout
+    for k in range(4):
+        assert f"Stage 'shard@{k}' is cached - skipping run" in out, out
+    assert fresh.ran_stages(out) == ["fetch", "aggregate"] and spy.clones() == [], out
+    assert outputs(fresh) == outputs(reference)
+
+
 def test_make_run_limit_goes_through_the_same_targets(pipeline) -> None:
     ws = pipeline("run")
     out = make(ws, "-j", "4", "run", "LIMIT=8").stdout
     ran = ws.ran_stages(out)
     assert ran[0] == "fetch" and ran[-1] == "aggregate" and sorted(ran[1:-1]) == [f"shard@{k}" for k in range(4)]
-    assert "--wait-for-lock repro --single-item shard@3" in out
+    assert "xgov-digests run" not in out  # the recipe is not echoed between the command's lines
+    dry = make(ws, "-n", "-j", "4", "run", "LIMIT=8").stdout
+    assert dry.strip().endswith("xgov-digests run -j 4 --limit 8"), dry  # make's -j is passed on to the command
     assert load_params(ws.path / "params.yaml").feed.limit == 8
     assert json.loads((ws.path / "reports" / "metrics.json").read_text())["repos"] == 8
-    assert "skipping 'make publish'" in out  # the default remote is the local one: pushed there, not published
+    assert "default remote is not r2: skipping publish" in out  # the local remote: pushed there, not published
     assert status(ws) == {}
 
 
@@ -196,9 +255,9 @@ def test_a_failed_shard_is_named_and_is_the_only_one_run_again(pipeline, tmp_pat
 
     result = make(ws, "-j", "4", "repro", check=False)
     assert result.returncode != 0
-    assert "[Makefile" in result.stderr and "shard@2] Error" in result.stderr
-    errors = [ln for ln in result.stderr.splitlines() if "] Error" in ln]
-    assert [ln for ln in errors if "shard@" in ln] == [ln for ln in errors if "shard@2] Error" in ln]  # only shard 2
+    assert "xgov-digests repro: error: shard@2 failed and was not recorded; the other shards are" in result.stderr
+    failed = [ln for ln in result.stdout.splitlines() if ln.startswith("ERROR: failed to reproduce")]
+    assert failed == ["ERROR: failed to reproduce 'shard@2': its command did not finish (its messages are above)"]
     assert locked_stages(ws) == {"fetch", "shard@0", "shard@1", "shard@3"}  # the others are recorded, no aggregate
     assert set(status(ws)) == {"shard@2", "aggregate"}
 

@@ -188,6 +188,8 @@ def test_shards_on_separate_machines_meet_in_the_run_cache(three_machines, s3_se
     assert b.ran_stages(restart) == ["shard@1", "shard@3"], restart
     for out in (out_a, out_b, restart):
         assert "Running stage 'fetch'" not in out  # no worker fetches a newer feed
+    for out in (out_a, restart):  # no DVC hint to stage the worker-only dvc.lock it then says never to commit
+        assert "To track the changes with git" not in out and "git add" not in out.split("worker: shard(s)")[0], out
     # The restarted shard 1 took the repos digested before the kill from the shared digest cache on S3.
     shard1 = pd.read_parquet(b.path / "data/stats/shard-1.parquet")
     assert (shard1["status"] == "cached").sum() >= 2, shard1[["name", "status"]]

@@ -61,13 +61,15 @@ def test_set_params_changes_only_that_line_and_keeps_layout(tmp_path: Path) -> N
     ]
     set_params("publish.bucket=", "feed.limit=0")
     assert params.read_text() == original
-    set_params("shards.offsets=[0, 1, 2, 3]")  # a flow list stays a flow list with its comment
+    set_params("shards.offsets=[0, 1, 2, 3]")  # a flow list stays a flow list with its comment, two spaces after it
     assert [ln for ln in changed_lines(original, params.read_text()) if ln[0] == "+"] == [
-        "+  offsets: [0, 1, 2, 3]                    # must be exactly 0 .. batch_size-1 (DVC's foreach needs the list)"
+        "+  offsets: [0, 1, 2, 3]  # must be exactly 0 .. batch_size-1 (DVC's foreach needs the list)"
     ]
     before = params.stat().st_mtime_ns
     set_params("shards.offsets=[0, 1, 2, 3]")  # nothing changes: the file is not rewritten
     assert params.stat().st_mtime_ns == before
+    set_params("shards.offsets=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]")  # and back: not a byte of difference
+    assert params.read_text() == original
 
 
 # ---- a commit-ready run, pulled into a fresh clone; a failed run keeps params.yaml as written ----

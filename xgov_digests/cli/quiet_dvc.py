@@ -16,42 +16,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
 
-from xgov_digests.pipeline.procgroup import DRAIN_S, copy_lines
-
-# The first line of each hint block, as DVC writes it; a block runs to the next line that is not blank or indented.
-HINTS = (
-    b"To track the changes with git, run:",
-    b"To enable auto staging, run:",
-    b"Use `dvc push` to send your updates to remote storage.",
-)
-_RESET = b"\x1b[0m"  # colorama's reset after the last hint, on a terminal
-
-
-def _is_hint(line: bytes) -> bool:
-    return line.replace(_RESET, b"").strip() in HINTS
-
-
-def without_hints(lines: Iterable[bytes]) -> Iterator[bytes]:
-    """``lines`` minus DVC's hint blocks (and the blank line before each)."""
-    blank: list[bytes] = []
-    in_hint = False
-    for line in lines:
-        bare = line.replace(_RESET, b"").strip()
-        if _is_hint(line):
-            blank, in_hint = [], True
-            continue
-        if in_hint and (not bare or line.startswith((b"\t", b" "))):
-            continue
-        in_hint = False
-        if not bare:
-            blank.append(line)
-            continue
-        yield from blank
-        blank = []
-        yield line
-    yield from blank
+from xgov_digests.pipeline.dvc import without_hints
+from xgov_digests.pipeline.jobs import DRAIN_S, copy_lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,14 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from xgov_digests.clone import reaper
 from xgov_digests.core.backoff import attempts
 from xgov_digests.core.diskfull import says_disk_full
 from xgov_digests.core.logs import redact
+from xgov_digests.core.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
+# kills a clone's process group with its helpers if the shard dies, even by SIGKILL (core.watchdog)
+REAPER = Watchdog()
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9._-]{0,99}", re.ASCII)
 
 # Failures that another attempt cannot fix: fail at once instead of retrying.
@@ -355,7 +357,7 @@ def run_git(
             start_new_session=True,
         )  # fmt: skip
         _LIVE.add(proc.pid)
-        reaper.watch(proc.pid)  # killed with its helpers if the shard dies, even by SIGKILL
+        REAPER.watch(proc.pid)  # killed with its helpers if the shard dies, even by SIGKILL
     watched = (watch or repo) if max_bytes is not None else None
     try:
         out, err, cut, over = _collect(proc, time.monotonic() + timeout, max_records, stdin, watched, max_bytes)
@@ -368,7 +370,7 @@ def run_git(
         proc.wait()
         with _LIVE_LOCK:
             _LIVE.discard(proc.pid)
-        reaper.forget(proc.pid)
+        REAPER.forget(proc.pid)
     return GitResult(proc.returncode, out, err.decode("utf-8", "replace"), cut, over)
 
 

@@ -114,6 +114,10 @@ def parse_params(raw: dict[str, Any]) -> Params:
     """Build :class:`Params` from the loaded YAML mapping, validating values."""
     if "feed" not in raw or not isinstance(raw["feed"], dict) or "url" not in raw["feed"]:
         raise ParamsError("params.yaml: 'feed.url' is required (an https URL or a local path to repos.json)")
+    known = set(Params.__dataclass_fields__)
+    if unknown := sorted(set(raw) - known):
+        raise ParamsError(f"params.yaml: unknown section(s) {', '.join(map(str, unknown))}; known sections are "
+                          f"{', '.join(sorted(known))}")  # fmt: skip
     params = Params(
         feed=_section(raw, "feed", FeedParams),
         shards=_section(raw, "shards", ShardParams),
@@ -211,7 +215,11 @@ def _keep_style(old: Any, value: Any) -> Any:
     """``value`` in the layout of the node it replaces: a flow list stays a flow list (with its comment), a quoted
     string stays quoted."""
     if isinstance(old, CommentedSeq) and isinstance(value, list | tuple):
+        width = len(str(list(old)))
         old[:] = list(value)  # in place: keeps the flow style and the comment attached to the list
+        comment = (old.ca.comment or [None])[0]
+        if comment is not None:  # the comment keeps its distance from the list's end, not its column
+            comment.column = max(0, comment.column + len(str(list(old))) - width)
         return old
     if isinstance(old, ScalarString) and isinstance(value, str):
         return type(old)(value)
@@ -220,7 +228,8 @@ def _keep_style(old: Any, value: Any) -> Any:
 
 def update_params(path: Path, overrides: dict[str, dict[str, Any]]) -> bool:
     """Set keys of ``params.yaml`` section by section, keeping its comments, order, flow lists and quoting: only the
-    lines of the keys that change are rewritten. Returns whether the file changed (it is not written otherwise)."""
+    lines of the keys that change are rewritten. Returns whether the file changed (it is not written otherwise).
+    Raises ParamsError, and leaves the file as it was, when the result would not load."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a long value such as the feed URL
@@ -233,6 +242,7 @@ def update_params(path: Path, overrides: dict[str, dict[str, Any]]) -> bool:
     yaml.dump(data, out)
     if out.getvalue() == text:
         return False
+    parse_params(YAML(typ="safe", pure=True).load(out.getvalue()) or {})  # a value it would refuse is not written
     mode = path.stat().st_mode
     write_atomic(path, out.getvalue().encode("utf-8"))
     path.chmod(mode)

@@ -304,4 +304,5 @@ def _download_url(
                 last, asked = str(exc), exc.retry_after
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 last = redact(f"{type(exc).__name__}: {exc}")
-    raise FeedError(f"feed {redact(source)} failed after {retries + 1} attempts: {last}")
+    raise FeedError(f"feed {redact(source)} failed after {retries + 1} attempts: {last}; check feed.url in "
+                    "params.yaml and that this machine reaches it (the last good snapshot is kept)")

@@ -26,14 +26,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import BinaryIO
+from collections.abc import Sequence
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from xgov_digests.core.watchdog import STOP_SIGNALS, group_members
+from xgov_digests.pipeline.jobs import DRAIN_S, LineFilter, copy_lines
+
 DONE = b"done"
-DRAIN_S = 0.5  # after the command exits: its last lines are already in the pipe; this is time to copy them
-
-LineFilter = Callable[[Iterable[bytes]], Iterator[bytes]]
 
 
 def _start_sentinel(pgid: int, grace: float) -> subprocess.Popen[bytes] | None:
@@ -58,19 +56,6 @@ def _stop_sentinel(sentinel: subprocess.Popen[bytes] | None) -> None:
         sentinel.wait(timeout=5)
 
 
-def _members(pgid: int) -> list[int]:
-    """The live processes of group ``pgid`` other than this one."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            with contextlib.suppress(OSError):
-                if os.getpgid(int(entry)) == pgid:
-                    with open(f"/proc/{entry}/stat", "rb") as fh:  # a zombie has stopped already
-                        if fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z":
-                            found.append(int(entry))
-    return found
-
-
 def sentinel_main(pgid: int, grace: float) -> int:
     """Wait for the parent's word; without it (the parent died), stop the group: SIGINT, then SIGKILL after grace."""
     for sig in STOP_SIGNALS:
@@ -84,7 +69,7 @@ def sentinel_main(pgid: int, grace: float) -> int:
         os.killpg(pgid, signal.SIGINT)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _members(pgid):  # the command and everything of its group have stopped
+        if not group_members(pgid):  # the command and everything of its group have stopped
             return 0
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
@@ -97,7 +82,7 @@ def _end_leftovers(pgid: int, sentinel: subprocess.Popen[bytes] | None, grace: f
     spared = {sentinel.pid} if sentinel is not None else set()
 
     def left() -> list[int]:
-        return [pid for pid in _members(pgid) if pid not in spared]
+        return [pid for pid in group_members(pgid) if pid not in spared]
 
     if not left():
         return
@@ -109,14 +94,6 @@ def _end_leftovers(pgid: int, sentinel: subprocess.Popen[bytes] | None, grace: f
     if left():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-
-
-def copy_lines(source: BinaryIO, line_filter: LineFilter) -> None:
-    """Copy ``source`` to stdout through ``line_filter``, a line at a time, flushed (the reader of a pipe)."""
-    out = sys.stdout.buffer
-    for line in line_filter(iter(source.readline, b"")):
-        out.write(line)
-        out.flush()
 
 
 def run_in_group(cmd: Sequence[str], grace: float = 30.0, stdout_filter: LineFilter | None = None) -> int:

@@ -1,0 +1,22 @@
+"""``xgov-digests push [-r REMOTE]``: ``dvc push``, the remote checked before (it answers, it takes writes) and
+audited after (every file of dvc.lock's outputs is there; what ``dvc push`` took for present is re-uploaded)."""
+
+from __future__ import annotations
+
+import argparse
+
+from xgov_digests.commands.common import remote_argument, remote_check, remote_flag
+from xgov_digests.pipeline import dvc
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("push", help="dvc push, with the remote checked before and audited after",
+                            description=__doc__)  # fmt: skip
+    remote_argument(parser)
+    parser.set_defaults(func=lambda args: push_outputs(args.remote))
+
+
+def push_outputs(remote: str | None) -> None:
+    remote_check(remote, "--write")
+    dvc.must(["push", *remote_flag(remote)])
+    remote_check(remote, "--audit", "--repair")
