@@ -147,6 +147,14 @@ def test_verify_finds_an_object_whose_bytes_differ_and_repair_restores_it(
 
     listed_only = verify(ws, 0)
     assert listed_only["verified"] == 0 and listed_only["corrupt"] == [] and listed_only["missing"] == []
+    # the command: a listing alone passes; --verify 1 names the object and says it is corrupt, not missing
+    command = str(VENV / "bin" / "xgov-digests")
+    assert ws.run(command, "check-remote").returncode == 0
+    checked = ws.run(command, "check-remote", "--verify", "1", check=False)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "corrupt 1" in checked.stdout and relpath in checked.stderr and "corrupt there" in checked.stderr
+    bad = ws.run(command, "check-remote", "--verify", "5", check=False)
+    assert bad.returncode == 2 and "'5' is not a share between 0 and 1" in bad.stderr
     full = verify(ws, 1.0)
     assert full["verified"] == full["expected"] and full["corrupt"] == [md5]
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == forged  # without repair nothing is written
