@@ -17,7 +17,7 @@ from xgov_digests.pipeline.scaleout import ScaleoutError
 # module name -> verb; each module has add_parser(subparsers) that sets func(args) -> int | None (passthrough: the
 # verb hands the options it does not know, args.extra, to the module it runs)
 VERBS = ("repro", "run", "retry", "shards", "publish", "plots", "check_remote", "push", "pull", "fetch_publish",
-         "worker", "collect", "r2")  # fmt: skip
+         "worker", "collect", "r2", "cache_drop")  # fmt: skip
 # the library's errors that predate XgovError: each says what went wrong and what to do
 ERRORS = (XgovError, ParamsError, ScaleoutError, RepairError)
 
