@@ -96,6 +96,11 @@ def test_a_real_push_stopped_after_its_run_cache_entry(
         proxy.deny = f"/{bucket}/dvc/files/"  # data uploads refused; run-cache entries and the digest cache pass
         failed = make(b, "worker", "OFFSET=0", check=False)
         assert failed.returncode != 0, failed.stdout
+        # the worker pushes a shard's data before its run-cache entry: a push stopped in between leaves no entry
+        assert set(s3_server.objects(bucket, "dvc/runs/")) == complete
+        # DVC's own 'dvc push --run-cache' (a hand push, an older worker) sends the entry first: it dangles
+        pushed = b.dvc("push", "--run-cache", "shard@0", check=False)
+        assert pushed.returncode != 0, pushed.stdout
     finally:
         proxy.stop()
     dangling = set(s3_server.objects(bucket, "dvc/runs/")) - complete
