@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.locals3 import LocalS3
+from tests.fixtures.s3proxy import S3Proxy
 from tests.fixtures.sample import build_corpus
 from tests.fixtures.workspace import create_workspace, git_commit
 from xgov_digests.core.params import update_params
@@ -198,6 +200,15 @@ def s3_server():
     server = LocalS3()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def proxied(s3_server: LocalS3) -> Iterator[tuple[S3Proxy, str]]:
+    """A fault-injecting proxy in front of the session's S3 server, and a bucket of the test's own."""
+    proxy = S3Proxy(s3_server.server.get_host_and_port())
+    bucket = s3_server.make_bucket(f"px-{uuid.uuid4().hex[:12]}")
+    yield proxy, bucket
+    proxy.stop()
 
 
 def point_r2_at(ws: Workspace, s3: LocalS3, bucket: str, prefix: str = "dvc") -> None:

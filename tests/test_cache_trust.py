@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,6 @@ import pytest
 
 from tests.conftest import write_feed
 from tests.fixtures.locals3 import LocalS3
-from tests.fixtures.s3proxy import S3Proxy
 from tests.fixtures.sample import build_corpus
 from tests.test_storage import dvc_project, run_env
 from xgov_digests.core.params import IngestParams
@@ -48,14 +46,6 @@ REAL = Entry(b"Repository: alphagov/router\nthe real digest\n", "a" * 40, 3, Fal
 FORGED = Entry(b"Repository: alphagov/router\nplanted\n", "0" * 40, 1, False)
 
 
-@pytest.fixture
-def proxy(s3_server: LocalS3) -> Iterator[tuple[S3Proxy, str]]:
-    proxy = S3Proxy(s3_server.server.get_host_and_port())
-    bucket = s3_server.make_bucket(f"ct-{uuid.uuid4().hex[:12]}")
-    yield proxy, bucket
-    proxy.stop()
-
-
 def s3_cache(endpoint: str, bucket: str, secret: bytes | None = SECRET, fp: str = "fp") -> DigestCache:
     import boto3
 
@@ -71,8 +61,8 @@ def plant(cache: DigestCache, repo: Repo, blob: bytes) -> None:
     cache.store.put(cache.name(repo), blob)
 
 
-def test_a_signed_entry_is_a_hit(proxy, caplog) -> None:
-    p, bucket = proxy
+def test_a_signed_entry_is_a_hit(proxied, caplog) -> None:
+    p, bucket = proxied
     cache = s3_cache(p.endpoint, bucket)
     cache.put(A, REAL)
     assert cache.get(A) == REAL
@@ -86,8 +76,8 @@ def test_a_signed_entry_is_a_hit(proxy, caplog) -> None:
     "how",
     ["unsigned", "another secret", "mac copied onto other bytes", "mac copied onto another commit", "mac removed"],
 )
-def test_a_forged_entry_is_a_named_miss(proxy, caplog, how: str) -> None:
-    p, bucket = proxy
+def test_a_forged_entry_is_a_named_miss(proxied, caplog, how: str) -> None:
+    p, bucket = proxied
     cache = s3_cache(p.endpoint, bucket)
     cache.put(A, REAL)
     genuine = json.loads(cache.store.get(cache.name(A)).split(b"\n")[0])
@@ -118,9 +108,9 @@ def test_a_forged_entry_is_a_named_miss(proxy, caplog, how: str) -> None:
     assert cache.get(A) == REAL
 
 
-def test_a_rolled_back_entry_is_a_named_miss(proxy, caplog) -> None:
+def test_a_rolled_back_entry_is_a_named_miss(proxied, caplog) -> None:
     """An entry genuinely signed for the repo's older pushedAt, copied to the key of its newer one."""
-    p, bucket = proxy
+    p, bucket = proxied
     cache = s3_cache(p.endpoint, bucket)
     old = Repo(A.url, A.owner, A.name, "2025-01-01T00:00:00Z")
     cache.put(old, Entry(b"Repository: alphagov/router\nold digest\n", "b" * 40, 1, False))
@@ -143,9 +133,9 @@ def test_the_checks_can_fail() -> None:
         decode_entry(blob, Repo(A.url, A.owner, A.name, None), "fp", SECRET)
 
 
-def test_a_403_on_one_key_is_that_keys_miss(proxy, caplog) -> None:
+def test_a_403_on_one_key_is_that_keys_miss(proxied, caplog) -> None:
     """AWS answers 403 for a missing key to a token without s3:ListBucket: one entry, not the whole cache."""
-    p, bucket = proxy
+    p, bucket = proxied
     cache = s3_cache(p.endpoint, bucket)
     cache.put(A, REAL)
     cache.put(B, REAL)
@@ -177,8 +167,8 @@ def test_the_shared_cache_refuses_to_start_without_its_secret(tmp_path: Path, s3
     assert "short" not in str(info.value)
 
 
-def test_drop_one_repos_entry_or_the_whole_cache(proxy, tmp_path: Path, monkeypatch) -> None:
-    p, bucket = proxy
+def test_drop_one_repos_entry_or_the_whole_cache(proxied, tmp_path: Path, monkeypatch) -> None:
+    p, bucket = proxied
     cache = s3_cache(p.endpoint, bucket)
     cache.put(A, REAL)
     cache.put(B, REAL)

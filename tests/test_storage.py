@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,13 +50,6 @@ def run_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "R2_"))}
     return {**env, **CLEAN_ENV, "PYTHONPATH": str(ROOT), "NO_PROXY": "*", "DVC_NO_ANALYTICS": "1", **extra}
 
-
-@pytest.fixture
-def proxied(s3_server: LocalS3) -> Iterator[tuple[S3Proxy, str]]:
-    proxy = S3Proxy(s3_server.server.get_host_and_port())
-    bucket = s3_server.make_bucket(f"st-{uuid.uuid4().hex[:12]}")
-    yield proxy, bucket
-    proxy.stop()
 
 
 # --- credentials ---------------------------------------------------------------------------------------------
