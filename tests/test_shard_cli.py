@@ -112,7 +112,7 @@ def test_permanent_failures_never_fail_the_stage(workspace_factory, tmp_path: Pa
 
 @pytest.mark.slow
 def test_workers_overlap(workspace_factory, corpus, git_spy: GitSpy, tmp_path: Path) -> None:
-    """With a 1 s delay in every clone, 4 workers finish 8 repos in about 2 s instead of 8."""
+    """With a 1 s delay in every clone, 4 workers finish 8 repos in about a quarter of their summed clone time."""
     _, entries = corpus
     feed = write_feed(tmp_path / "feed.json", entries[:8])
     ws = workspace_factory(str(feed))
@@ -133,4 +133,10 @@ def test_workers_overlap(workspace_factory, corpus, git_spy: GitSpy, tmp_path: P
     assert len(intervals) == 8
     most_at_once = max(sum(1 for s, e in intervals if s <= t < e) for t, _ in intervals)
     assert most_at_once >= 3
-    assert intervals[-1][1] - intervals[0][0] < 6
+    # One at a time, the span would be at least the clones' summed time; four at once make it
+    # about a quarter. Compared with that sum, not a fixed number of seconds, because a loaded
+    # machine stretches every clone alike.
+    span = intervals[-1][1] - intervals[0][0]
+    summed = sum(e - s for s, e in intervals)
+    assert summed >= 8
+    assert span < summed / 2, (span, summed)
