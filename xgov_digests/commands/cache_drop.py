@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import load_params
 from xgov_digests.core.s3 import S3ConfigError
-from xgov_digests.pipeline.errors import XgovError
 from xgov_digests.shard.cache import CacheUnavailable, drop, drop_named
 
 

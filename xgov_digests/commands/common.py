@@ -7,7 +7,7 @@ import argparse
 import subprocess
 
 from xgov_digests.cli import check_remote
-from xgov_digests.pipeline.errors import XgovError
+from xgov_digests.core.errors import XgovError
 from xgov_digests.pipeline.scaleout import ScaleoutError, changed_tracked_params
 
 RESULT_PATHS = ["dvc.lock", "params.yaml", "data", "reports"]

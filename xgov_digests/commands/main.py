@@ -9,9 +9,8 @@ import importlib
 import os
 import sys
 
-from xgov_digests.core.params import ParamsError
+from xgov_digests.core.errors import XgovError
 from xgov_digests.pipeline.dvc_repair import RepairError
-from xgov_digests.pipeline.errors import XgovError
 from xgov_digests.pipeline.scaleout import ScaleoutError
 
 # module name -> verb; each module has add_parser(subparsers) that sets func(args) -> int | None (passthrough: the
@@ -19,7 +18,7 @@ from xgov_digests.pipeline.scaleout import ScaleoutError
 VERBS = ("repro", "run", "retry", "shards", "publish", "plots", "check_remote", "push", "pull", "fetch_publish",
          "worker", "collect", "r2", "cache_drop")  # fmt: skip
 # the library's errors that predate XgovError: each says what went wrong and what to do
-ERRORS = (XgovError, ParamsError, ScaleoutError, RepairError)
+ERRORS = (XgovError, ScaleoutError, RepairError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,9 @@ import re
 import subprocess
 from pathlib import Path
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import PARAMS_FILE, load_params
 from xgov_digests.pipeline import repro as operation
-from xgov_digests.pipeline.errors import XgovError
 from xgov_digests.pipeline.repro import repro, shard_names
 
 STAGE_HINT = "git add -A -- dvc.lock params.yaml data reports"

@@ -10,9 +10,9 @@ from xgov_digests.cli import publish
 from xgov_digests.commands.common import remote_argument, stage_results
 from xgov_digests.commands.push import push_outputs
 from xgov_digests.commands.repro import add_repro_arguments, run_repro
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import PARAMS_FILE, update_params
 from xgov_digests.pipeline import dvc
-from xgov_digests.pipeline.errors import XgovError
 
 
 def limit(text: str) -> int:

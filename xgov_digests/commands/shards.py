@@ -7,7 +7,7 @@ import argparse
 
 from xgov_digests.cli import set_shards
 from xgov_digests.commands.repro import positive
-from xgov_digests.pipeline.errors import XgovError
+from xgov_digests.core.errors import XgovError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

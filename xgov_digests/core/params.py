@@ -12,13 +12,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.scalarstring import ScalarString
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import write_atomic
 
 PARAMS_FILE = Path("params.yaml")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's and R2's rule for bucket names
 
 
-class ParamsError(ValueError):
+class ParamsError(XgovError, ValueError):
     """params.yaml is missing, malformed or holds an invalid value."""
 
 

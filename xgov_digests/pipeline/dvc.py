@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.pipeline.dvc_repair import RepairError, check
-from xgov_digests.pipeline.errors import XgovError
 from xgov_digests.pipeline.jobs import Job, run_jobs
 
 if TYPE_CHECKING:

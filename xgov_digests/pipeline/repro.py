@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.pipeline import dvc
-from xgov_digests.pipeline.errors import XgovError
 from xgov_digests.pipeline.jobs import run_jobs
 
 

@@ -1,7 +1,7 @@
 """The one exception base of the project's command: every error a verb reports is an ``XgovError`` (or a subclass
 of it), turned into its ``exit_code`` and one line by ``xgov_digests.commands.main``, the only place that catches it.
-(It lives here, not in ``core``: every module of ``core`` is code of every shard stage, and a stage lists exactly the
-code it imports.)
+It lives in ``core`` so that every wing, the cheap ones included, can derive its own errors from it without importing
+the command layer.
 """
 
 from __future__ import annotations
