@@ -19,7 +19,7 @@ R2_PREFIX ?= dvc
  shards check-remote fetch-publish worker collect
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
-	@echo "make test / make test-fast   lint and the tests / the tests without the slow ones"
+	@echo "make test / make test-fast   lint and all the tests / the unit tests (tests/unit)"
 	@echo "make install   create .venv from uv.lock, with the command .venv/bin/xgov-digests (every target does this)"
 	@echo "make lock      refresh uv.lock after a pyproject.toml change (UPGRADE=name: upgrade that package)"
 	@echo "The verbs are aliases of the installed command (xgov-digests --help; VERB --help for each):"
@@ -69,14 +69,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check stages xgov_digests tests scripts bench
 
 # The suite on PYTEST_WORKERS xdist workers (most of a test's time is subprocesses and waits), handed out one at a
-# time, slow ones first (tests/conftest.py), so no worker finishes a long run of slow tests alone; test-fast: no slow.
+# time, slow ones first (tests/conftest.py), so no worker finishes a long run of slow tests alone. test-fast: the
+# unit tests (tests/unit: modules on their own, no dvc); make test adds tests/func (the verbs end to end).
 PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --maxschedchunk 1
 test: lint
 	$(PYTEST) $(PYTEST_ARGS)
 test-fast: $(VENV)/.installed-test
-	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 # The verbs, one line each: the installed command (xgov_digests/commands/), not echoed (make -n shows it). GNU make
 # puts -jN in MAKEFLAGS: make -j 10 repro passes it on as repro -j 10 and runs as one job (the command runs N shards).

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tests.fixtures.gitserver import GitServer
-from tests.test_checkout_bounds import bare_repo, blob_bomb, tree_bomb
+from tests.unit.clone.test_checkout_bounds import bare_repo, blob_bomb, tree_bomb
 from xgov_digests.clone.git import CloneError
 from xgov_digests.clone.strategy import clone_repo
 

@@ -216,3 +216,12 @@ def point_r2_at(ws: Workspace, s3: LocalS3, bucket: str, prefix: str = "dvc") ->
     ws.dvc("remote", "modify", "r2", "url", f"s3://{bucket}/{prefix}")
     ws.dvc("remote", "modify", "r2", "endpointurl", s3.endpoint)
     ws.env.update(s3.env)
+
+
+def two_shards(folder: Path, env: dict[str, str]) -> Workspace:
+    """Six repos in two shards (three in shard 0) after ``dvc repro``: a ``Reproduced`` build shared by the push
+    and cache-drop tests."""
+    ws = make_workspace(folder / "ws", str(write_feed(folder / "feed.json", build_corpus(folder / "corpus", 6))), env)
+    ws.set_params(shards={"batch_size": 2, "offsets": [0, 1], "assign": "index"})  # index: 3 repos in shard 0
+    ws.dvc("repro")
+    return ws
