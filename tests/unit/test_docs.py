@@ -232,3 +232,22 @@ def test_the_command_checks_can_fail(tmp_path: Path) -> None:
     assert set(shown_commands("make", [page])) == {"make no-such-target", "make -j N repro"}
     assert make_problem("make no-such-target") and make_problem("make -j N repro") is None
     assert verb_problem("xgov-digests no-such-verb") and verb_problem("xgov-digests repro -j 10") is None
+
+
+TEST_PATH = re.compile(r"(?<![\w./-])(tests/[\w/]+\.py)\b")
+
+
+def stale_test_paths(pages: list[Path]) -> list[str]:
+    """The ``tests/....py`` paths a page names that do not exist (a test moved, the page not told)."""
+    return [f"{shown(page)}:{number}: {path}: no such file"
+            for page in pages
+            for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+            for path in TEST_PATH.findall(line) if not (ROOT / path).is_file()]  # fmt: skip
+
+
+def test_every_test_file_the_pages_name_exists(tmp_path: Path) -> None:
+    pages = [p for p in tracked_text_files() if p.suffix == ".md"]
+    assert stale_test_paths(pages) == []
+    page = tmp_path / "p.md"
+    page.write_text("`tests/unit/test_docs.py` and `tests/test_gone.py`\n")
+    assert stale_test_paths([page]) == [f"{page}:1: tests/test_gone.py: no such file"]  # the check can fail
