@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Workspace, write_feed
 from xgov_digests.results.report import failure_reason, failure_reasons, shard_table, size_distribution
-from xgov_digests.shard.stats import Row, to_frame
+from xgov_digests.schemas.stats import Row, to_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]

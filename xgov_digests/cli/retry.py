@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     if not MERGED_STATS.exists():
         print(f"retry: error: {MERGED_STATS} not found: run 'dvc repro' first", file=sys.stderr)
         return 2
-    from xgov_digests.shard.stats import failed_shards, read_stats  # pandas: only once there is something to read
+    from xgov_digests.schemas.stats import failed_shards, read_stats  # pandas: only once there is something to read
 
     print(" ".join(failed_shards(read_stats(MERGED_STATS))))
     return 0

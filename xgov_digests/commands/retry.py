@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     if not MERGED_STATS.exists():
         raise XgovError(f"{MERGED_STATS} not found: run 'xgov-digests repro' (or dvc repro) first")
-    from xgov_digests.shard.stats import failed_shards, read_stats  # pandas: only once there is something to read
+    from xgov_digests.schemas.stats import failed_shards, read_stats  # pandas: only once there is something to read
 
     shards = failed_shards(read_stats(MERGED_STATS))
     if not shards:
