@@ -65,14 +65,14 @@ def flip(ws: Path, i: int) -> None:
 
 
 def live_dvc(ws: Path) -> int:
-    from xgov_digests.pipeline.dvc_repair import dvc_processes
+    from xgov_digests.operations.dvc_repair import dvc_processes
 
     return len(dvc_processes(ws))
 
 
 def left_state(ws: Path) -> dict[str, bool]:
     """What the kill left, before any repair."""
-    from xgov_digests.pipeline.dvc_repair import lock_problem
+    from xgov_digests.operations.dvc_repair import lock_problem
 
     lock = ws / "dvc.lock"
     cut = lock.exists() and lock_problem(lock.read_text(errors="replace")) is not None

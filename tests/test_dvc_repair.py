@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 
 from tests.conftest import Reproduced, Workspace, make_workspace, write_feed
 from tests.fixtures.sample import build_corpus
-from xgov_digests.pipeline.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, _whole_stages, check, lock_problem
+from xgov_digests.operations.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, _whole_stages, check, lock_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -89,7 +89,7 @@ def test_a_normal_exit_leaves_no_sentinel(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "xgov_digests.cli.group", "--", "sh", "-c", "exit 3"], timeout=60)
     assert out.returncode == 3
     time.sleep(0.5)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "xgov_digests.pipeline.procgroup" in " ".join(
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "xgov_digests.operations.procgroup" in " ".join(
         p.info["cmdline"] or []) and p.ppid() == os.getpid()]  # fmt: skip
 
 

@@ -119,7 +119,7 @@ def test_make_r2_and_the_remote_check_keep_config_local_private(workspace_factor
 
 VERIFY = """
 import json, random, sys
-from xgov_digests.pipeline.remote_audit import committed_outputs, open_store, audit
+from xgov_digests.operations.remote_audit import committed_outputs, open_store, audit
 _, store, _ = open_store("r2", 10)
 result = audit(store, committed_outputs(), repair=sys.argv[2] == "repair", verify=float(sys.argv[1]),
                rng=random.Random(int(sys.argv[3])))

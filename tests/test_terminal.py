@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import Workspace, write_feed
 from tests.fixtures.workspace import git_commit
-from xgov_digests.pipeline.dvc import without_hints
+from xgov_digests.operations.dvc import without_hints
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]

@@ -4,7 +4,7 @@
 (``quiet_dvc``), the remote check before push and pull (``check_remote``), ``make retry`` (``retry``), the
 scale-out targets (``scaleout``), ``make plots`` (``plots``) and ``make publish`` (``publish``). Each parses its
 arguments, calls the wings and exits 2 with one line on bad input; nothing imports it. It may import ``core``,
-``schemas``, ``feed``, ``clone``, ``digest``, ``shard``, ``results``, ``publish`` and ``pipeline``.
+``schemas``, ``feed``, ``clone``, ``digest``, ``shard``, ``results``, ``publish`` and ``operations``.
 
 ``python -m xgov_digests.cli.<name>`` imports this package first: it installs the hook that names a wrong
 interpreter in one line (``core.interpreter``).

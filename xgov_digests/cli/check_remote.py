@@ -27,7 +27,7 @@ from xgov_digests.core.s3 import S3ConfigError, check_remote, reason
 
 
 def run_audit(remote: str | None, timeout: float, repair: bool, verify: float = 0.0) -> int:
-    from xgov_digests.pipeline.remote_audit import (
+    from xgov_digests.operations.remote_audit import (
         AuditError,
         NotAudited,
         audit,

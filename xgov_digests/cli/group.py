@@ -4,13 +4,13 @@ python -m xgov_digests.cli.group -- dvc --wait-for-lock repro --single-item shar
 python -m xgov_digests.cli.group --drop-hints -- dvc --wait-for-lock repro --single-item shard@3
 python -m xgov_digests.cli.group --check          # only check (and repair) DVC's state files, as before every dvc call
 
-SIGINT, SIGTERM or SIGHUP become one SIGINT to the command's own process group (``xgov_digests.pipeline.procgroup``); a
-``kill -9`` of this process stops the group too (its sentinel).
+SIGINT, SIGTERM or SIGHUP become one SIGINT to the command's own process group
+(``xgov_digests.operations.procgroup``); a ``kill -9`` of this process stops the group too (its sentinel).
 
 Before and after a ``dvc`` command, DVC's own state files are checked under DVC's repo lock
-(``xgov_digests.pipeline.dvc_repair``): a ``dvc.lock`` cut short by a killed ``dvc`` is rebuilt from the stages it holds
-in full and the last good copy, an empty or corrupt ``.dvc/tmp/rwlock`` is cleared, the entries of dead processes are
-dropped. Each repair is one warning line on stderr.
+(``xgov_digests.operations.dvc_repair``): a ``dvc.lock`` cut short by a killed ``dvc`` is rebuilt from the stages
+it holds in full and the last good copy, an empty or corrupt ``.dvc/tmp/rwlock`` is cleared,
+the entries of dead processes are dropped. Each repair is one warning line on stderr.
 
 ``--drop-hints`` drops DVC's staging and push hints from the command's stdout (``xgov_digests.cli.quiet_dvc``): the
 Makefile's ``dvc`` calls, one process between make and dvc.
@@ -23,12 +23,12 @@ import os
 import sys
 from pathlib import Path
 
-from xgov_digests.pipeline.procgroup import run_in_group
+from xgov_digests.operations.procgroup import run_in_group
 
 
 def check_state(root: Path = Path(".")) -> int:
     """Check and repair DVC's state files; 0 when the workspace can run, 2 (one line on stderr) when not."""
-    from xgov_digests.pipeline.dvc_repair import RepairError, check
+    from xgov_digests.operations.dvc_repair import RepairError, check
 
     try:
         report = check(root)

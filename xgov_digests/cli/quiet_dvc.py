@@ -17,8 +17,8 @@ import subprocess
 import sys
 import threading
 
-from xgov_digests.pipeline.dvc import without_hints
-from xgov_digests.pipeline.jobs import DRAIN_S, copy_lines
+from xgov_digests.operations.dvc import without_hints
+from xgov_digests.operations.jobs import DRAIN_S, copy_lines
 
 
 def main(argv: list[str] | None = None) -> int:

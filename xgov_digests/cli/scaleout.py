@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from xgov_digests.core.params import ParamsError, load_params
-from xgov_digests.pipeline.scaleout import ScaleoutError, changed_tracked_params, check_offsets, collect
+from xgov_digests.operations.scaleout import ScaleoutError, changed_tracked_params, check_offsets, collect
 
 
 def main(argv: list[str] | None = None) -> int:

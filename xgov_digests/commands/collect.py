@@ -9,8 +9,8 @@ import argparse
 from xgov_digests.commands.common import remote_argument, remote_check, remote_flag, scaleout_commit, scaleout_guard
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import PARAMS_FILE, load_params
-from xgov_digests.pipeline import dvc
-from xgov_digests.pipeline.scaleout import collect
+from xgov_digests.operations import dvc
+from xgov_digests.operations.scaleout import collect
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@ import subprocess
 
 from xgov_digests.cli import check_remote
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline.scaleout import ScaleoutError, changed_tracked_params
+from xgov_digests.operations.scaleout import ScaleoutError, changed_tracked_params
 
 RESULT_PATHS = ["dvc.lock", "params.yaml", "data", "reports"]
 

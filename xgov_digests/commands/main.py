@@ -10,8 +10,8 @@ import os
 import sys
 
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline.dvc_repair import RepairError
-from xgov_digests.pipeline.scaleout import ScaleoutError
+from xgov_digests.operations.dvc_repair import RepairError
+from xgov_digests.operations.scaleout import ScaleoutError
 
 # module name -> verb; each module has add_parser(subparsers) that sets func(args) -> int | None (passthrough: the
 # verb hands the options it does not know, args.extra, to the module it runs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from xgov_digests.commands.common import remote_argument, remote_check, remote_flag
-from xgov_digests.pipeline import dvc
+from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

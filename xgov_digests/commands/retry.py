@@ -9,7 +9,7 @@ import argparse
 from xgov_digests.commands.common import stage_results
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import MERGED_STATS
-from xgov_digests.pipeline import dvc
+from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

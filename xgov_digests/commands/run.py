@@ -12,7 +12,7 @@ from xgov_digests.commands.push import push_outputs
 from xgov_digests.commands.repro import add_repro_arguments, run_repro
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import PARAMS_FILE, update_params
-from xgov_digests.pipeline import dvc
+from xgov_digests.operations import dvc
 
 
 def limit(text: str) -> int:

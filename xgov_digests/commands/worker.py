@@ -8,8 +8,8 @@ import argparse
 
 from xgov_digests.commands.common import remote_argument, remote_check, remote_flag, scaleout_guard
 from xgov_digests.core.params import PARAMS_FILE, load_params
-from xgov_digests.pipeline import dvc
-from xgov_digests.pipeline.scaleout import check_offsets
+from xgov_digests.operations import dvc
+from xgov_digests.operations.scaleout import check_offsets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline.dvc_repair import RepairError, check
-from xgov_digests.pipeline.jobs import Job, run_jobs
+from xgov_digests.operations.dvc_repair import RepairError, check
+from xgov_digests.operations.jobs import Job, run_jobs
 
 if TYPE_CHECKING:
     from dvc.repo import Repo

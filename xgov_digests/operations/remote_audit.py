@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from xgov_digests.core.s3 import S3ConfigError, default_remote, open_remote, remote_settings
 
-log = logging.getLogger("xgov_digests.pipeline.remote_audit")
+log = logging.getLogger("xgov_digests.operations.remote_audit")
 
 CACHE = Path(".dvc/cache/files/md5")
 FILES = "files/md5"

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 
 from xgov_digests.core.watchdog import STOP_SIGNALS, group_members
-from xgov_digests.pipeline.jobs import DRAIN_S, LineFilter, copy_lines
+from xgov_digests.operations.jobs import DRAIN_S, LineFilter, copy_lines
 
 DONE = b"done"
 
@@ -38,7 +38,7 @@ def _start_sentinel(pgid: int, grace: float) -> subprocess.Popen[bytes] | None:
     """The sentinel of ``pgid`` (see the module's doc), or None when the group is already gone."""
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "xgov_digests.pipeline.procgroup", str(pgid), str(grace)],
+            [sys.executable, "-m", "xgov_digests.operations.procgroup", str(pgid), str(grace)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=pgid,
         )  # fmt: skip
     except OSError:  # the command exited already (its group no longer exists)
