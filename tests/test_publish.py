@@ -1,4 +1,4 @@
-"""``python -m xgov_digests.cli.publish`` against moto's S3 server on 127.0.0.1, the stand-in for Cloudflare R2.
+"""``xgov-digests publish`` against moto's S3 server on 127.0.0.1, the stand-in for Cloudflare R2.
 
 The publisher talks to moto through a small recording proxy (also on 127.0.0.1) that counts every request and can
 fail or hold chosen PUTs: that is how the tests see exactly what was uploaded, in which order, and how a publish is
@@ -11,7 +11,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.locals3 import LocalS3
-from tests.fixtures.publish_site import S3, SUMMARY_RE, Site
+from tests.fixtures.publish_site import S3, SUMMARY_RE, XGOV_DIGESTS, Site
 from tests.fixtures.s3proxy import Request, S3Proxy
 
 pytestmark = pytest.mark.slow  # each test runs the publish CLI against S3 (moto), several seconds
@@ -325,7 +324,7 @@ def test_missing_credentials_exit_2_naming_the_variables(site: Site) -> None:
     site.write()
     env = {k: v for k, v in site.env.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET"))}
     result = subprocess.run(
-        [sys.executable, "-m", "xgov_digests.cli.publish"], cwd=site.path, env=env, capture_output=True, text=True,
+        [XGOV_DIGESTS, "publish"], cwd=site.path, env=env, capture_output=True, text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
@@ -483,10 +482,10 @@ def test_prune_racing_a_publish_leaves_an_index_of_present_objects(site: Site, m
     proxy = moto_s3.proxy
     proxy.take()
     proxy.hold_after = 1  # A's lease PUT passes; every later PUT waits
-    a = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.publish", "--prune"], cwd=site.path, env=site.env,
+    a = subprocess.Popen([XGOV_DIGESTS, "publish", "--prune"], cwd=site.path, env=site.env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_until(lambda: proxy.held >= 1)  # A holds the lease, its index write is waiting
-    b = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.publish"], cwd=other.path, env=other.env,
+    b = subprocess.Popen([XGOV_DIGESTS, "publish"], cwd=other.path, env=other.env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_until(lambda: proxy.held >= 2)  # B planned with X in the bucket and now waits for the lease
     proxy.reset()

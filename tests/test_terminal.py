@@ -165,7 +165,7 @@ def dvc_repo(path: Path, env: dict[str, str]) -> Path:
 @pytest.mark.slow
 def test_quiet_dvc_keeps_errors_and_the_exit_status(tmp_path: Path) -> None:
     env = dict(os.environ, PATH=f"{VENV}/bin:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    quiet = [sys.executable, "-m", "xgov_digests.cli.quiet_dvc", "--", "dvc"]
+    quiet = [sys.executable, "-m", "xgov_digests.operations.procgroup", "--drop-hints", "--", "dvc"]
 
     def run(repo: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(cmd), cwd=repo, env=env, capture_output=True, text=True, timeout=120)

@@ -45,8 +45,8 @@ def test_set_params_changes_only_that_line_and_keeps_layout(tmp_path: Path) -> N
     env = {"PYTHONPATH": str(ROOT)}
 
     def set_params(*assignments: str) -> None:
-        subprocess.run([sys.executable, "-m", "xgov_digests.cli.set_params", *assignments], cwd=tmp_path, check=True,
-                       env={**__import__("os").environ, **env})  # fmt: skip
+        subprocess.run([Path(sys.executable).with_name("xgov-digests"), "set-params", *assignments], cwd=tmp_path,
+                       check=True, env={**__import__("os").environ, **env})  # fmt: skip
 
     set_params("feed.limit=50")
     text = params.read_text()
