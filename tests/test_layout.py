@@ -281,3 +281,15 @@ def test_the_verbs_are_the_one_entry_point() -> None:
                      if "ArgumentParser(" in p.read_text() and p.parent.name != "commands")  # fmt: skip
     tools = ["xgov_digests/operations/procgroup.py", "xgov_digests/results/plots_template.py"]
     assert parsers == tools, "a second entry point beside xgov-digests: make it a verb of commands/"
+
+
+def test_scripts_and_bench_import_only_the_test_fixtures() -> None:
+    """Demo, timing and bench code shares the tests' fixtures (``tests/fixtures/``), never a test module."""
+    offenders = []
+    for path in sorted(p for d in ("scripts", "bench") for p in (ROOT / d).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])  # fmt: skip
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {name}" for name in names
+                          if name.split(".")[0] == "tests" and not name.startswith("tests.fixtures")]  # fmt: skip
+    assert offenders == [], "import a fixture (move what is shared into tests/fixtures/):\n" + "\n".join(offenders)

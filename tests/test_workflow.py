@@ -367,7 +367,7 @@ def test_make_r2_stages_the_remote_for_the_first_commit(workspace_factory) -> No
 
 
 def test_remove_stale_shards_edits_only_what_dvc_wrote_for_removed_offsets(tmp_path: Path, monkeypatch) -> None:
-    from xgov_digests.feed.stale import remove_stale_shards, stale_offsets
+    from xgov_digests.dvcfiles.stale_shards import remove_stale_shards, stale_offsets
 
     monkeypatch.chdir(tmp_path)
     for k in range(6):

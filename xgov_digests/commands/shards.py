@@ -10,8 +10,8 @@ from xgov_digests.commands.repro import positive
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import MANIFEST_DIR
 from xgov_digests.core.params import PARAMS_FILE, load_params, update_params
+from xgov_digests.dvcfiles.stale_shards import stale_offsets
 from xgov_digests.feed.manifest import manifest_path
-from xgov_digests.feed.stale import stale_offsets
 from xgov_digests.operations import dvc
 
 
