@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xgov_digests.core.errors import XgovError
 from xgov_digests.operations import dvc
-from xgov_digests.results.plots_page import PlotsError, plots_from_dvc_json, write
+from xgov_digests.results.plots import PlotsError, plots_from_dvc_json, write
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
