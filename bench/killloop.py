@@ -3,14 +3,14 @@ start?
 
 python -m bench killloop [--cuts 50] [--repos 10] [--seed 1] [--full-every 5]
 
-One small workspace (10 shards, ``--repos`` local repos on ``file://`` URLs, the project's Makefile). Each cut
-flips a tracked param to a value never run before (so every shard runs; digests come from the digest cache), starts
-``make -j 10 repro`` as its own process group, and SIGKILLs the group after a random delay within the length of a
-whole run. Then, as the next run would, the workspace is checked: ``python -m xgov_digests.cli.group --check`` (the
-repair every make target runs first) and ``dvc status``; every ``--full-every`` cuts, and after the last, a whole
-``make -j 10 repro`` must succeed and leave every shard and aggregate up to date. A workspace is bricked when any of
-these fails. Counted on the way: what each kill left (a cut dvc.lock, a corrupt rwlock, dead processes' entries,
-``dvc`` processes of the killed run still alive 5 s later) and what the repair did.
+One small workspace (10 shards, ``--repos`` local repos on ``file://`` URLs, the project's Makefile). Each cut flips a
+tracked param to a value never run before (so every shard runs; digests come from the digest cache), starts ``make -j 10
+repro`` as its own process group, and SIGKILLs the group after a random delay within the length of a whole run. Then, as
+the next run would, the workspace is checked: ``python -m xgov_digests.operations.procgroup --check`` (the repair every
+make target runs first) and ``dvc status``; every ``--full-every`` cuts, and after the last, a whole ``make -j 10
+repro`` must succeed and leave every shard and aggregate up to date. A workspace is bricked when any of these fails.
+Counted on the way: what each kill left (a cut dvc.lock, a corrupt rwlock, dead processes' entries, ``dvc`` processes of
+the killed run still alive 5 s later) and what the repair did.
 """
 
 from __future__ import annotations
@@ -65,14 +65,14 @@ def flip(ws: Path, i: int) -> None:
 
 
 def live_dvc(ws: Path) -> int:
-    from xgov_digests.pipeline.dvc_repair import dvc_processes
+    from xgov_digests.operations.dvc_repair import dvc_processes
 
     return len(dvc_processes(ws))
 
 
 def left_state(ws: Path) -> dict[str, bool]:
     """What the kill left, before any repair."""
-    from xgov_digests.pipeline.dvc_repair import lock_problem
+    from xgov_digests.operations.dvc_repair import lock_problem
 
     lock = ws / "dvc.lock"
     cut = lock.exists() and lock_problem(lock.read_text(errors="replace")) is not None
@@ -145,13 +145,13 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
         for k, v in state.items():
             counts[k] += v
         bricked = False
-        counts["repairs"] += "group: warning" in text  # what this run's first check repaired of the cut before it
+        counts["repairs"] += "procgroup: warning" in text  # what this run's first check repaired of the cut before it
         if not (full_every and (i + 1) % full_every == 0) and i != cuts - 1:
             counts["bricked"] += early
             log(f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
                 f"started cleanly: {not early}")  # fmt: skip
             continue
-        check = subprocess.run([sys.executable, "-m", "xgov_digests.cli.group", "--check"], cwd=ws, env=e,
+        check = subprocess.run([sys.executable, "-m", "xgov_digests.operations.procgroup", "--check"], cwd=ws, env=e,
                                capture_output=True, text=True, timeout=900)  # fmt: skip
         counts["repairs"] += "warning" in check.stderr
         bricked = early

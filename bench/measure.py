@@ -53,7 +53,7 @@ def process_kind(name: str, cmdline: list[str], parent: tuple[str, list[str]] | 
     if "multiprocessing" in line or "forkserver" in line:
         return "digest child"
     if name.startswith("python") or "python" in (cmdline[:1] or [""])[0]:
-        if "stages.shard " in line + " " and "xgov_digests.cli.shard_stages" not in line:
+        if "stages.shard " in line + " ":
             if parent and parent[1] == cmdline:
                 return "digest child"
             return "shard"

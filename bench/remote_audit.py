@@ -2,10 +2,10 @@
 
 A moto S3 server on 127.0.0.1 holds a DVC remote of ``entries`` digest objects plus one folder's ``.dir`` object
 listing them all (the remote layout ``<prefix>/files/md5/<aa>/<rest>``); the local DVC cache holds the ``.dir``.
-Timed: the audit (xgov_digests.pipeline.remote_audit.audit: read the .dir, one paginated LIST at 1,000 keys a page, the
-comparison), against the floor, a bare paginated LIST of the same prefix in the same run; then the audit with one
-object deleted from the bucket, repaired from the local cache; then the verifying audit (``verify``: download and
-hash every object, and a 5% sample) with one object overwritten by same-size other bytes.
+Timed: the audit (xgov_digests.operations.check_remote.audit: read the .dir, one paginated LIST at 1,000 keys a
+page, the comparison), against the floor, a bare paginated LIST of the same prefix in the same run; then the audit
+with one object deleted from the bucket, repaired from the local cache; then the verifying audit
+(``verify``: download and hash every object, and a 5% sample) with one object overwritten by same-size other bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 def run(work: Path, *, entries: int, log: Any) -> dict[str, Any]:
     from tests.fixtures.locals3 import LocalS3
-    from xgov_digests.pipeline.remote_audit import S3Store, audit
+    from xgov_digests.operations.check_remote import S3Store, audit
 
     shutil.rmtree(work, ignore_errors=True)
     cache = work / "cache"

@@ -1,8 +1,8 @@
 """xgov-digests benchmarks: the field's baseline (sequential clone + stock gitingest) against the pipeline.
 
 python -m bench                    # the floor suite: real + synthetic corpora, floor / seed loop / dvc repro / make -j
-python -m bench floor --expect bench/results/floor-before.json   # the same, digests and ratios against another run
-python -m bench compare bench/results/floor-after.json bench/results/floor-before.json   # digests, ratios
+python -m bench floor --expect bench/results/floor.json   # the same, digests and ratios against the last run
+python -m bench compare NOW.json THEN.json   # two floor-suite runs: digests, ratios
 python -m bench predict bench/results/floor.json   # 21,000 repos on 2/8/32 cores, 0.1/1/10 Gbit/s
 python -m bench quick              # < 3 minutes on 2 cores: 48 repos, workers 1/4/8/16, incremental, digest, scale
 python -m bench full               # 200 repos, the same, profiles of the digest, dvc repro on 21,000 digests

@@ -14,7 +14,7 @@ from typing import Any
 from bench import corpus, dvc_scale, measure
 from xgov_digests.core.files import SUMMARIES_DIR, digest_path, summaries_path
 from xgov_digests.feed.manifest import manifest_path, read_manifest
-from xgov_digests.shard.stats import Row, stats_path, write_stats
+from xgov_digests.schemas.stats import Row, stats_path, write_stats
 
 PARAMS = """\
 feed:

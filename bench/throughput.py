@@ -201,7 +201,7 @@ def incremental(work: Path, feed: Path, entries: list[dict[str, Any]], env: dict
     startup = _best([*base, str(feed_one.resolve())], ws, env, repeat)
     no_seed = {k: v for k, v in env.items() if k != "PYTHONHASHSEED"}
     startup_dvc = _best([*base, str(feed_one.resolve())], ws, no_seed, repeat)
-    modules = "stages.shard, xgov_digests.shard.run, xgov_digests.shard.cache, xgov_digests.shard.stats"
+    modules = "stages.shard, xgov_digests.shard.run, xgov_digests.shard.cache, xgov_digests.schemas.stats"
     imports = _best([sys.executable, "-c", f"import {modules}"], ws, env, repeat)
     full, churned, unchanged = out["full"]["wall_s"], out["churn"]["wall_s"], out["unchanged"]["wall_s"]
     out["startup"] = {

@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.fixtures.bombs import bare_repo, blob_bomb, tree_bomb
 from tests.fixtures.gitserver import GitServer
-from tests.unit.clone.test_checkout_bounds import bare_repo, blob_bomb, tree_bomb
 from xgov_digests.clone.git import CloneError
 from xgov_digests.clone.strategy import clone_repo
 

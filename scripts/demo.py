@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         s3.stop()
 
     print("5. dvc plots show: where the time and bytes went, as an HTML page that renders offline and PNGs")
-    run([sys.executable, "-m", "xgov_digests.cli.plots", "--out", "dvc_plots"], ws, env)
+    run([str(Path(sys.executable).with_name("xgov-digests")), "plots", "--out", "dvc_plots"], ws, env)
 
     files = outputs(ws)
     _, mismatch, errors = filecmp.cmpfiles(ws, clone, [str(f) for f in files], shallow=False)

@@ -1,4 +1,4 @@
-"""Wall time of ``python -m xgov_digests.cli.publish`` for N digests against moto's S3 server on 127.0.0.1:
+"""Wall time of ``xgov-digests publish`` for N digests against moto's S3 server on 127.0.0.1:
 a first publish, a publish with nothing changed, and one after one digest changed.
 
     .venv/bin/python -m scripts.publish_timing 200

@@ -1,8 +1,8 @@
 """SIGTERM at random moments of a make-driven ``dvc`` call's start-up: does a shard run on, or get recorded?
 
-Each try starts ``python -m xgov_digests.cli.group -- dvc repro --force --single-item shard@0`` (as ``make repro``
-does) in a one-shard workspace over 4 sample repos, sends the wrapper SIGTERM after a random delay, and counts the
-tries where a shard process outlived the wrapper or ``dvc.lock`` changed (the stage was recorded after the signal).
+Each try starts ``python -m xgov_digests.operations.procgroup -- dvc repro --force --single-item shard@0`` (as ``make
+repro`` did) in a one-shard workspace over 4 sample repos, sends the wrapper SIGTERM after a random delay, and counts
+the tries where a shard process outlived the wrapper or ``dvc.lock`` changed (the stage was recorded after the signal).
 
     .venv/bin/python -m scripts.sigterm_startup --tries 30 --max-delay 2.5
 """
@@ -10,6 +10,8 @@ tries where a shard process outlived the wrapper or ``dvc.lock`` changed (the st
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import signal
 import subprocess
@@ -20,8 +22,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import make_workspace, write_feed
 from tests.fixtures.sample import build_corpus
+from tests.fixtures.workspace import create_workspace, git_commit
 
 
 def shards_running(workspace: Path) -> list[psutil.Process]:
@@ -41,34 +43,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sigterm-") as scratch:
         root = Path(scratch)
-        feed = write_feed(root / "feed.json", build_corpus(root / "corpus", 4))
-        ws = make_workspace(root / "ws", str(feed))
-        ws.set_params(shards={"batch_size": 1, "offsets": [0], "assign": "index"}, ingest={"cache": ""})
-        ws.commit("one shard")
-        ws.dvc("repro")
-        ws.commit("ran")
+        feed = root / "feed.json"
+        feed.write_text(json.dumps(build_corpus(root / "corpus", 4)), encoding="utf-8")
+        ws = create_workspace(root / "ws", {
+            "feed": {"url": str(feed)}, "ingest": {"allow_file_urls": True, "workers": 2, "cache": ""},
+            "shards": {"batch_size": 1, "offsets": [0], "assign": "index"}})  # fmt: skip
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+        subprocess.run(["dvc", "repro"], cwd=ws, env=env, check=True, capture_output=True)
+        git_commit(ws, "ran")
         rng = random.Random(args.seed)
         outlived = recorded = 0
         for i in range(args.tries):
-            before = (ws.path / "dvc.lock").read_bytes()
+            before = (ws / "dvc.lock").read_bytes()
             delay = rng.uniform(0.0, args.max_delay)
-            cmd = [sys.executable, "-m", "xgov_digests.cli.group", "--grace", "5", "--",
+            cmd = [sys.executable, "-m", "xgov_digests.operations.procgroup", "--grace", "5", "--",
                    "dvc", "repro", "--force", "--single-item", "shard@0"]  # fmt: skip
-            proc = subprocess.Popen(cmd, cwd=ws.path, env=ws.env, stdout=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, cwd=ws, env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
             time.sleep(delay)
             proc.send_signal(signal.SIGTERM)
             returncode = proc.wait(60)
-            left = shards_running(ws.path)
+            left = shards_running(ws)
             time.sleep(3)  # a shard that ran on would have finished and been recorded by now
-            changed = (ws.path / "dvc.lock").read_bytes() != before
+            changed = (ws / "dvc.lock").read_bytes() != before
             outlived += bool(left)
             recorded += changed
             print(f"try {i}: SIGTERM after {delay:.2f} s, exit {returncode}, shards left running {len(left)}, "
                   f"dvc.lock changed {changed}", flush=True)
             for leftover in left:
                 leftover.kill()
-            subprocess.run(["git", "checkout", "-q", "dvc.lock"], cwd=ws.path, check=True)
+            subprocess.run(["git", "checkout", "-q", "dvc.lock"], cwd=ws, check=True)
     print(f"{args.tries} tries: a shard outlived the wrapper {outlived}, the stage was recorded {recorded}")
     return 0 if outlived == recorded == 0 else 1
 

@@ -38,7 +38,7 @@ from xgov_digests.results.report import (
     shard_table,
     size_distribution,
 )
-from xgov_digests.shard.stats import stats_path, wall_seconds
+from xgov_digests.schemas.stats import stats_path, wall_seconds
 
 log = logging.getLogger("stages.aggregate")
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from xgov_digests.core.files import MANIFEST_DIR, SNAPSHOT, write_atomic
 from xgov_digests.core.logs import HUMAN, redact, setup_logging
 from xgov_digests.core.params import ParamsError, load_params
+from xgov_digests.dvcfiles.stale_shards import remove_stale_shards
 from xgov_digests.feed.download import check_trackable
 from xgov_digests.feed.manifest import manifest_path, write_manifest
 from xgov_digests.feed.selection import SelectionError, check_offsets, select
 from xgov_digests.feed.snapshot import FeedError, load_snapshot, render_snapshot
-from xgov_digests.feed.stale import remove_stale_shards
 
 log = logging.getLogger("stages.fetch")
 

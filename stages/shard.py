@@ -110,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     from xgov_digests.core.diskfull import DiskFull, enospc, failed_path
     from xgov_digests.core.s3 import S3ConfigError
     from xgov_digests.digest.version import EnvironmentMismatch, check_environment
+    from xgov_digests.schemas.stats import stats_path, write_stats
     from xgov_digests.shard.cache import open_cache
     from xgov_digests.shard.progress import ShardProgress, summary
     from xgov_digests.shard.run import ShardRun
-    from xgov_digests.shard.stats import stats_path, write_stats
 
     try:  # the versions in the shard's DVC key must be the ones the digests are made with
         check_environment()

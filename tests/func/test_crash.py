@@ -140,7 +140,8 @@ def test_secrets_appear_nowhere(workspace_factory, tmp_path: Path, s3_server: Lo
     ws.dvc("remote", "modify", "r2", "url", f"s3://{bucket}/dvc")
     ws.dvc("remote", "modify", "r2", "endpointurl", s3_server.endpoint)
     ws.set_params(ingest={"cache": f"s3://{bucket}/cache"})
-    logs = [ws.dvc("repro", "-v"), ws.dvc("push", "-r", "r2", "-v"), ws.python("-m", "xgov_digests.cli.publish")]
+    command = str(Path(sys.executable).with_name("xgov-digests"))
+    logs = [ws.dvc("repro", "-v"), ws.dvc("push", "-r", "r2", "-v"), ws.run(command, "publish")]
     ws.commit("run")
     texts = [r.stdout + r.stderr for r in logs]
     files = [p for p in ws.path.rglob("*") if p.is_file() and ".git" not in p.relative_to(ws.path).parts[:1]]

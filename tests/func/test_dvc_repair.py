@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 
 from tests.conftest import Reproduced, Workspace, make_workspace, write_feed
 from tests.fixtures.sample import build_corpus
-from xgov_digests.pipeline.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, _whole_stages, check, lock_problem
+from xgov_digests.operations.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, _whole_stages, check, lock_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def six_shards(folder: Path, env: dict[str, str]) -> Workspace:
     ws = make_workspace(folder / "ws", str(feed), extra_env=env)
     ws.set_params(shards=SHARDS)
     ws.commit("six shards")
-    ws.run(sys.executable, "-m", "xgov_digests.cli.group", "--", "dvc", "repro", timeout=1800)
+    ws.run(sys.executable, "-m", "xgov_digests.operations.procgroup", "--", "dvc", "repro", timeout=1800)
     return ws
 
 
@@ -53,7 +53,7 @@ def ran(reproduced: Reproduced, tmp_path: Path) -> Workspace:
 
 
 def group(ws: Workspace, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return ws.run(sys.executable, "-m", "xgov_digests.cli.group", *args, check=check)
+    return ws.run(sys.executable, "-m", "xgov_digests.operations.procgroup", *args, check=check)
 
 
 def test_good_copy_is_kept_after_each_dvc_command(ran: Workspace) -> None:

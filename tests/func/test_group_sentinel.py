@@ -1,7 +1,7 @@
-"""kill -9 of make's process group: every command xgov_digests.cli.group started stops too, every shard command
+"""kill -9 of make's process group: every command ``operations.procgroup`` started stops too, every shard command
 ``xgov-digests repro`` started is stopped by its watchdog, and the next run starts.
 
-Real processes and real signals: xgov_digests.cli.group's sentinel sees its parent die and stops the command's own
+Real processes and real signals: ``operations.procgroup``'s sentinel sees its parent die and stops the command's own
 process group (SIGINT, SIGKILL after the grace); a real ``make -j 4 repro`` killed with SIGKILL mid-shards is followed
 by a ``make -j 4 repro`` that succeeds and leaves every shard and aggregate up to date.
 """
@@ -24,6 +24,7 @@ from tests.fixtures.sample import build_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parents[1]
+GROUP = [sys.executable, "-m", "xgov_digests.operations.procgroup"]  # a command in its own group, with its sentinel
 
 
 def wait_for(condition, timeout: float = 120) -> None:
@@ -37,7 +38,7 @@ def wait_for(condition, timeout: float = 120) -> None:
 def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     script = f"touch {marker}; sleep 60 & sleep 60; wait"
-    proc = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.group", "--grace", "3", "--", "sh", "-c", script],
+    proc = subprocess.Popen([*GROUP, "--grace", "3", "--", "sh", "-c", script],
                             start_new_session=True)  # fmt: skip
     wait_for(marker.exists)
 
@@ -46,7 +47,7 @@ def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None
 
     wait_for(lambda: len(sleeps()) == 2, timeout=30)  # the shell starts them after the marker
     children = sleeps()
-    os.killpg(proc.pid, signal.SIGKILL)  # make's group: xgov_digests.cli.group dies, the command's own group does not
+    os.killpg(proc.pid, signal.SIGKILL)  # make's group: procgroup dies, the command's own group does not
     proc.wait()
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == []
@@ -68,7 +69,7 @@ def test_a_process_started_after_the_stop_signal_is_stopped_too(tmp_path: Path) 
     """The command starts a process after the group's SIGINT and exits without waiting for it: that process gets
     SIGTERM once the command has stopped, and does not run on."""
     child_pid, ready = tmp_path / "child.pid", tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.group", "--grace", "10", "--", sys.executable,
+    proc = subprocess.Popen([*GROUP, "--grace", "10", "--", sys.executable,
                              "-c", LATE_CHILD, str(child_pid), str(ready)], start_new_session=True)  # fmt: skip
     wait_for(ready.exists, timeout=60)
     proc.send_signal(signal.SIGTERM)
@@ -86,10 +87,10 @@ def test_a_process_started_after_the_stop_signal_is_stopped_too(tmp_path: Path) 
 
 
 def test_a_normal_exit_leaves_no_sentinel(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "xgov_digests.cli.group", "--", "sh", "-c", "exit 3"], timeout=60)
+    out = subprocess.run([*GROUP, "--", "sh", "-c", "exit 3"], timeout=60)
     assert out.returncode == 3
     time.sleep(0.5)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "xgov_digests.pipeline.procgroup" in " ".join(
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "procgroup --sentinel" in " ".join(
         p.info["cmdline"] or []) and p.ppid() == os.getpid()]  # fmt: skip
 
 

@@ -337,12 +337,11 @@ def test_repeated_parallel_runs_never_hit_a_lock_error(pipeline, tmp_path: Path)
 
 
 def test_group_stops_a_command_that_ignores_sigint_after_its_grace(tmp_path: Path) -> None:
-    """xgov_digests.cli.group: one SIGINT to the command's whole group; a group still running after --grace is
-    killed."""
+    """operations.procgroup: one SIGINT to the command's whole group; a group still running after --grace is killed."""
     marker = tmp_path / "child.pid"
     script = f"trap '' INT; sleep 30 & echo $! > {marker}; wait"  # ignores SIGINT, and so does its sleep
-    proc = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.group", "--grace", "1", "--", "sh", "-c", script],
-                            cwd=ROOT, start_new_session=True)  # fmt: skip
+    group = [sys.executable, "-m", "xgov_digests.operations.procgroup"]
+    proc = subprocess.Popen([*group, "--grace", "1", "--", "sh", "-c", script], cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 20
     while not marker.exists() or not marker.read_text().strip():
         assert time.monotonic() < deadline
@@ -356,7 +355,7 @@ def test_group_stops_a_command_that_ignores_sigint_after_its_grace(tmp_path: Pat
 
 
 def test_group_passes_on_the_exit_status(tmp_path: Path) -> None:
-    run = [sys.executable, "-m", "xgov_digests.cli.group", "--"]
+    run = [sys.executable, "-m", "xgov_digests.operations.procgroup", "--"]
     assert subprocess.run([*run, "sh", "-c", "exit 3"], cwd=ROOT).returncode == 3
     assert subprocess.run([*run, "sh", "-c", "kill -TERM $$"], cwd=ROOT).returncode == 128 + signal.SIGTERM
     missing = subprocess.run([*run, str(tmp_path / "no-such-command")], cwd=ROOT, capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""``python -m xgov_digests.cli.publish`` against moto's S3 server on 127.0.0.1, the stand-in for Cloudflare R2.
+"""``xgov-digests publish`` against moto's S3 server on 127.0.0.1, the stand-in for Cloudflare R2.
 
 The publisher talks to moto through a small recording proxy (also on 127.0.0.1) that counts every request and can
 fail or hold chosen PUTs: that is how the tests see exactly what was uploaded, in which order, and how a publish is
@@ -11,14 +11,13 @@ import hashlib
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.publish_site import LEASE, S3, Site, lease_requests, puts, summary, writes
+from tests.fixtures.publish_site import LEASE, S3, XGOV_DIGESTS, Site, lease_requests, puts, summary, writes
 
 pytestmark = pytest.mark.slow  # each test runs the publish CLI against S3 (moto), several seconds
 
@@ -281,7 +280,7 @@ def test_missing_credentials_exit_2_naming_the_variables(site: Site) -> None:
     site.write()
     env = {k: v for k, v in site.env.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET"))}
     result = subprocess.run(
-        [sys.executable, "-m", "xgov_digests.cli.publish"], cwd=site.path, env=env, capture_output=True, text=True,
+        [XGOV_DIGESTS, "publish"], cwd=site.path, env=env, capture_output=True, text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
@@ -439,10 +438,10 @@ def test_prune_racing_a_publish_leaves_an_index_of_present_objects(site: Site, m
     proxy = moto_s3.proxy
     proxy.take()
     proxy.hold_after = 1  # A's lease PUT passes; every later PUT waits
-    a = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.publish", "--prune"], cwd=site.path, env=site.env,
+    a = subprocess.Popen([XGOV_DIGESTS, "publish", "--prune"], cwd=site.path, env=site.env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_until(lambda: proxy.held >= 1)  # A holds the lease, its index write is waiting
-    b = subprocess.Popen([sys.executable, "-m", "xgov_digests.cli.publish"], cwd=other.path, env=other.env,
+    b = subprocess.Popen([XGOV_DIGESTS, "publish"], cwd=other.path, env=other.env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_until(lambda: proxy.held >= 2)  # B planned with X in the bucket and now waits for the lease
     proxy.reset()

@@ -104,14 +104,14 @@ def test_make_r2_and_the_remote_check_keep_config_local_private(workspace_factor
     point_r2_at(ws, s3_server, s3_server.make_bucket(f"priv-{uuid.uuid4().hex[:12]}"))
     ws.dvc("remote", "modify", "--local", "r2", "access_key_id", s3_server.env["AWS_ACCESS_KEY_ID"])
     ws.dvc("remote", "modify", "--local", "r2", "secret_access_key", s3_server.env["AWS_SECRET_ACCESS_KEY"])
-    checked = ws.python("-m", "xgov_digests.cli.check_remote", "r2")
+    checked = ws.run(str(VENV / "bin" / "xgov-digests"), "check-remote", "--access", "-r", "r2")
     assert "made it private (600)" in checked.stderr
     assert local.stat().st_mode & 0o777 == 0o600
 
 
 VERIFY = """
 import json, random, sys
-from xgov_digests.pipeline.remote_audit import committed_outputs, open_store, audit
+from xgov_digests.operations.check_remote import committed_outputs, open_store, audit
 _, store, _ = open_store("r2", 10)
 result = audit(store, committed_outputs(), repair=sys.argv[2] == "repair", verify=float(sys.argv[1]),
                rng=random.Random(int(sys.argv[3])))

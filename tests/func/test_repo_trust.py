@@ -20,7 +20,7 @@ from tests.fixtures.faulty_git import publish_bare, serve_git
 from tests.fixtures.sample import commit, git, make_repo
 from xgov_digests.clone.cleanup import remove_tree
 from xgov_digests.results.report import metrics
-from xgov_digests.shard.stats import read_stats
+from xgov_digests.schemas.stats import read_stats
 
 HANG_PATTERN = "a*a*a*a*a*a*a*a*a*a*a*a*b"  # backtracks for days against a name of 60 'a's
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import Workspace, write_feed
 from tests.fixtures.workspace import git_commit
-from xgov_digests.pipeline.dvc import without_hints
+from xgov_digests.operations.dvc import without_hints
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parents[1]
@@ -165,7 +165,7 @@ def dvc_repo(path: Path, env: dict[str, str]) -> Path:
 @pytest.mark.slow
 def test_quiet_dvc_keeps_errors_and_the_exit_status(tmp_path: Path) -> None:
     env = dict(os.environ, PATH=f"{VENV}/bin:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    quiet = [sys.executable, "-m", "xgov_digests.cli.quiet_dvc", "--", "dvc"]
+    quiet = [sys.executable, "-m", "xgov_digests.operations.procgroup", "--drop-hints", "--", "dvc"]
 
     def run(repo: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(cmd), cwd=repo, env=env, capture_output=True, text=True, timeout=120)

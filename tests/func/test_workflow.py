@@ -45,8 +45,8 @@ def test_set_params_changes_only_that_line_and_keeps_layout(tmp_path: Path) -> N
     env = {"PYTHONPATH": str(ROOT)}
 
     def set_params(*assignments: str) -> None:
-        subprocess.run([sys.executable, "-m", "xgov_digests.cli.set_params", *assignments], cwd=tmp_path, check=True,
-                       env={**__import__("os").environ, **env})  # fmt: skip
+        subprocess.run([Path(sys.executable).with_name("xgov-digests"), "set-params", *assignments], cwd=tmp_path,
+                       check=True, env={**__import__("os").environ, **env})  # fmt: skip
 
     set_params("feed.limit=50")
     text = params.read_text()
@@ -367,7 +367,7 @@ def test_make_r2_stages_the_remote_for_the_first_commit(workspace_factory) -> No
 
 
 def test_remove_stale_shards_edits_only_what_dvc_wrote_for_removed_offsets(tmp_path: Path, monkeypatch) -> None:
-    from xgov_digests.feed.stale import remove_stale_shards, stale_offsets
+    from xgov_digests.dvcfiles.stale_shards import remove_stale_shards, stale_offsets
 
     monkeypatch.chdir(tmp_path)
     for k in range(6):

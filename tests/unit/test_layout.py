@@ -142,14 +142,6 @@ def target_wing(module: str) -> str | None:
     return parts[1] if len(parts) > 1 else None
 
 
-def init_is_the_hook(init: Path) -> bool:
-    """The cli package's ``__init__``: its docstring, the import of the interpreter hook and its call, nothing more."""
-    body = ast.parse(init.read_text()).body
-    code = [ast.unparse(n) for n in body[1:]]
-    return init.parent.name == "cli" and code == [
-        "from xgov_digests.core.interpreter import install_hook", "install_hook()"]
-
-
 def test_the_library_lives_in_wings_whose_init_is_only_their_docstring() -> None:
     flat = sorted(p.name for p in LIBRARY.glob("*.py") if p.name != "__init__.py")
     assert flat == [], "modules flat in xgov_digests/: put each in the wing its job belongs to"
@@ -160,8 +152,7 @@ def test_the_library_lives_in_wings_whose_init_is_only_their_docstring() -> None
     assert nested == [], "a wing is one folder of modules"
     for wing in wings():
         init = LIBRARY / wing / "__init__.py"
-        # cli's __init__ also installs the wrong-interpreter hook that every python -m xgov_digests.cli.<name> needs
-        assert docstring_only(init) or init_is_the_hook(init), f"{init.relative_to(ROOT)}: only its docstring"
+        assert docstring_only(init), f"{init.relative_to(ROOT)}: only its docstring"
         assert allowed_imports(init) <= set(wings()), f"{wing}: its docstring allows a wing that does not exist"
 
 
@@ -241,7 +232,7 @@ def test_private_name_check_catches_every_form(tmp_path: Path) -> None:
 def test_stages_holds_exactly_the_commands_dvc_yaml_runs() -> None:
     run = sorted({stage_module(stage) for stage in dvc_stages().values()})
     held = sorted(f"stages.{p.stem}" for p in (ROOT / "stages").glob("*.py") if p.name != "__init__.py")
-    assert held == run, "stages/ is dvc.yaml's stages; other commands belong in xgov_digests/cli/"
+    assert held == run, "stages/ is dvc.yaml's stages; other commands are verbs of xgov_digests/commands/"
     assert [p for p in (ROOT / "stages").iterdir() if p.is_dir() and p.name != "__pycache__"] == []
 
 
@@ -263,7 +254,7 @@ def documented_commands() -> dict[str, list[str]]:
 
 def test_every_documented_command_names_a_runnable_module() -> None:
     commands = documented_commands()
-    assert "xgov_digests.cli.publish" in commands and "stages.shard" in commands  # the scan finds what it must
+    assert "xgov_digests.operations.procgroup" in commands and "stages.shard" in commands  # the scan finds what it must
     bad = []
     for module, where in sorted(commands.items()):
         path = module_file(module)
@@ -271,6 +262,34 @@ def test_every_documented_command_names_a_runnable_module() -> None:
         if not runnable:
             bad.append(f"python -m {module} (in {', '.join(sorted(set(where)))}): no such command")
     assert bad == [], "\n".join(bad)
-    cli = sorted(p.stem for p in (LIBRARY / "cli").glob("*.py") if p.name != "__init__.py")
-    undocumented = [name for name in cli if f"xgov_digests.cli.{name}" not in commands]
-    assert undocumented == [], "cli modules that nothing runs: document them or remove them"
+    runnable = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts) for p in LIBRARY.rglob("*.py")
+                      if 'if __name__ == "__main__"' in p.read_text())  # fmt: skip
+    undocumented = [name for name in runnable if name not in commands]
+    assert undocumented == [], "library modules run as python -m that nothing runs: document them or remove them"
+
+
+def test_the_verbs_are_the_one_entry_point() -> None:
+    """Every verb is ``xgov-digests VERB``: commands/ holds one module per verb (plus ``main`` and ``common``), and no
+    other module of the library parses a command line but the two that are not verbs: the process-group wrapper the
+    tests and the bench run ``dvc`` under (its sentinel is the code's own process), and the maintainer's tool that
+    regenerates the committed plots template."""
+    from xgov_digests.commands.main import VERBS
+
+    held = sorted(p.stem for p in (LIBRARY / "commands").glob("*.py") if p.stem not in ("__init__", "main", "common"))
+    assert held == sorted(VERBS), "a module of commands/ that is not a verb, or a verb without its module"
+    parsers = sorted(str(p.relative_to(ROOT)) for p in LIBRARY.rglob("*.py")
+                     if "ArgumentParser(" in p.read_text() and p.parent.name != "commands")  # fmt: skip
+    tools = ["xgov_digests/operations/procgroup.py", "xgov_digests/results/plots_template.py"]
+    assert parsers == tools, "a second entry point beside xgov-digests: make it a verb of commands/"
+
+
+def test_scripts_and_bench_import_only_the_test_fixtures() -> None:
+    """Demo, timing and bench code shares the tests' fixtures (``tests/fixtures/``), never a test module."""
+    offenders = []
+    for path in sorted(p for d in ("scripts", "bench") for p in (ROOT / d).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])  # fmt: skip
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {name}" for name in names
+                          if name.split(".")[0] == "tests" and not name.startswith("tests.fixtures")]  # fmt: skip
+    assert offenders == [], "import a fixture (move what is shared into tests/fixtures/):\n" + "\n".join(offenders)

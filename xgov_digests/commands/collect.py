@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import argparse
 
-from xgov_digests.commands.common import remote_argument, remote_check, remote_flag, scaleout_commit, scaleout_guard
+from xgov_digests.commands.common import (
+    remote_access,
+    remote_argument,
+    remote_audit,
+    remote_flag,
+    scaleout_commit,
+    scaleout_guard,
+)
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import PARAMS_FILE, load_params
-from xgov_digests.pipeline import dvc
-from xgov_digests.pipeline.scaleout import collect
+from xgov_digests.operations import dvc
+from xgov_digests.operations.scaleout import collect
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +36,10 @@ def main(args: argparse.Namespace) -> None:
                         "which restores the workers' shards, reads only the default remote: run "
                         f"'dvc remote default --local {args.remote}' (or make r2), then collect again")  # fmt: skip
     dvc.warn_state()
-    remote_check(args.remote, "--write")
+    remote_access(args.remote, write=True)
     dvc.must(["pull", *remote_flag(args.remote), "fetch"])
     print(collect(list(load_params(PARAMS_FILE).shards.offsets), args.allow_local).report(), flush=True)
     dvc.must(["push", *remote_flag(args.remote)])
-    remote_check(args.remote, "--audit", "--repair")
+    remote_audit(args.remote, repair=True)
     scaleout_commit("collect", "scale-out: collect shards", ["dvc.lock", "data", "reports"])
     print("collect: next, git push")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from xgov_digests.cli import check_remote
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline.scaleout import ScaleoutError, changed_tracked_params
+from xgov_digests.core.params import PARAMS_FILE, load_params
+from xgov_digests.operations.check_remote import check_remote, check_remote_access
+from xgov_digests.operations.scaleout import ScaleoutError, changed_tracked_params
 
 RESULT_PATHS = ["dvc.lock", "params.yaml", "data", "reports"]
 
@@ -17,11 +18,14 @@ def remote_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--remote", default=None, help="the DVC remote (default: the default remote)")
 
 
-def remote_check(remote: str | None, *flags: str) -> None:
-    """``check_remote`` (the bucket answers; ``--write``: and takes writes; ``--audit``: holds every output)."""
-    code = check_remote.main([*flags, *([remote] if remote else [])])
-    if code != 0:
-        raise XgovError("the remote check failed (its message is above): nothing more was done", exit_code=code)
+def remote_access(remote: str | None, write: bool = False) -> None:
+    """Before ``dvc push``/``pull``: the remote's bucket answers (``write``: and takes writes), or XgovError."""
+    print(check_remote_access(remote, load_params(PARAMS_FILE).storage.timeout, write), flush=True)
+
+
+def remote_audit(remote: str | None, repair: bool = False, verify: float = 0.0) -> None:
+    """The remote holds every file of dvc.lock's outputs (``repair``: re-uploads what it lacks), or XgovError."""
+    check_remote(remote, load_params(PARAMS_FILE).storage.timeout, repair, verify)
 
 
 def remote_flag(remote: str | None) -> list[str]:

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from xgov_digests.commands.common import remote_argument, remote_check, remote_flag, scaleout_commit, scaleout_guard
-from xgov_digests.pipeline import dvc
+from xgov_digests.commands.common import (
+    remote_access,
+    remote_argument,
+    remote_flag,
+    scaleout_commit,
+    scaleout_guard,
+)
+from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> None:
     scaleout_guard("fetch-publish")
-    remote_check(args.remote, "--write")
+    remote_access(args.remote, write=True)
     dvc.must(["repro", "--single-item", "fetch"])
     dvc.must(["push", *remote_flag(args.remote), "fetch"])
     scaleout_commit("fetch-publish", "scale-out: publish feed snapshot", ["dvc.lock", "data"])

@@ -10,13 +10,13 @@ import os
 import sys
 
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline.dvc_repair import RepairError
-from xgov_digests.pipeline.scaleout import ScaleoutError
+from xgov_digests.operations.dvc_repair import RepairError
+from xgov_digests.operations.scaleout import ScaleoutError
 
 # module name -> verb; each module has add_parser(subparsers) that sets func(args) -> int | None (passthrough: the
 # verb hands the options it does not know, args.extra, to the module it runs)
-VERBS = ("repro", "run", "retry", "shards", "publish", "plots", "check_remote", "push", "pull", "fetch_publish",
-         "worker", "collect", "r2", "cache_drop")  # fmt: skip
+VERBS = ("repro", "run", "retry", "shards", "set_params", "publish", "plots", "check_remote", "push", "pull",
+         "fetch_publish", "worker", "collect", "r2", "cache_drop")  # fmt: skip
 # the library's errors that predate XgovError: each says what went wrong and what to do
 ERRORS = (XgovError, ScaleoutError, RepairError)
 
@@ -60,7 +60,3 @@ def run() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # a copying thread may still block on a pipe another process holds open
-
-
-if __name__ == "__main__":
-    run()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from xgov_digests.commands.common import remote_argument, remote_check, remote_flag
-from xgov_digests.pipeline import dvc
+from xgov_digests.commands.common import remote_argument, remote_audit, remote_flag
+from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,5 +16,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    remote_check(args.remote, "--audit")
+    remote_audit(args.remote)
     dvc.must(["pull", *remote_flag(args.remote)])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from xgov_digests.commands.common import remote_argument, remote_check, remote_flag
-from xgov_digests.pipeline import dvc
+from xgov_digests.commands.common import remote_access, remote_argument, remote_audit, remote_flag
+from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +17,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def push_outputs(remote: str | None) -> None:
-    remote_check(remote, "--write")
+    remote_access(remote, write=True)
     dvc.must(["push", *remote_flag(remote)])
-    remote_check(remote, "--audit", "--repair")
+    remote_audit(remote, repair=True)

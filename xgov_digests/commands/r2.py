@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xgov_digests.commands.common import git
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline import dvc
+from xgov_digests.operations import dvc
 
 AWS_CONFIG = ".dvc/r2-aws.config"
 CHECKSUMS = "request_checksum_calculation = when_required\nresponse_checksum_validation = when_required\n"

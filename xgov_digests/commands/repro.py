@@ -1,5 +1,5 @@
 """``xgov-digests repro [-j N] [SHARD ...]``: fetch, the changed shards up to N at once, then aggregate, with the
-outputs, dvc.lock entries and run-cache entries of ``dvc repro`` (``pipeline.repro``)."""
+outputs, dvc.lock entries and run-cache entries of ``dvc repro`` (``operations.repro``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import PARAMS_FILE, load_params
-from xgov_digests.pipeline import repro as operation
-from xgov_digests.pipeline.repro import repro, shard_names
+from xgov_digests.operations import repro as operation
+from xgov_digests.operations.repro import repro, shard_names
 
 STAGE_HINT = "git add -A -- dvc.lock params.yaml data reports"
 

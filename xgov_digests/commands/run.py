@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import argparse
 
-from xgov_digests.cli import publish
+from xgov_digests.commands import publish
 from xgov_digests.commands.common import remote_argument, stage_results
 from xgov_digests.commands.push import push_outputs
 from xgov_digests.commands.repro import add_repro_arguments, run_repro
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import PARAMS_FILE, update_params
-from xgov_digests.pipeline import dvc
+from xgov_digests.operations import dvc
 
 
 def limit(text: str) -> int:
@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
     stage_results("run")
     push_outputs(args.remote)
     if dvc.default_remote() == "r2":
-        if (code := publish.main([])) != 0:
+        if (code := publish.main(publish.defaults())) != 0:
             raise XgovError("publish failed (its message is above); the run itself is pushed", exit_code=code)
     else:
         print("default remote is not r2: skipping publish (see make r2)")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 
-from xgov_digests.commands.common import remote_argument, remote_check, remote_flag, scaleout_guard
+from xgov_digests.commands.common import remote_access, remote_argument, remote_audit, remote_flag, scaleout_guard
 from xgov_digests.core.params import PARAMS_FILE, load_params
-from xgov_digests.pipeline import dvc
-from xgov_digests.pipeline.scaleout import check_offsets
+from xgov_digests.operations import dvc
+from xgov_digests.operations.scaleout import check_offsets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> None:
     offsets = check_offsets(args.offsets, load_params(PARAMS_FILE).shards.offsets)
     scaleout_guard("worker")
-    remote_check(args.remote, "--write")
+    remote_access(args.remote, write=True)
     remote = remote_flag(args.remote)
     for k in offsets:
         print(f"worker: shard@{k}", flush=True)
@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> None:
         dvc.must(["repro", "--allow-missing", "--single-item", f"shard@{k}"])
         dvc.must(["push", *remote, f"shard@{k}"])  # the data first: an entry is only ever pushed after its data
         dvc.must(["push", *remote, "--run-cache", f"shard@{k}"])
-    remote_check(args.remote, "--audit", "--repair")
+    remote_audit(args.remote, repair=True)
     print(f"worker: shard(s) {' '.join(map(str, offsets))} are in the remote's run-cache. This clone's dvc.lock and "
           ".gitignore files now hold worker-only entries: do not commit them (before the next git pull: "
           "git restore dvc.lock data && git clean -fq data)")  # fmt: skip

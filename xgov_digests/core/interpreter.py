@@ -1,8 +1,8 @@
-"""The wrong interpreter, named: ``dvc.yaml``'s ``python`` is the first one on PATH, not the project's ``.venv``, so
-a global or pipx ``dvc`` (or ``.venv/bin/dvc`` without the venv on PATH) may run a command with a python that lacks
-the project's packages. With the hook installed (by ``stages/__init__.py`` and ``xgov_digests/cli/__init__.py``,
-which ``python -m`` imports before the command), a missing third-party module ends the command with one line naming
-the interpreter that ran, the module it lacks and the fix, exit 2, instead of a traceback. Standard library only."""
+"""The wrong interpreter, named: ``dvc.yaml``'s ``python`` is the first one on PATH, not the project's ``.venv``, so a
+global or pipx ``dvc`` (or ``.venv/bin/dvc`` without the venv on PATH) may run a command with a python that lacks the
+project's packages. With the hook installed (by ``stages/__init__.py``, which ``python -m stages.<name>`` imports before
+the stage), a missing third-party module ends the command with one line naming the interpreter that ran, the module it
+lacks and the fix, exit 2, instead of a traceback. Standard library only."""
 
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ class IngestParams:
 
 @dataclass(frozen=True)
 class PublishParams:
-    """``publish``: where ``python -m xgov_digests.cli.publish`` copies the digests under readable keys (not a DVC
+    """``publish``: where ``xgov-digests publish`` copies the digests under readable keys (not a DVC
     stage)."""
 
     bucket: str = ""  # "" = the bucket of the DVC remote 'r2'

@@ -184,7 +184,7 @@ def private_local_config(dvc_dir: Path = DVC_DIR) -> str | None:
     return None
 
 
-def check_remote(
+def check_access(
     name: str | None = None, dvc_dir: Path = DVC_DIR, timeout: float = DEFAULT_TIMEOUT, write: bool = False
 ) -> str:
     """Before ``dvc push``/``pull``: for an S3 remote, credentials and endpoint are set, the bucket answers and, with

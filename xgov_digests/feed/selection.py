@@ -30,7 +30,7 @@ def check_offsets(offsets: Sequence[int], batch_size: int) -> None:
     if list(offsets) != expected:
         raise SelectionError(
             f"params.yaml: shards.offsets is {list(offsets)} but shards.batch_size is {batch_size}; "
-            f"run 'make shards N={batch_size}' (python -m xgov_digests.cli.set_shards {batch_size}), "
+            f"run 'make shards N={batch_size}' (xgov-digests shards {batch_size}), "
             "which sets both together, "
             f"or set shards.offsets to {expected} (DVC's foreach needs the list, one item per shard)"
         )

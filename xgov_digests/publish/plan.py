@@ -16,7 +16,7 @@ from urllib.parse import quote
 from xgov_digests.core.files import MERGED_STATS, SUMMARIES_DIR, digest_path, summaries_path
 from xgov_digests.core.params import Params, ParamsError, load_params
 from xgov_digests.core.s3 import S3ConfigError, bucket_url
-from xgov_digests.shard.stats import read_rows
+from xgov_digests.schemas.stats import read_rows
 
 log = logging.getLogger("xgov_digests.publish")
 

@@ -7,7 +7,7 @@ import pandas as pd
 from xgov_digests.core.logs import redact
 from xgov_digests.core.repo import normalise_url
 from xgov_digests.feed.manifest import manifest_path, read_manifest
-from xgov_digests.shard.stats import read_stats, stats_path
+from xgov_digests.schemas.stats import read_stats, stats_path
 
 
 class AggregateError(RuntimeError):

@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TextIO
 
 from xgov_digests.core.logs import HUMAN, log_format
-from xgov_digests.shard.stats import Row
+from xgov_digests.schemas.stats import Row
 
 log = logging.getLogger("stages.shard")
 

@@ -31,8 +31,8 @@ from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
 from xgov_digests.digest.tokens import count_tokens
+from xgov_digests.schemas.stats import Row
 from xgov_digests.shard.cache import DigestCache, Entry
-from xgov_digests.shard.stats import Row
 
 if TYPE_CHECKING:
     from xgov_digests.digest.budget import DigestPool

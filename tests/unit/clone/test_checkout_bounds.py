@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.bombs import bare_repo, blob_bomb, commit_tree, git_object, git_tree, tree_bomb
 from tests.fixtures.gitserver import GitServer, Reply, Request
 from tests.fixtures.sample import git, make_repo
 from tests.fixtures.served import HEADER, Served, assert_identical, publish
@@ -23,40 +23,6 @@ from xgov_digests.clone.strategy import clone_repo
 from xgov_digests.digest.build import make_digest
 
 MAX = 1000
-
-
-def bare_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
-    git(path, "config", "uploadpack.allowFilter", "true")
-    return path
-
-
-def _object(repo: Path, kind: str, data: bytes) -> str:
-    out = subprocess.run(["git", "-C", str(repo), "hash-object", "-w", "-t", kind, "--stdin", "--literally"],
-                         input=data, capture_output=True, check=True)  # fmt: skip
-    return out.stdout.decode().strip()
-
-
-def _tree(repo: Path, entries: list[tuple[str, str, str]]) -> str:
-    """A tree object of (mode, name, oid) entries (sorted as git requires)."""
-    body = b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(oid) for mode, name, oid in sorted(
-        entries, key=lambda e: e[1] + ("/" if e[0] == "40000" else "")))  # fmt: skip
-    return _object(repo, "tree", body)
-
-
-def _commit(repo: Path, tree: str) -> None:
-    oid = git(repo, "commit-tree", tree, "-m", "bomb")
-    git(repo, "update-ref", "refs/heads/main", oid)
-
-
-def tree_bomb(repo: Path, levels: int) -> int:
-    """2**levels paths through ``levels`` folders that each hold the one below twice: a pack of a few kB."""
-    node = _tree(repo, [("100644", "f", _object(repo, "blob", b"x\n"))])
-    for _ in range(levels - 1):
-        node = _tree(repo, [("40000", "a", node), ("40000", "b", node)])
-    _commit(repo, node)
-    return 2 ** (levels - 1)
 
 
 def _du(path: Path) -> int:
@@ -83,19 +49,6 @@ def test_tree_bomb_fails_in_seconds_and_writes_nothing(tmp_path: Path, mode: str
     assert [p.name for p in (tmp_path / "c" / "bomb").iterdir()] == [".git"]  # nothing checked out
 
 
-def blob_bomb(repo: Path, size: int, names: int, attributes: str = "") -> None:
-    """One blob of ``size`` zero bytes named ``x/bomb<i>`` ``names`` times, beside a kept and an ignored file."""
-    zeros = subprocess.run(f"head -c {size} /dev/zero | git -C {repo} hash-object -w --stdin", shell=True,
-                           capture_output=True, check=True, text=True).stdout.strip()  # fmt: skip
-    folder = [("100644", f"bomb{i}", zeros) for i in range(names)]
-    folder += [("100644", "a.py", _object(repo, "blob", b"a = 1\n")),
-               ("100644", "package-lock.json", _object(repo, "blob", b"{}\n"))]  # fmt: skip
-    root = [("40000", "x", _tree(repo, folder)), ("100644", "top.md", _object(repo, "blob", b"# top\n"))]
-    if attributes:
-        root.append(("100644", ".gitattributes", _object(repo, "blob", attributes.encode())))
-    _commit(repo, _tree(repo, root))
-
-
 @pytest.mark.parametrize("mode", ["off", "auto"])
 @pytest.mark.parametrize("attributes", ["", "x/bomb* ident\n"])
 def test_oversized_blob_named_many_times_is_never_written(tmp_path: Path, mode: str, attributes: str) -> None:
@@ -114,11 +67,11 @@ def test_oversized_blob_named_many_times_is_never_written(tmp_path: Path, mode: 
 def singles_bomb(repo: Path, sizes: dict[str, int]) -> None:
     """Random (incompressible) blobs of ``sizes`` at the root, beside ``a.py`` and an ignored file: the root is
     only partly kept, so ``auto`` asks for its files one by one, by name."""
-    root = [("100644", "a.py", _object(repo, "blob", b"a = 1\n")),
-            ("100644", "package-lock.json", _object(repo, "blob", b"{}\n"))]  # fmt: skip
+    root = [("100644", "a.py", git_object(repo, "blob", b"a = 1\n")),
+            ("100644", "package-lock.json", git_object(repo, "blob", b"{}\n"))]  # fmt: skip
     for i, (name, size) in enumerate(sorted(sizes.items())):
-        root.append(("100644", name, _object(repo, "blob", random.Random(i).randbytes(size))))
-    _commit(repo, _tree(repo, root))
+        root.append(("100644", name, git_object(repo, "blob", random.Random(i).randbytes(size))))
+    commit_tree(repo, git_tree(repo, root))
 
 
 @pytest.mark.slow
@@ -151,10 +104,10 @@ def test_oversized_blob_asked_for_by_name_is_not_downloaded(tmp_path: Path) -> N
 def _files_bomb(repo: Path, files: int, size: int, compressible: bool) -> None:
     """``files`` blobs of ``size`` bytes, each under ``max_file_size``: small packs when ``compressible``."""
     rng = random.Random(files)
-    blobs = [("100644", f"f{i}.txt", _object(repo, "blob", (f"{i:08d}\n" * (size // 9) if compressible else
+    blobs = [("100644", f"f{i}.txt", git_object(repo, "blob", (f"{i:08d}\n" * (size // 9) if compressible else
                                                               rng.randbytes(size).hex()[:size]).encode()))
              for i in range(files)]  # fmt: skip
-    _commit(repo, _tree(repo, [("40000", "src", _tree(repo, blobs))]))
+    commit_tree(repo, git_tree(repo, [("40000", "src", git_tree(repo, blobs))]))
 
 
 @pytest.mark.slow

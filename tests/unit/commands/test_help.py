@@ -1,4 +1,4 @@
-"""Help where a DVC user looks: xgov_digests.cli.retry --help, and make help pointing from
+"""Help where a DVC user looks: xgov-digests retry --help, and make help pointing from
 `dvc repro -j 10` (which DVC does not have) to `make -j 10 repro`."""
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_retry_help_shows_help_and_touches_nothing(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "xgov_digests.cli.retry", "--help"], cwd=tmp_path,
+    command = Path(sys.executable).with_name("xgov-digests")
+    result = subprocess.run([command, "retry", "--help"], cwd=tmp_path,
                             capture_output=True, text=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: python -m xgov_digests.cli.retry") and "make retry" in result.stdout
+    assert result.stdout.startswith("usage: xgov-digests retry") and "make retry" in result.stdout
     assert "not found" not in result.stdout + result.stderr and list(tmp_path.iterdir()) == []
-    bad = subprocess.run([sys.executable, "-m", "xgov_digests.cli.retry", "--bogus"], cwd=tmp_path, capture_output=True,
+    bad = subprocess.run([command, "retry", "--bogus"], cwd=tmp_path, capture_output=True,
                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr
 
 
-VERBS = ["repro", "run", "retry", "shards", "publish", "plots", "check-remote", "push", "pull", "fetch-publish",
-         "worker", "collect", "r2"]
+VERBS = ["repro", "run", "retry", "shards", "set-params", "publish", "plots", "check-remote", "push", "pull",
+         "fetch-publish", "worker", "collect", "r2"]
 
 
 def test_the_command_and_each_verb_show_help_and_touch_nothing(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_credentials_follow_dvc_precedence(tmp_path: Path, monkeypatch: pytest.M
 
 def check(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "xgov_digests.cli.check_remote", *args], cwd=project,
+    result = subprocess.run([Path(sys.executable).with_name("xgov-digests"), "check-remote", *args], cwd=project,
                             capture_output=True, text=True,
                             env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s3cr3t-x", **env),
                             timeout=120)  # fmt: skip
@@ -88,16 +88,16 @@ def check(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedPr
 def test_push_check_probes_write_access(tmp_path: Path, proxied: tuple[S3Proxy, str], s3_server: LocalS3) -> None:
     proxy, bucket = proxied
     project = dvc_project(tmp_path / "p", proxy.endpoint, bucket)
-    ok, _ = check(project, "--write", "r2")
+    ok, _ = check(project, "--write", "-r", "r2")
     assert ok.returncode == 0 and "readable and writable" in ok.stdout
     assert "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (environment)" in ok.stdout
     assert [m for m in (r.method for r in proxy.take()) if m in ("PUT", "DELETE")] == ["PUT", "DELETE"]
     assert s3_server.objects(bucket) == {}  # the probe is gone
 
     proxy.deny = f"/{bucket}/"  # a token that may read but not write
-    read_only, _ = check(project, "--write", "r2")
+    read_only, _ = check(project, "--write", "-r", "r2")
     assert read_only.returncode == 2 and "cannot write" in read_only.stderr and "AccessDenied" in read_only.stderr
-    pull, _ = check(project, "r2")  # before a pull, reading is enough: it says it did not check writing
+    pull, _ = check(project, "--access", "-r", "r2")  # before a pull: reading is enough, it says so
     assert pull.returncode == 0 and "write access not checked" in pull.stdout
 
 
@@ -107,7 +107,7 @@ def test_check_against_a_hanging_endpoint_fails_within_its_deadline(tmp_path: Pa
     try:
         project = dvc_project(tmp_path / "p", silent.endpoint, "bkt")
         set_timeout(project, 2)
-        result, took = check(project, "--write", "r2")
+        result, took = check(project, "--write", "-r", "r2")
     finally:
         silent.stop()
     assert result.returncode == 2 and "cannot use bucket 'bkt'" in result.stderr and "timeout" in result.stderr

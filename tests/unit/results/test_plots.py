@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from xgov_digests.results.report import failure_reason, failure_reasons, shard_table, size_distribution
-from xgov_digests.shard.stats import Row, to_frame
+from xgov_digests.schemas.stats import Row, to_frame
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import write_feed
-from xgov_digests.shard.stats import read_stats
+from xgov_digests.schemas.stats import read_stats
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -52,7 +52,7 @@ def test_cached_shard_loads_neither_gitingest_nor_pandas(workspace_factory, corp
 
 def test_stats_written_without_pandas_read_back_with_the_schema(tmp_path: Path) -> None:
     """write_stats builds the table with pyarrow: read_stats gives the dtypes pandas' own writer gave."""
-    from xgov_digests.shard.stats import DTYPES, Row, to_frame, wall_seconds, write_stats
+    from xgov_digests.schemas.stats import DTYPES, Row, to_frame, wall_seconds, write_stats
 
     rows = [Row("https://github.com/b/x", "b", "x", 0, 2, None, error="gone", failure_kind="permanent"),
             Row("https://github.com/A/y", "A", "y", 0, 2, "2024-01-01T00:00:00Z", status="ok", commit="c" * 40,

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline.dvc_repair import RepairError, check
-from xgov_digests.pipeline.jobs import Job, run_jobs
+from xgov_digests.operations.dvc_repair import RepairError, check
+from xgov_digests.operations.jobs import Job, run_jobs
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -183,3 +183,17 @@ def default_remote(root: Path = Path(".")) -> str | None:
     """The name of the default DVC remote (``dvc remote default``), or None."""
     with open_repo(root) as repo:
         return repo.config.get("core", {}).get("remote")
+
+
+def output(args: Sequence[str], root: Path = Path(".")) -> str:
+    """The stdout of a read-only ``dvc ARGS`` (``plots show --json``); XgovError with DVC's messages when it fails."""
+    import subprocess
+
+    try:
+        result = subprocess.run([*DVC, *args], cwd=root, capture_output=True, text=True)
+    except OSError as exc:
+        raise XgovError(f"cannot run dvc: {exc}") from None
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        raise XgovError(f"'dvc {' '.join(args)}' exited {result.returncode} (see above)", exit_code=result.returncode)
+    return result.stdout

@@ -1,4 +1,6 @@
-"""After ``dvc push``: is every file of the committed outputs really on the remote? Re-upload what is missing.
+"""``xgov-digests check-remote`` and the audit after ``dvc push``: is every file of the committed outputs really on
+the remote? Re-upload what is missing (``check_remote``); before a push or pull, does the remote's bucket answer,
+and take writes (``check_access``)?
 
 DVC trusts a folder's ``.dir`` object on the remote for the whole folder: when one file object under it is gone
 (a lifecycle rule, a mistaken delete, a partial restore), ``dvc push`` says "Everything is up to date" and a fresh
@@ -20,15 +22,18 @@ import logging
 import os
 import random
 import shutil
+import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from xgov_digests.core.s3 import S3ConfigError, default_remote, open_remote, remote_settings
+from xgov_digests.core.errors import XgovError
+from xgov_digests.core.s3 import S3ConfigError, check_access, default_remote, open_remote, reason, remote_settings
 
-log = logging.getLogger("xgov_digests.pipeline.remote_audit")
+log = logging.getLogger("xgov_digests.operations.check_remote")
 
 CACHE = Path(".dvc/cache/files/md5")
 FILES = "files/md5"
@@ -234,3 +239,49 @@ def describe(md5s: Iterable[str], expected: dict[str, str], limit: int = 5) -> s
     items = sorted(md5s)
     shown = ", ".join(f"{expected[m]} ({FILES}/{_rel(m)})" for m in items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def check_remote_access(remote: str | None, timeout: float, write: bool = False) -> str:
+    """The bucket of ``remote`` (the default remote when None) answers with its credentials and, with ``write``,
+    takes a probe object; what was checked, one line. Raises XgovError saying what to fix."""
+    try:
+        return check_access(remote, timeout=timeout, write=write)
+    except S3ConfigError as exc:
+        raise XgovError(str(exc)) from None
+
+
+def check_remote(remote: str | None, timeout: float, repair: bool = False, verify: float = 0.0) -> None:
+    """Audit ``remote`` against dvc.lock's outputs and print what was found (``repair``: upload what is missing from
+    the local cache; ``verify``: also hash that share of the present objects). Raises XgovError naming what is still
+    missing or corrupt (exit 1), or why the audit could not run (exit 2)."""
+    start = time.perf_counter()
+    try:
+        name, store, where = open_store(remote, timeout)
+        result = audit(store, committed_outputs(), repair, verify=verify)
+    except NotAudited as exc:
+        print(f"check_remote: {exc}")
+        return
+    except (AuditError, S3ConfigError) as exc:
+        raise XgovError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - the remote failed mid-audit: one line, not a traceback
+        raise XgovError(f"the audit of the remote could not finish: {reason(exc)}", exit_code=1) from None
+    took = time.perf_counter() - start
+    print(
+        f"check_remote: audit of remote '{name}' ({where}): {len(result.expected)} objects named by dvc.lock, "
+        f"{result.listed} listed in {result.pages} page(s), missing {len(result.missing)}, re-uploaded "
+        f"{len(result.repaired)}, still missing {len(result.still_missing)}, seconds {took:.2f}"
+        + (f", verified {result.verified} (corrupt {len(result.corrupt)})" if verify else ""), flush=True
+    )
+    if result.repaired:
+        repaired = describe(result.repaired, result.expected)
+        print(f"check_remote: re-uploaded what 'dvc push' had taken for present: {repaired}", file=sys.stderr)
+    if result.still_missing:
+        corrupt = set(result.corrupt)
+        what = ("missing from the remote" if not corrupt & set(result.still_missing)
+                else "missing from the remote or corrupt there (their bytes do not match their hash)")  # fmt: skip
+        fix = "run 'make push' to re-upload them"
+        if repair:
+            fix = ("the local DVC cache does not hold them either: run 'dvc repro --force' of the stages named where "
+                   "they can be rebuilt, then 'make push'")  # fmt: skip
+        missing = describe(result.still_missing, result.expected)
+        raise XgovError(f"{len(result.still_missing)} object(s) are {what}: {missing}; {fix}", exit_code=1)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("xgov_digests.pipeline.dvc_repair")
+log = logging.getLogger("xgov_digests.operations.dvc_repair")
 
 LOCK_FILE = "dvc.lock"
 GOOD_COPY = ".dvc/tmp/dvc.lock.good"

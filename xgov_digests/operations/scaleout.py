@@ -119,7 +119,7 @@ def probe(offsets: list[int]) -> Collected:
             {**os.environ, PROBE_ENV: "1"})  # fmt: skip
     stale = stale_stages(targets)
     if stale:
-        from xgov_digests.pipeline.runcache import restore_complete
+        from xgov_digests.operations.runcache import restore_complete
 
         if restore_complete(sorted(stale)):
             _stream([*DVC, "repro", "--keep-going", "--single-item", *sorted(stale)], {**os.environ, PROBE_ENV: "1"})

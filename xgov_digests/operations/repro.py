@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xgov_digests.core.errors import XgovError
-from xgov_digests.pipeline import dvc
-from xgov_digests.pipeline.jobs import run_jobs
+from xgov_digests.operations import dvc
+from xgov_digests.operations.jobs import run_jobs
 
 
 @dataclass

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("xgov_digests.pipeline.runcache")
+log = logging.getLogger("xgov_digests.operations.runcache")
 
 
 def entry_objects(entry: dict[str, Any]) -> dict[str, str]:
@@ -31,7 +31,7 @@ def restore_complete(targets: list[str], remote: str | None = None, timeout: flo
     make the newest of those the one DVC restores and pull its objects; returns the targets that have one."""
     from dvc.repo import Repo
 
-    from xgov_digests.pipeline.remote_audit import AuditError, expected_objects, open_store
+    from xgov_digests.operations.check_remote import AuditError, expected_objects, open_store
 
     _, store, where = open_store(remote, timeout)
     listed = store.list()

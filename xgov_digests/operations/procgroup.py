@@ -15,10 +15,21 @@ A ``kill -9`` of this process (or of make's whole process group) cannot be handl
 command's group running on its own (a shard still queued for DVC's lock would then start). A sentinel process
 inside the command's group holds a pipe from this process: when the pipe closes without the word ``done`` (this
 process died), the sentinel does what a signal here would have done: SIGINT to the group, SIGKILL after ``grace``.
+
+Run as a command (the tests, ``bench killloop`` and ``scripts/sigterm_startup.py`` drive real ``dvc`` through it):
+
+python -m xgov_digests.operations.procgroup -- dvc --wait-for-lock repro --single-item shard@3
+python -m xgov_digests.operations.procgroup --drop-hints -- dvc repro   # without DVC's git-staging and push hints
+python -m xgov_digests.operations.procgroup --check    # only check (and repair) DVC's state files
+
+Before and after a ``dvc`` command, DVC's own state files are checked under DVC's repo lock (``dvc.check_state``):
+a ``dvc.lock`` cut short by a killed ``dvc`` is rebuilt, a corrupt ``.dvc/tmp/rwlock`` cleared, each repair one
+warning line on stderr. The sentinel is this module too: ``--sentinel PGID GRACE``.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -27,9 +38,10 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from xgov_digests.core.watchdog import STOP_SIGNALS, group_members
-from xgov_digests.pipeline.jobs import DRAIN_S, LineFilter, copy_lines
+from xgov_digests.operations.jobs import DRAIN_S, LineFilter, copy_lines
 
 DONE = b"done"
 
@@ -38,7 +50,7 @@ def _start_sentinel(pgid: int, grace: float) -> subprocess.Popen[bytes] | None:
     """The sentinel of ``pgid`` (see the module's doc), or None when the group is already gone."""
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "xgov_digests.pipeline.procgroup", str(pgid), str(grace)],
+            [sys.executable, "-m", "xgov_digests.operations.procgroup", "--sentinel", str(pgid), str(grace)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=pgid,
         )  # fmt: skip
     except OSError:  # the command exited already (its group no longer exists)
@@ -151,5 +163,61 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0, stdout_filter: LineFil
     return returncode if returncode >= 0 else 128 - returncode
 
 
+def check_state() -> int:
+    """Check and repair DVC's state files; 0 when the workspace can run, 2 (one line on stderr) when not."""
+    from xgov_digests.core.errors import XgovError
+    from xgov_digests.operations.dvc import check_state as check
+
+    try:
+        warnings = check(Path("."))
+    except XgovError as exc:
+        print(f"procgroup: error: {exc}", file=sys.stderr)
+        return 2
+    for line in warnings:
+        print(f"procgroup: warning: {line}", file=sys.stderr)
+    return 0
+
+
+def _is_dvc(command: list[str]) -> bool:
+    return os.path.basename(command[0]) == "dvc" or command[1:3] == ["-m", "dvc"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xgov_digests.operations.procgroup", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--grace", type=float, default=30.0,
+                        help="seconds the command has to stop after the signal before it is killed (30)")  # fmt: skip
+    parser.add_argument("--check", action="store_true", help="only check and repair DVC's state files")
+    parser.add_argument("--drop-hints", action="store_true",
+                        help="drop DVC's git-staging and 'dvc push' hints from stdout")  # fmt: skip
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    args = parser.parse_args(argv)
+    if args.check:
+        return check_state()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the command to run after --")
+    dvc = _is_dvc(command)
+    if dvc and (status := check_state()) != 0:
+        return status
+    stdout_filter = None
+    if args.drop_hints:
+        from xgov_digests.operations.dvc import without_hints
+
+        stdout_filter = without_hints
+    try:
+        returncode = run_in_group(command, args.grace, stdout_filter)
+    except OSError as exc:
+        print(f"procgroup: error: cannot run {command[0]}: {exc}", file=sys.stderr)
+        return 127
+    if dvc:
+        check_state()  # keeps the dvc.lock this command wrote as the last good copy
+    return returncode
+
+
 if __name__ == "__main__":
-    sys.exit(sentinel_main(int(sys.argv[1]), float(sys.argv[2])))
+    if sys.argv[1:2] == ["--sentinel"]:  # first, before argparse: the sentinel starts with every command
+        sys.exit(sentinel_main(int(sys.argv[2]), float(sys.argv[3])))
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # with --drop-hints, the copying thread may still block on a pipe another process holds open
