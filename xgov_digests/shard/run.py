@@ -101,10 +101,7 @@ class ShardRun:
             tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
             try:
                 t = time.perf_counter()
-                checkout = clone_repo(repo.url, tmp / repo.name, clone_filter=s.clone_filter, timeout=s.clone_timeout,
-                                      retries=s.retries, max_file_size=s.max_file_size,
-                                      max_tree_entries=s.max_tree_entries, max_repo_bytes=s.max_repo_bytes,
-                                      max_summary_bytes=s.max_summary_bytes)  # fmt: skip
+                checkout = clone_repo(repo.url, tmp / repo.name, s.clone_settings())
                 row.clone_s = time.perf_counter() - t
                 row.commit = checkout.commit
                 t = time.perf_counter()
