@@ -18,8 +18,9 @@ import pytest
 
 from tests.fixtures.sample import make_repo
 from xgov_digests.clone.cleanup import remove_tree
-from xgov_digests.digest.budget import DigestBug, DigestPool, DigestTimeout
+from xgov_digests.digest.budget import DigestPool
 from xgov_digests.digest.build import make_digest
+from xgov_digests.digest.errors import DigestBug, DigestTimeout
 from xgov_digests.digest.format import Header, assemble, render_header, truncate
 from xgov_digests.digest.ignore_files import MAX_IGNORE_BYTES
 from xgov_digests.digest.walk import Limits, Scan

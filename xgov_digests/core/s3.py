@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import StorageParams
 
 DVC_DIR = Path(".dvc")
@@ -34,7 +35,7 @@ _BOTOCORE_SOURCES = {
 }
 
 
-class S3ConfigError(RuntimeError):
+class S3ConfigError(XgovError, RuntimeError):
     """The remote is not configured or credentials are missing; the message says what to set."""
 
 

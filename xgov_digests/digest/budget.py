@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from xgov_digests.digest.build import GITINGEST_LIMITS, Digest, make_digest
+from xgov_digests.digest.errors import DigestBug, DigestStopped, DigestTimeout
 from xgov_digests.digest.format import Header
 from xgov_digests.digest.walk import Limits
 
@@ -36,18 +37,6 @@ _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.2  # how often a waiting digest checks whether the pool is closing
 _SHORT_TMPDIR = 60  # TMPDIR + "/pymp-xxxxxxxx/listener-xxxxxxxx" must stay under 108 bytes
 _PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size: what an unprivileged process may ask for
-
-
-class DigestTimeout(RuntimeError):
-    """The digest ran past ``ingest.digest_timeout``; its process was killed."""
-
-
-class DigestStopped(RuntimeError):
-    """The digest's process died, or the pool closed (the shard is stopping), before it answered."""
-
-
-class DigestBug(RuntimeError):
-    """The digest code raised; the message carries the child's traceback."""
 
 
 def _die_with_parent() -> None:

@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xgov_digests.core.errors import XgovError
+
 if TYPE_CHECKING:
     import tiktoken
 
@@ -31,7 +33,7 @@ _lock = threading.Lock()
 _encoders: dict[str, tiktoken.Encoding] = {}
 
 
-class TokenError(RuntimeError):
+class TokenError(XgovError, RuntimeError):
     """The vocabulary cannot be loaded: the message names the file and what to do."""
 
 

@@ -32,6 +32,7 @@ import requests
 import urllib3
 
 from xgov_digests.core.backoff import delay
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import FeedParams
 
@@ -48,7 +49,7 @@ VALIDATORS = ("ETag", "Content-MD5", "Digest", "Last-Modified")
 MAX_RETRY_AFTER_S = 60.0  # a Retry-After beyond this is cut to it (a feed attempt is bounded too: feed.timeout)
 
 
-class FeedError(RuntimeError):
+class FeedError(XgovError, RuntimeError):
     """The feed could not be fetched or holds no usable repository."""
 
 

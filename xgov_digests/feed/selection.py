@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import ShardParams
 from xgov_digests.core.repo import Repo
 
 
-class SelectionError(ValueError):
+class SelectionError(XgovError, ValueError):
     """Batch size, offset or offsets list are inconsistent."""
 
 

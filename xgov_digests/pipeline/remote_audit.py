@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.s3 import S3ConfigError, default_remote, open_remote, remote_settings
 
 log = logging.getLogger("xgov_digests.pipeline.remote_audit")
@@ -34,7 +35,7 @@ CACHE = Path(".dvc/cache/files/md5")
 FILES = "files/md5"
 
 
-class AuditError(RuntimeError):
+class AuditError(XgovError, RuntimeError):
     """The audit could not be done (no dvc.lock, a .dir object nowhere): the message says what to do."""
 
 

@@ -14,13 +14,15 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from xgov_digests.core.errors import XgovError
+
 # Set by collect's probe: a shard command that DVC runs (no run-cache entry) exits at once instead of digesting
 # (stages/shard.py reads it by this name; importing this module there would make it a dependency of every shard).
 PROBE_ENV = "XGOV_SHARD_PROBE"
 DVC = [sys.executable, "-m", "dvc"]
 
 
-class ScaleoutError(RuntimeError):
+class ScaleoutError(XgovError, RuntimeError):
     """A check failed; the message says what to do."""
 
 

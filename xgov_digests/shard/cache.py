@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import resolve_location, write_atomic
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
@@ -62,11 +63,11 @@ class Entry:
     tokens: dict[str, int] = field(default_factory=dict)  # encoding -> the digest's token count (a hit skips counting)
 
 
-class CacheUnavailable(RuntimeError):
+class CacheUnavailable(XgovError, RuntimeError):
     """The cache's endpoint did not answer within the deadline, or the shard is stopping."""
 
 
-class CacheSecretError(RuntimeError):
+class CacheSecretError(XgovError, RuntimeError):
     """The shared cache has no usable secret: the message says how to set it."""
 
 
