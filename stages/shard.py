@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -90,9 +91,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The shard of ``args``; raises :class:`XgovError` for what the user must fix (the message says what)."""
-    if os.environ.get("XGOV_SHARD_PROBE"):  # make collect's probe: DVC found no run-cache entry for this shard
-        print(f"shard@{args.offset}: not in the remote's run-cache; not digested here (collect probe)", file=sys.stderr)
-        return 3
     params = load_params(args.params)
     if args.feed:  # --feed downloads: its HTTP client is imported only then (DVC's runs read the manifest)
         from xgov_digests.feed.snapshot import load_snapshot
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     check_environment()  # the versions in the shard's DVC key must be the ones the digests are made with
     settings = params.ingest
     if args.workers is not None:
-        settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
+        settings = dataclasses.replace(settings, workers=args.workers)
     try:
         cache = open_cache(settings, params.storage.timeout)
     except S3ConfigError as exc:  # said with the setting it is about

@@ -108,6 +108,6 @@ def encoder(name: str) -> tiktoken.Encoding:
         return _encoders[name]
 
 
-def count_tokens(data: bytes, name: str = "o200k_base") -> int:
+def count_tokens(data: bytes, name: str) -> int:
     """The number of ``name`` tokens of a digest's bytes, as ordinary text."""
     return len(encoder(name).encode_ordinary(data.decode("utf-8", errors="replace")))
