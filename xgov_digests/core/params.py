@@ -72,6 +72,11 @@ class IngestParams:
             max_repo_bytes=self.max_repo_bytes, max_summary_bytes=self.max_summary_bytes,
         )  # fmt: skip
 
+    def digest_settings(self) -> DigestSettings:
+        """What a shard's digests read of these."""
+        return DigestSettings(max_file_size=self.max_file_size, max_summary_bytes=self.max_summary_bytes,
+                              max_files=self.max_files, max_total_bytes=self.max_total_bytes)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class CloneSettings:
@@ -88,6 +93,17 @@ class CloneSettings:
     # clone on its own, as the tests make): every file the digest's walk can read is checked out.
     max_summary_bytes: int | None = None
     backoff: float = 1.0  # seconds before the first retry, doubled each time (not a param: tests shorten it)
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """One digest's settings, passed whole to ``xgov_digests.digest.budget.DigestPool.digest``: the ``ingest`` keys
+    a digest reads, under their names in params.yaml, with :class:`IngestParams`'s defaults."""
+
+    max_file_size: int = IngestParams.max_file_size
+    max_summary_bytes: int = IngestParams.max_summary_bytes
+    max_files: int = IngestParams.max_files  # the walk's limits (gitingest's own, by default)
+    max_total_bytes: int = IngestParams.max_total_bytes
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from xgov_digests.digest.build import GITINGEST_LIMITS, Digest, make_digest
+from xgov_digests.core.params import DigestSettings
+from xgov_digests.digest.build import Digest, make_digest
 from xgov_digests.digest.errors import DigestBug, DigestStopped, DigestTimeout
 from xgov_digests.digest.format import Header
 from xgov_digests.digest.walk import Limits
@@ -150,12 +151,12 @@ class DigestPool:
             self._all.discard(worker)
 
     def digest(
-        self, checkout: Path, header: Header, *, max_file_size: int, max_summary_bytes: int,
-        limits: Limits = GITINGEST_LIMITS, absent: frozenset[str] = frozenset(),
+        self, checkout: Path, header: Header, settings: DigestSettings, absent: frozenset[str] = frozenset(),
     ) -> Digest:  # fmt: skip
-        """:func:`make_digest` in a child process; :class:`DigestTimeout` after ``timeout`` seconds."""
-        kwargs = {"max_file_size": max_file_size, "max_summary_bytes": max_summary_bytes, "limits": limits,
-                  "absent": absent}  # fmt: skip
+        """:func:`make_digest` with ``settings`` in a child process; :class:`DigestTimeout` after ``timeout``
+        seconds."""
+        kwargs = {"max_file_size": settings.max_file_size, "max_summary_bytes": settings.max_summary_bytes,
+                  "limits": Limits(settings.max_files, settings.max_total_bytes), "absent": absent}  # fmt: skip
         with self._slots:
             worker = self._take()
             deadline = time.monotonic() + self.timeout

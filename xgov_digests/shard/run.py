@@ -96,7 +96,6 @@ class ShardRun:
             pool = self._digest_pool()
             from xgov_digests.clone.strategy import clone_repo, digest_cut
             from xgov_digests.digest.format import Header
-            from xgov_digests.digest.walk import Limits
 
             tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
             try:
@@ -106,10 +105,8 @@ class ShardRun:
                 row.commit = checkout.commit
                 t = time.perf_counter()
                 header = Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at)
-                limits = Limits(s.max_files, s.max_total_bytes)
                 digest, bringing = digest_cut(checkout, s.max_summary_bytes, lambda absent: pool.digest(
-                    checkout.path, header, max_file_size=s.max_file_size, max_summary_bytes=s.max_summary_bytes,
-                    limits=limits, absent=absent))  # fmt: skip
+                    checkout.path, header, s.digest_settings(), absent))  # fmt: skip
                 row.clone_s += bringing
                 t += bringing
                 write_atomic(out, digest.data)
