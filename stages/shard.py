@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         settings = dataclasses.replace(settings, workers=args.workers)
     try:
-        cache = open_cache(settings, params.storage.timeout)
+        cache = open_cache(settings, params.storage)
     except S3ConfigError as exc:  # said with the setting it is about
         raise S3ConfigError(f"ingest.cache {settings.cache}: {exc}") from None
     # SIGTERM (a cancelled CI job, a killed container) stops the shard the way Ctrl-C does.
