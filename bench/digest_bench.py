@@ -149,6 +149,7 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
     import gitingest.output_formatter
 
     from xgov_digests.core.logs import setup_logging
+    from xgov_digests.core.params import DigestSettings
     from xgov_digests.digest.budget import DigestPool
     from xgov_digests.digest.build import ingest_tree, make_digest
     from xgov_digests.digest.format import Header
@@ -159,8 +160,9 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
     mfs = cap = 524288
     rows = []
     pool = DigestPool(1, 120.0)  # the shard's way: a child process per digest, killed at ingest.digest_timeout
+    settings = DigestSettings(max_file_size=mfs, max_summary_bytes=cap)
     for label, path in trees(work, seed, indexes or [21]):
-        pool.digest(path, header, max_file_size=mfs, max_summary_bytes=cap)  # the fork server's start-up, once
+        pool.digest(path, header, settings)  # the fork server's start-up, once
         stats = corpus.tree_stats(path)
         expected = _stock(path, mfs)
         got_tree, got_content, _ = ingest_tree(path, max_file_size=mfs)
@@ -172,7 +174,7 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
                 "plain_read": lambda p=path: plain_read(p),
                 "ingest_tree": lambda p=path: ingest_tree(p, max_file_size=mfs),
                 "make_digest": lambda p=path: make_digest(p, header, max_file_size=mfs, max_summary_bytes=cap),
-                "budgeted_digest": lambda p=path: pool.digest(p, header, max_file_size=mfs, max_summary_bytes=cap),
+                "budgeted_digest": lambda p=path: pool.digest(p, header, settings),
             }, repeat).items()},
         }  # fmt: skip
         row["ingest_tree_x_plain"] = round(row["ingest_tree_s"] / row["plain_read_s"], 2)

@@ -19,6 +19,7 @@ from tests.fixtures.bombs import bare_repo, blob_bomb, tree_bomb
 from tests.fixtures.gitserver import GitServer
 from xgov_digests.clone.git import CloneError
 from xgov_digests.clone.strategy import clone_repo
+from xgov_digests.core.params import CloneSettings
 
 
 def _bytes_under(path: Path) -> int:
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         with GitServer(root / "srv", lifetime=3600) as server:
             start = time.monotonic()
             try:
-                clone_repo(f"{server.url}org/bomb", dest, clone_filter=args.mode, timeout=3000, retries=0, **kwargs)
+                clone_repo(f"{server.url}org/bomb", dest,
+                           CloneSettings(clone_filter=args.mode, clone_timeout=3000, retries=0, **kwargs))
                 outcome = "ok"
             except CloneError as exc:
                 outcome = f"failed ({exc.kind}): {exc}"

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import (
     DIGEST_INDEX,
     FAILURES_PLOT,
@@ -24,11 +25,10 @@ from xgov_digests.core.files import (
     write_atomic,
 )
 from xgov_digests.core.logs import HUMAN, setup_logging
-from xgov_digests.core.params import ParamsError, load_params
-from xgov_digests.feed.manifest import ManifestError
-from xgov_digests.results.dataset import DatasetError, write_dataset
-from xgov_digests.results.merge import AggregateError, combine
-from xgov_digests.results.outputs import DigestMismatch, check_digests
+from xgov_digests.core.params import load_params
+from xgov_digests.results.dataset import write_dataset
+from xgov_digests.results.merge import combine
+from xgov_digests.results.outputs import check_digests
 from xgov_digests.results.report import (
     digest_index,
     failure_reasons,
@@ -51,20 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(stage="aggregate")
     try:
-        params = load_params(args.params)
-        offsets = list(params.shards.offsets)
-        frame = combine(params.shards.batch_size, offsets)
-        check_digests(frame, offsets)
-    except (ParamsError, ManifestError, AggregateError, DigestMismatch) as exc:
+        return run(args.params)
+    except XgovError as exc:  # every error the user can act on: one line, the error's exit code
         log.error(str(exc), extra={HUMAN: ""})  # the line below is the one for people
         print(f"aggregate: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        dataset = write_dataset(frame)
-    except DatasetError as exc:
-        log.error(str(exc), extra={HUMAN: ""})
-        print(f"aggregate: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+
+
+def run(params_file: Path) -> int:
+    """Merge, check and write; raises :class:`XgovError` for what the user must fix."""
+    params = load_params(params_file)
+    offsets = list(params.shards.offsets)
+    frame = combine(params.shards.batch_size, offsets)
+    check_digests(frame, offsets)
+    dataset = write_dataset(frame)
     m = metrics(frame, params.shards.batch_size)
     shards = shard_table(frame, offsets, {k: wall_seconds(stats_path(k)) for k in offsets})
     write_atomic(MERGED_STATS, frame.to_parquet(index=False))

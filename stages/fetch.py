@@ -11,14 +11,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import MANIFEST_DIR, SNAPSHOT, write_atomic
 from xgov_digests.core.logs import HUMAN, redact, setup_logging
-from xgov_digests.core.params import ParamsError, load_params
+from xgov_digests.core.params import load_params
 from xgov_digests.dvcfiles.stale_shards import remove_stale_shards
 from xgov_digests.feed.download import check_trackable
 from xgov_digests.feed.manifest import manifest_path, write_manifest
-from xgov_digests.feed.selection import SelectionError, check_offsets, select
-from xgov_digests.feed.snapshot import FeedError, load_snapshot, render_snapshot
+from xgov_digests.feed.selection import check_offsets, select
+from xgov_digests.feed.snapshot import load_snapshot, render_snapshot
 
 log = logging.getLogger("stages.fetch")
 
@@ -46,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         check_offsets(params.shards.offsets, params.shards.batch_size)
         check_trackable(params.feed.url)  # the URL is this stage's DVC dependency
         snap = load_snapshot(params.feed.url, params, require_validator=True)
-    except (ParamsError, SelectionError, FeedError) as exc:
+    except XgovError as exc:  # every error the user can act on: one line, the error's exit code
         log.error(str(exc), extra={HUMAN: ""})  # the line below is the one for people
         print(f"fetch: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     # Both outputs are `persist: true` in dvc.yaml: DVC leaves the last good snapshot in place while this runs, so a
     # feed that fails above changes nothing. Each file is replaced by a rename; then what no shard reads goes.
     write_atomic(SNAPSHOT, render_snapshot(snap.records))

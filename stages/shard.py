@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -11,10 +12,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import remove_temps, summaries_path
 from xgov_digests.core.logs import HUMAN, redact, setup_logging
-from xgov_digests.core.params import ParamsError, load_params
-from xgov_digests.feed.manifest import ManifestError, manifest_path, read_manifest
+from xgov_digests.core.params import load_params
+from xgov_digests.feed.manifest import manifest_path, read_manifest
 from xgov_digests.feed.selection import SelectionError, check_offset, select
 
 log = logging.getLogger("stages.shard")
@@ -79,26 +81,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     setup_logging(batch_size=args.batch_size, offset=args.offset)
-    if os.environ.get("XGOV_SHARD_PROBE"):  # make collect's probe: DVC found no run-cache entry for this shard
-        print(f"shard@{args.offset}: not in the remote's run-cache; not digested here (collect probe)", file=sys.stderr)
-        return 3
-    # --feed downloads: its HTTP client is imported only then (DVC's runs read the manifest)
-    feed_errors: tuple[type[Exception], ...] = ()
-    if args.feed:
-        from xgov_digests.feed.snapshot import FeedError, load_snapshot
-
-        feed_errors = (FeedError,)
     try:
-        params = load_params(args.params)
-        if args.feed:
-            snap = load_snapshot(args.feed, params)
-            repos = select(snap.repos, args.batch_size, args.offset, params.shards.assign)
-        else:
-            repos = read_manifest(manifest_path(args.offset), args.batch_size, args.offset)
-    except (ParamsError, ManifestError, SelectionError, *feed_errors) as exc:
+        return run(args)
+    except XgovError as exc:  # every error the user can act on: one line, the error's exit code
         log.error(redact(str(exc)), extra={HUMAN: ""})  # the line below is the one for people
         print(f"shard: error: {redact(str(exc))}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+
+
+def run(args: argparse.Namespace) -> int:
+    """The shard of ``args``; raises :class:`XgovError` for what the user must fix (the message says what)."""
+    params = load_params(args.params)
+    if args.feed:  # --feed downloads: its HTTP client is imported only then (DVC's runs read the manifest)
+        from xgov_digests.feed.snapshot import load_snapshot
+
+        snap = load_snapshot(args.feed, params)
+        repos = select(snap.repos, args.batch_size, args.offset, params.shards.assign)
+    else:
+        repos = read_manifest(manifest_path(args.offset), args.batch_size, args.offset)
 
     if args.dry_run:
         for repo in repos:
@@ -109,25 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     # Only a real run needs these; gitingest comes with the first cache miss (ShardRun), pandas never.
     from xgov_digests.core.diskfull import DiskFull, enospc, failed_path
     from xgov_digests.core.s3 import S3ConfigError
-    from xgov_digests.digest.version import EnvironmentMismatch, check_environment
+    from xgov_digests.digest.version import check_environment
     from xgov_digests.schemas.stats import stats_path, write_stats
     from xgov_digests.shard.cache import open_cache
     from xgov_digests.shard.progress import ShardProgress, summary
     from xgov_digests.shard.run import ShardRun
 
-    try:  # the versions in the shard's DVC key must be the ones the digests are made with
-        check_environment()
-    except EnvironmentMismatch as exc:
-        print(f"shard: error: {exc}", file=sys.stderr)
-        return 2
+    check_environment()  # the versions in the shard's DVC key must be the ones the digests are made with
     settings = params.ingest
     if args.workers is not None:
-        settings = type(settings)(**{**settings.__dict__, "workers": args.workers})
+        settings = dataclasses.replace(settings, workers=args.workers)
     try:
-        cache = open_cache(settings, params.storage.timeout)
-    except S3ConfigError as exc:
-        print(f"shard: error: ingest.cache {settings.cache}: {exc}", file=sys.stderr)
-        return 2
+        cache = open_cache(settings, params.storage)
+    except S3ConfigError as exc:  # said with the setting it is about
+        raise S3ConfigError(f"ingest.cache {settings.cache}: {exc}") from None
     # SIGTERM (a cancelled CI job, a killed container) stops the shard the way Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     out_dir = summaries_path(args.offset)
@@ -146,17 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                             after_import=relog).run()
         wall_s = time.monotonic() - started
         write_stats(stats_path(args.offset), rows, wall_s=wall_s)
-    except DiskFull as exc:
-        log.error(str(exc))
-        print(f"shard: error: {exc}", file=sys.stderr)
-        return 1
     except OSError as exc:
         if not enospc(exc):
             raise
-        full = DiskFull(failed_path(exc, out_dir))
-        log.error(str(full))
-        print(f"shard: error: {full}", file=sys.stderr)
-        return 1
+        raise DiskFull(failed_path(exc, out_dir)) from None
     counts = Counter(r.status for r in rows)
     kinds = Counter(r.failure_kind for r in rows if r.status == "failed")
     log.info(

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import write_feed
 from xgov_digests.core.files import digest_path, summaries_path
+from xgov_digests.core.params import IngestParams
 from xgov_digests.digest.tokens import count_tokens
 from xgov_digests.results.dataset import COLUMNS, bucket, part_path
 
@@ -48,7 +49,7 @@ def test_the_dataset_is_every_digest_read_by_pandas_and_duckdb(workspace_factory
     assert set(table["url"]) == set(digested["url"]) and "missing" not in set(table["name"])
     by_url = digested.set_index("url")
     for r in table.itertuples():
-        assert r.tokens == by_url.loc[r.url, "tokens"] == count_tokens(r.text.encode()) > 0
+        assert r.tokens == by_url.loc[r.url, "tokens"] == count_tokens(r.text.encode(), IngestParams.token_encoding) > 0
         assert (r.license, r.language) == ("MIT", "Python") and r.commit == by_url.loc[r.url, "commit"]
         assert (ws.path / part_path(bucket(r.url))).exists()
 

@@ -13,12 +13,13 @@ import pytest
 
 from tests.fixtures.feed_server import FeedServer, serve_feed
 from xgov_digests.clone.git import clone
+from xgov_digests.core.params import CloneSettings
 
 pytestmark = pytest.mark.slow
 
 
 def stock_body(url: str, tmp: Path, max_file_size: int) -> str:
-    checkout = clone(url, tmp / url.rstrip("/").rsplit("/", 1)[-1])
+    checkout = clone(url, tmp / url.rstrip("/").rsplit("/", 1)[-1], CloneSettings())
     _, tree, content = asyncio.run(gitingest.ingest_async(str(checkout.path), max_file_size=max_file_size))
     return f"{tree}\n{content}"
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from xgov_digests.core.backoff import attempts
 from xgov_digests.core.diskfull import says_disk_full
 from xgov_digests.core.logs import redact
+from xgov_digests.core.params import CloneSettings
 from xgov_digests.core.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class UrlRejected(CloneError):
         super().__init__(message, PERMANENT)
 
 
-def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool = False) -> None:
+def check_url(url: str, allowed_hosts: tuple[str, ...], allow_file_urls: bool) -> None:
     """Accept only ``https://<allowed host>/...`` (or ``file://`` when allowed); raise :class:`UrlRejected`."""
     parts = urlsplit(url)
     if parts.scheme == "file":
@@ -530,23 +531,21 @@ class Checkout:
     unfiltered: bool = False  # git said the server ignored the clone's filter (it sent every blob)
 
 
-def clone(
-    url: str, dest: Path, *, timeout: float = 300.0, retries: int = 2, backoff: float = 1.0,
-    extra_args: tuple[str, ...] = (), max_bytes: int | None = None,
-) -> Checkout:  # fmt: skip
+def clone(url: str, dest: Path, settings: CloneSettings, extra_args: tuple[str, ...] = ()) -> Checkout:
     """Shallow-clone ``url`` into ``dest`` (which must not exist) and return its HEAD commit.
 
-    Transient failures are retried ``retries`` times; a missing or private repo fails at once; a download of more
-    than ``max_bytes`` is stopped there and fails at once. ``extra_args`` go to ``git clone`` (the partial clone's
-    filter: xgov_digests/clone/strategy.py).
+    Transient failures are retried ``settings.retries`` times; a missing or private repo fails at once; a download
+    of more than ``settings.max_repo_bytes`` is stopped there and fails at once. ``extra_args`` go to ``git clone``
+    (the partial clone's filter: xgov_digests/clone/strategy.py).
     """
+    timeout, retries, max_bytes = settings.clone_timeout, settings.retries, settings.max_repo_bytes
     args = ["clone", "--quiet", "--template=", "--origin", "origin", "--depth", "1", "--single-branch", "--no-tags",
             "--no-recurse-submodules", *extra_args, "--", url, str(dest)]  # fmt: skip
     error, kind = "", TRANSIENT
-    for attempt in attempts(retries, backoff):
+    for attempt in attempts(retries, settings.backoff):
         result = run_git(args, timeout, watch=dest, max_bytes=max_bytes)  # a timeout raises: not retried
         if result.over:
-            raise CloneError(too_large(max_bytes or 0), PERMANENT)
+            raise CloneError(too_large(max_bytes), PERMANENT)
         if result.returncode == 0:
             break
         if _STOPPING.is_set():

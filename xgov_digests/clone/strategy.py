@@ -56,6 +56,7 @@ from xgov_digests.clone.git import (
 )  # fmt: skip
 from xgov_digests.core.backoff import attempts as retry_attempts
 from xgov_digests.core.logs import redact
+from xgov_digests.core.params import CloneSettings
 from xgov_digests.digest.build import Digest
 from xgov_digests.digest.patterns import IgnoreSpec
 from xgov_digests.digest.walk import ignore_spec, walk_order
@@ -73,8 +74,6 @@ ALWAYS_FETCHED = frozenset({*_IGNORE_FILES, ".gitattributes"})
 # ``working-tree-encoding`` re-encodes (UTF-16 to UTF-8 halves a file). ``text``/``eol`` conversions only add CRs.
 SHRINKING = ("ident", "filter", "working-tree-encoding")
 SHRINK_FACTOR = 16  # an oversized blob under a SHRINKING attribute is checked out up to this many max_file_size
-DEFAULT_MAX_TREE_ENTRIES = 200_000
-DEFAULT_MAX_REPO_BYTES = 2 << 30
 PACK_SLACK = 64 << 10  # a pack's header, trailer and index beside its objects
 _PATTERN_SPECIAL = re.compile(r"([\\*?\[\] !#])")
 _BLOB, _LINK, _GITLINK = "blob", "link", "gitlink"
@@ -163,32 +162,26 @@ class Tree:
     folders: dict[str, str]
 
 
-def clone_repo(
-    url: str, dest: Path, *, clone_filter: str = "auto", timeout: float = 300.0, retries: int = 2,
-    backoff: float = 1.0, max_file_size: int = 524288, max_tree_entries: int = DEFAULT_MAX_TREE_ENTRIES,
-    max_repo_bytes: int = DEFAULT_MAX_REPO_BYTES, max_summary_bytes: int | None = None,
-) -> Checkout:  # fmt: skip
-    """Clone ``url`` into ``dest`` with the strategy ``clone_filter``; the work tree digests like a full clone's
-    (for a digest with this ``max_file_size``). A tree of more than ``max_tree_entries`` paths and folders, or a
-    download plus checkout of more than ``max_repo_bytes``, is a permanent :class:`CloneError`.
+def clone_repo(url: str, dest: Path, settings: CloneSettings) -> Checkout:
+    """Clone ``url`` into ``dest`` with the strategy ``settings.clone_filter``; the work tree digests like a full
+    clone's (for a digest with this ``max_file_size``). A tree of more than ``max_tree_entries`` paths and folders,
+    or a download plus checkout of more than ``max_repo_bytes``, is a permanent :class:`CloneError`.
 
-    With ``max_summary_bytes`` (under ``auto``), the files a digest cut there cannot reach are not checked out: they
-    stand on disk with their size only, and the result is a :class:`CutCheckout` listing them."""
-    if clone_filter not in CLONE_FILTERS:
-        raise ValueError(f"clone_filter must be one of {CLONE_FILTERS}, got {clone_filter!r}")
-    partial = clone_filter == "auto"
-    args = PARTIAL_CLONE_ARGS if partial else FULL_CLONE_ARGS
-    checkout = clone(url, dest, timeout=timeout, retries=retries, backoff=backoff, extra_args=args,
-                     max_bytes=max_repo_bytes)  # fmt: skip
-    step = _Steps(dest, time.monotonic() + timeout, retries, backoff, max_file_size, max_repo_bytes)
+    With ``settings.max_summary_bytes`` (under ``auto``), the files a digest cut there cannot reach are not checked
+    out: they stand on disk with their size only, and the result is a :class:`CutCheckout` listing them."""
+    if settings.clone_filter not in CLONE_FILTERS:
+        raise ValueError(f"clone_filter must be one of {CLONE_FILTERS}, got {settings.clone_filter!r}")
+    partial = settings.clone_filter == "auto"
+    checkout = clone(url, dest, settings, PARTIAL_CLONE_ARGS if partial else FULL_CLONE_ARGS)
+    step = _Steps(dest, time.monotonic() + settings.clone_timeout, settings)
     step.url = url
     step.root_tree = checkout.tree
     if partial and checkout.unfiltered:
         log.info("server sent every blob (no filter support): full checkout", extra={"url": redact(url)})
-        _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
+        _full_checkout(step, list_tree(step, sizes=True))
     elif partial:
-        tree = list_tree(step, max_tree_entries, sizes=False)
-        absent = _partial_checkout(step, tree, max_summary_bytes)
+        tree = list_tree(step, sizes=False)
+        absent = _partial_checkout(step, tree, settings.max_summary_bytes)
         if absent:
             if not step.sized:  # every blob the digest may read is here
                 step.end_partial_clone()
@@ -196,7 +189,7 @@ def clone_repo(
                                _bring=lambda paths: step.bring(tree, paths),
                                _finish=step.end_partial_clone if step.sized else None)  # fmt: skip
     else:
-        _full_checkout(step, list_tree(step, max_tree_entries, sizes=True))
+        _full_checkout(step, list_tree(step, sizes=True))
     if partial:
         step.end_partial_clone()
     return checkout
@@ -266,15 +259,14 @@ def _partial_checkout(step: _Steps, tree: Tree, cut: int | None = None) -> dict[
 class _Steps:
     """The git commands after the clone, each bounded by what is left of the clone's timeout."""
 
-    def __init__(
-        self, dest: Path, deadline: float, retries: int, backoff: float, max_file_size: int, max_repo_bytes: int,
-    ) -> None:  # fmt: skip
+    def __init__(self, dest: Path, deadline: float, settings: CloneSettings) -> None:
         self.dest = dest
         self.deadline = deadline
-        self.retries = retries
-        self.backoff = backoff
-        self.max_file_size = max_file_size
-        self.max_repo_bytes = max_repo_bytes
+        self.retries = settings.retries
+        self.backoff = settings.backoff
+        self.max_file_size = settings.max_file_size
+        self.max_repo_bytes = settings.max_repo_bytes
+        self.max_tree_entries = settings.max_tree_entries
         self.fetched: set[str] = set()  # paths asked for
         self.skipped: set[str] = set()  # paths asked for whose blobs are not checked out (too large)
         self.sizes: dict[str, int] = {}  # blob -> size, of the blobs here
@@ -592,10 +584,11 @@ def _confusable(tree: Tree) -> bool:
     return False
 
 
-def list_tree(step: _Steps, max_entries: int = DEFAULT_MAX_TREE_ENTRIES, *, sizes: bool = False) -> Tree:
+def list_tree(step: _Steps, *, sizes: bool = False) -> Tree:
     """HEAD's paths, kinds, objects and (with ``sizes``: every blob is here) sizes, read NUL-separated. Without
-    ``sizes``, ``ls-tree`` reads trees only: no blob is fetched. More than ``max_entries`` paths and folders is a
-    permanent :class:`CloneError`, found after reading that many records and no more."""
+    ``sizes``, ``ls-tree`` reads trees only: no blob is fetched. More than ``step.max_tree_entries`` paths and
+    folders is a permanent :class:`CloneError`, found after reading that many records and no more."""
+    max_entries = step.max_tree_entries
     root = step.root_tree or step.git("rev-parse", "HEAD^{tree}").strip()
     listing = step.run("ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD",
                        max_records=max_entries)  # fmt: skip

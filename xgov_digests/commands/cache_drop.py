@@ -27,11 +27,12 @@ def main(args: argparse.Namespace) -> int:
     bad = [n for n in args.names if n.count("/") != 1 or not all(n.split("/"))]
     if bad:
         raise XgovError(f"not OWNER/NAME: {', '.join(repr(n) for n in bad)}: nothing was deleted")
-    settings = load_params().ingest
+    params = load_params()
+    settings = params.ingest
     if not settings.cache:
         raise XgovError("ingest.cache is empty in params.yaml: there is no digest cache to delete from")
     try:
-        deleted = drop(settings, None) if args.all else drop_named(settings, args.names)
+        deleted = drop(settings, params.storage, None) if args.all else drop_named(settings, params.storage, args.names)
     except ValueError as exc:
         raise XgovError(f"{exc}: nothing was deleted") from None
     except (CacheUnavailable, S3ConfigError) as exc:

@@ -10,15 +10,11 @@ import os
 import sys
 
 from xgov_digests.core.errors import XgovError
-from xgov_digests.operations.dvc_repair import RepairError
-from xgov_digests.operations.scaleout import ScaleoutError
 
 # module name -> verb; each module has add_parser(subparsers) that sets func(args) -> int | None (passthrough: the
 # verb hands the options it does not know, args.extra, to the module it runs)
 VERBS = ("repro", "run", "retry", "shards", "set_params", "publish", "plots", "check_remote", "push", "pull",
          "fetch_publish", "worker", "collect", "r2", "cache_drop")  # fmt: skip
-# the library's errors that predate XgovError: each says what went wrong and what to do
-ERRORS = (XgovError, ScaleoutError, RepairError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return int(args.func(args) or 0)
-    except ERRORS as exc:
+    except XgovError as exc:  # every error of the library the user can act on (core.errors)
         print(f"xgov-digests {args.verb}: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code
     except Exception as exc:
         from dvc.exceptions import DvcException  # DVC's Python API, in this process: its errors are one line too
 

@@ -11,7 +11,7 @@ from xgov_digests.commands.common import remote_argument, stage_results
 from xgov_digests.commands.push import push_outputs
 from xgov_digests.commands.repro import add_repro_arguments, run_repro
 from xgov_digests.core.errors import XgovError
-from xgov_digests.core.params import PARAMS_FILE, update_params
+from xgov_digests.core.params import PARAMS_FILE, FeedParams, update_params
 from xgov_digests.operations import dvc
 
 
@@ -24,7 +24,8 @@ def limit(text: str) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("run", help="set feed.limit, repro, stage for git, dvc push (and publish to r2)",
                             description=__doc__)  # fmt: skip
-    parser.add_argument("--limit", type=limit, default=0, metavar="N", help="the first N repos of the feed (0: all)")
+    parser.add_argument("--limit", type=limit, default=FeedParams.limit, metavar="N",
+                        help="the first N repos of the feed (0: all)")
     add_repro_arguments(parser)
     remote_argument(parser)
     parser.set_defaults(func=main)

@@ -9,11 +9,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from xgov_digests.core.errors import XgovError
+
 DISK_FULL_WORDS = ("no space left on device", "disk quota exceeded")
 
 
-class DiskFull(RuntimeError):
+class DiskFull(XgovError, RuntimeError):
     """A write failed for lack of space at ``path``: the message says where and what to do."""
+
+    exit_code = 1  # the machine's problem, not a usage error
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(Path(path).absolute())

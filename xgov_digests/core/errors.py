@@ -1,7 +1,9 @@
-"""The one exception base of the project's command: every error a verb reports is an ``XgovError`` (or a subclass
-of it), turned into its ``exit_code`` and one line by ``xgov_digests.commands.main``, the only place that catches it.
-It lives in ``core`` so that every wing, the cheap ones included, can derive its own errors from it without importing
-the command layer.
+"""The one exception base: every error the user can act on (a bad params.yaml, a missing manifest, a full disk, a
+remote without credentials, ...) is an ``XgovError`` subclass, turned into its ``exit_code`` and one line where it
+is caught by type, once: by ``xgov_digests.commands.main`` for the command's verbs and by each stage's ``main`` in
+``stages/``. It lives in ``core`` so that every wing, the cheap ones included, can derive its own errors from it
+without importing the command layer; a wing's error keeps its older base too (``ValueError``, ``RuntimeError``)
+where code catches it by that.
 """
 
 from __future__ import annotations

@@ -64,6 +64,47 @@ class IngestParams:
     max_repo_bytes: int = 2 << 30
     token_encoding: str = "o200k_base"  # the tokenizer of each digest's token count (xgov_digests/digest/tokens.py)
 
+    def clone_settings(self) -> CloneSettings:
+        """What a shard's clones read of these: every repo is cloned with these settings, cut at the digest's cap."""
+        return CloneSettings(
+            clone_filter=self.clone_filter, clone_timeout=self.clone_timeout, retries=self.retries,
+            max_file_size=self.max_file_size, max_tree_entries=self.max_tree_entries,
+            max_repo_bytes=self.max_repo_bytes, max_summary_bytes=self.max_summary_bytes,
+        )  # fmt: skip
+
+    def digest_settings(self) -> DigestSettings:
+        """What a shard's digests read of these."""
+        return DigestSettings(max_file_size=self.max_file_size, max_summary_bytes=self.max_summary_bytes,
+                              max_files=self.max_files, max_total_bytes=self.max_total_bytes)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CloneSettings:
+    """One clone's settings, passed whole to ``xgov_digests.clone.strategy.clone_repo`` (and ``clone.git.clone``):
+    the ``ingest`` keys a clone reads, under their names in params.yaml, with :class:`IngestParams`'s defaults."""
+
+    clone_filter: str = IngestParams.clone_filter
+    clone_timeout: float = IngestParams.clone_timeout  # seconds for the clone and every git command after it
+    retries: int = IngestParams.retries
+    max_file_size: int = IngestParams.max_file_size
+    max_tree_entries: int = IngestParams.max_tree_entries
+    max_repo_bytes: int = IngestParams.max_repo_bytes
+    # Where the digest will be cut: files it cannot reach stay unwritten until asked for (a CutCheckout). None (a
+    # clone on its own, as the tests make): every file the digest's walk can read is checked out.
+    max_summary_bytes: int | None = None
+    backoff: float = 1.0  # seconds before the first retry, doubled each time (not a param: tests shorten it)
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """One digest's settings, passed whole to ``xgov_digests.digest.budget.DigestPool.digest``: the ``ingest`` keys
+    a digest reads, under their names in params.yaml, with :class:`IngestParams`'s defaults."""
+
+    max_file_size: int = IngestParams.max_file_size
+    max_summary_bytes: int = IngestParams.max_summary_bytes
+    max_files: int = IngestParams.max_files  # the walk's limits (gitingest's own, by default)
+    max_total_bytes: int = IngestParams.max_total_bytes
+
 
 @dataclass(frozen=True)
 class PublishParams:

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from xgov_digests.core.errors import XgovError
+from xgov_digests.core.params import StorageParams
+
 DVC_DIR = Path(".dvc")
 ATTEMPTS = 3  # total attempts per request (botocore "standard" retries): a request gives up after ~3 x timeout
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = StorageParams.timeout
 # Recent botocore sends CRC checksums on every upload by default; R2 rejects some of them.
 R2_BOTOCORE = {"request_checksum_calculation": "when_required", "response_checksum_validation": "when_required"}
 NO_CREDENTIALS = (
@@ -32,7 +35,7 @@ _BOTOCORE_SOURCES = {
 }
 
 
-class S3ConfigError(RuntimeError):
+class S3ConfigError(XgovError, RuntimeError):
     """The remote is not configured or credentials are missing; the message says what to set."""
 
 

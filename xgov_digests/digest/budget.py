@@ -28,7 +28,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from xgov_digests.digest.build import GITINGEST_LIMITS, Digest, make_digest
+from xgov_digests.core.params import DigestSettings
+from xgov_digests.digest.build import Digest, make_digest
+from xgov_digests.digest.errors import DigestBug, DigestStopped, DigestTimeout
 from xgov_digests.digest.format import Header
 from xgov_digests.digest.walk import Limits
 
@@ -36,18 +38,6 @@ _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.2  # how often a waiting digest checks whether the pool is closing
 _SHORT_TMPDIR = 60  # TMPDIR + "/pymp-xxxxxxxx/listener-xxxxxxxx" must stay under 108 bytes
 _PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size: what an unprivileged process may ask for
-
-
-class DigestTimeout(RuntimeError):
-    """The digest ran past ``ingest.digest_timeout``; its process was killed."""
-
-
-class DigestStopped(RuntimeError):
-    """The digest's process died, or the pool closed (the shard is stopping), before it answered."""
-
-
-class DigestBug(RuntimeError):
-    """The digest code raised; the message carries the child's traceback."""
 
 
 def _die_with_parent() -> None:
@@ -161,12 +151,12 @@ class DigestPool:
             self._all.discard(worker)
 
     def digest(
-        self, checkout: Path, header: Header, *, max_file_size: int, max_summary_bytes: int,
-        limits: Limits = GITINGEST_LIMITS, absent: frozenset[str] = frozenset(),
+        self, checkout: Path, header: Header, settings: DigestSettings, absent: frozenset[str] = frozenset(),
     ) -> Digest:  # fmt: skip
-        """:func:`make_digest` in a child process; :class:`DigestTimeout` after ``timeout`` seconds."""
-        kwargs = {"max_file_size": max_file_size, "max_summary_bytes": max_summary_bytes, "limits": limits,
-                  "absent": absent}  # fmt: skip
+        """:func:`make_digest` with ``settings`` in a child process; :class:`DigestTimeout` after ``timeout``
+        seconds."""
+        kwargs = {"max_file_size": settings.max_file_size, "max_summary_bytes": settings.max_summary_bytes,
+                  "limits": Limits(settings.max_files, settings.max_total_bytes), "absent": absent}  # fmt: skip
         with self._slots:
             worker = self._take()
             deadline = time.monotonic() + self.timeout

@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xgov_digests.core.errors import XgovError
+
 if TYPE_CHECKING:
     import tiktoken
 
@@ -31,7 +33,7 @@ _lock = threading.Lock()
 _encoders: dict[str, tiktoken.Encoding] = {}
 
 
-class TokenError(RuntimeError):
+class TokenError(XgovError, RuntimeError):
     """The vocabulary cannot be loaded: the message names the file and what to do."""
 
 
@@ -106,6 +108,6 @@ def encoder(name: str) -> tiktoken.Encoding:
         return _encoders[name]
 
 
-def count_tokens(data: bytes, name: str = "o200k_base") -> int:
+def count_tokens(data: bytes, name: str) -> int:
     """The number of ``name`` tokens of a digest's bytes, as ordinary text."""
     return len(encoder(name).encode_ordinary(data.decode("utf-8", errors="replace")))

@@ -22,6 +22,8 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 
+from xgov_digests.digest.errors import EnvironmentMismatch
+
 # Bump when anything we write changes shape: it is part of the digest cache's fingerprint.
 # 2: the truncation notice no longer carries the full length (digests stop reading at the cap).
 # 3: the cut is counted after removing the checkout path; ignore files are read only inside the checkout.
@@ -38,10 +40,6 @@ DIGEST_VERSIONS = {
 }
 GITINGEST_VERSION = DIGEST_VERSIONS["gitingest"]
 HERE = "xgov_digests/digest/version.py"
-
-
-class EnvironmentMismatch(RuntimeError):
-    """The installed versions are not the ones the shard's DVC key records: digests made here would lie."""
 
 
 def installed_versions() -> dict[str, str | None]:

@@ -32,13 +32,15 @@ import requests
 import urllib3
 
 from xgov_digests.core.backoff import delay
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.logs import redact
+from xgov_digests.core.params import FeedParams
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {429} | set(range(500, 600))
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 10
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the real feed is ~20 MB decoded
+DEFAULT_MAX_BYTES = FeedParams.max_bytes  # the real feed is ~20 MB decoded
 CHUNK = 64 * 1024
 STEP = 4 * 1024 * 1024  # decoded bytes per inflate call
 ADVICE = "raise feed.max_bytes in params.yaml if the feed really is that large"
@@ -47,7 +49,7 @@ VALIDATORS = ("ETag", "Content-MD5", "Digest", "Last-Modified")
 MAX_RETRY_AFTER_S = 60.0  # a Retry-After beyond this is cut to it (a feed attempt is bounded too: feed.timeout)
 
 
-class FeedError(RuntimeError):
+class FeedError(XgovError, RuntimeError):
     """The feed could not be fetched or holds no usable repository."""
 
 
@@ -265,8 +267,8 @@ def _read_path(source: str, timeout: float, max_bytes: int) -> bytes:
 def download(
     source: str,
     *,
-    timeout: float = 60.0,
-    retries: int = 4,
+    timeout: float = FeedParams.timeout,
+    retries: int = FeedParams.retries,
     backoff: float = 1.0,
     max_bytes: int = DEFAULT_MAX_BYTES,
     require_validator: bool = False,

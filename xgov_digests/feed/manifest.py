@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import MANIFEST_DIR, write_atomic
 from xgov_digests.core.repo import Repo
 
 
-class ManifestError(ValueError):
+class ManifestError(XgovError, ValueError):
     """A manifest is missing or does not match the shard asked for."""
 
 

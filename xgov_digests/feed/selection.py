@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from xgov_digests.core.errors import XgovError
+from xgov_digests.core.params import ShardParams
 from xgov_digests.core.repo import Repo
 
 
-class SelectionError(ValueError):
+class SelectionError(XgovError, ValueError):
     """Batch size, offset or offsets list are inconsistent."""
 
 
@@ -41,7 +43,7 @@ def hash_bucket(key: str, batch_size: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % batch_size
 
 
-def select(repos: Sequence[Repo], batch_size: int, offset: int, assign: str = "hash") -> list[Repo]:
+def select(repos: Sequence[Repo], batch_size: int, offset: int, assign: str = ShardParams.assign) -> list[Repo]:
     """The repos of shard ``offset``: ``hash(url) % batch_size == offset`` (a repo keeps its shard whatever else the
     feed gains or loses), or, with ``assign='index'``, ``index % batch_size == offset`` over the sorted snapshot."""
     check_offset(batch_size, offset)

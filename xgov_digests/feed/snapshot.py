@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from xgov_digests.core.logs import redact
-from xgov_digests.core.params import Params
+from xgov_digests.core.params import FeedParams, Params
 from xgov_digests.core.repo import Repo
 from xgov_digests.feed.download import FeedError, download
 from xgov_digests.feed.entries import (
@@ -122,7 +122,7 @@ def one_spelling_per_owner(kept: list[Checked]) -> list[Checked]:
 
 
 def parse_feed(
-    body: bytes, *, limit: int = 0, source: str = "feed", allowed_hosts: tuple[str, ...] | None = None,
+    body: bytes, *, limit: int = FeedParams.limit, source: str = "feed", allowed_hosts: tuple[str, ...] | None = None,
     allow_file_urls: bool = True,
 ) -> Snapshot:  # fmt: skip
     """Validate and normalise the feed body. Raises :class:`FeedError` when nothing usable is left.

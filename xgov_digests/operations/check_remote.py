@@ -39,7 +39,7 @@ CACHE = Path(".dvc/cache/files/md5")
 FILES = "files/md5"
 
 
-class AuditError(RuntimeError):
+class AuditError(XgovError, RuntimeError):
     """The audit could not be done (no dvc.lock, a .dir object nowhere): the message says what to do."""
 
 

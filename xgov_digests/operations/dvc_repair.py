@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xgov_digests.core.errors import XgovError
+
 log = logging.getLogger("xgov_digests.operations.dvc_repair")
 
 LOCK_FILE = "dvc.lock"
@@ -41,7 +43,7 @@ TMP_AGE = 60.0  # a 0-byte cache *.tmp file older than this is a dead writer's
 STAGE_HEADER = re.compile(r"^  (\S[^\n]*):\n", re.M)  # a stage's line under 'stages:' as DVC dumps it
 
 
-class RepairError(RuntimeError):
+class RepairError(XgovError, RuntimeError):
     """The state files could not be checked (the repo lock stayed taken): the message says what to do."""
 
 

@@ -3,24 +3,39 @@ shards the remote's run-cache holds (and which had to be digested on the coordin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
-# Set by collect's probe: a shard command that DVC runs (no run-cache entry) exits at once instead of digesting
-# (stages/shard.py reads it by this name; importing this module there would make it a dependency of every shard).
-PROBE_ENV = "XGOV_SHARD_PROBE"
+from xgov_digests.core.errors import XgovError
+
 DVC = [sys.executable, "-m", "dvc"]
+# collect's probe runs `dvc repro --pull` to restore the shards the remote's run-cache holds; a shard it lacks, DVC
+# runs, and its command (dvc.yaml's `PYTHONHASHSEED=0 python -m stages.shard ... --offset K`) must digest nothing.
+# The probe puts this program first on PATH as `python`: it says so and fails, so DVC records nothing for that shard.
+# The stage's own code knows nothing of the probe, and its command (part of the run-cache key) is the same.
+PROBE_PROGRAM = """#!/bin/sh
+offset=?
+while [ $# -gt 0 ]; do
+  if [ "$1" = --offset ]; then offset=$2; fi
+  shift
+done
+echo "shard@$offset: not in the remote's run-cache; not digested here (collect probe)" >&2
+exit 3
+"""
 
 
-class ScaleoutError(RuntimeError):
+class ScaleoutError(XgovError, RuntimeError):
     """A check failed; the message says what to do."""
 
 
@@ -105,6 +120,20 @@ def lock_entries(targets: list[str], root: Path = Path(".")) -> dict[str, object
     return {t: stages.get(t) for t in targets}
 
 
+@contextlib.contextmanager
+def probe_env() -> Iterator[dict[str, str]]:
+    """The environment of collect's probe: :data:`PROBE_PROGRAM` first on PATH as ``python`` (and ``python3``)."""
+    folder = tempfile.mkdtemp(prefix="xgov-probe-")
+    try:
+        for name in ("python", "python3"):
+            path = Path(folder) / name
+            path.write_text(PROBE_PROGRAM, encoding="utf-8")
+            path.chmod(0o755)
+        yield {**os.environ, "PATH": os.pathsep.join([folder, os.environ.get("PATH", "")])}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def probe(offsets: list[int]) -> Collected:
     """Restore every shard that the remote's run-cache holds (``dvc repro --pull``); a shard it lacks is not
     digested (its command exits at once): it is reported missing. What each shard is comes from DVC's own data, never
@@ -115,14 +144,15 @@ def probe(offsets: list[int]) -> Collected:
     complete one (:func:`restore_complete`)."""
     targets = [f"shard@{k}" for k in offsets]
     before = lock_entries(targets)
-    _stream([*DVC, "repro", "--pull", "--keep-going", "--single-item", *targets],
-            {**os.environ, PROBE_ENV: "1"})  # fmt: skip
+    with probe_env() as env:
+        _stream([*DVC, "repro", "--pull", "--keep-going", "--single-item", *targets], env)
     stale = stale_stages(targets)
     if stale:
         from xgov_digests.operations.runcache import restore_complete
 
         if restore_complete(sorted(stale)):
-            _stream([*DVC, "repro", "--keep-going", "--single-item", *sorted(stale)], {**os.environ, PROBE_ENV: "1"})
+            with probe_env() as env:
+                _stream([*DVC, "repro", "--keep-going", "--single-item", *sorted(stale)], env)
             stale = stale_stages(targets)
     after = lock_entries(targets)
     got = Collected()

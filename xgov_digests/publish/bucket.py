@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.s3 import error_code, reason
 from xgov_digests.publish.plan import CONTENT_TYPE, Listed, LocalDigest, PublishError, Target
 
@@ -27,11 +28,11 @@ LEASE_TTL = 900.0  # seconds a lease holds without renewal: a killed publisher b
 CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
 
-class RemoteError(RuntimeError):
+class RemoteError(XgovError, RuntimeError):
     """The bucket could not be read (network, endpoint) within the deadline: nothing was uploaded."""
 
 
-class LeaseError(RuntimeError):
+class LeaseError(XgovError, RuntimeError):
     """Another publish holds the lease (or took it over): nothing more is written."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import MERGED_STATS, SUMMARIES_DIR, digest_path, summaries_path
 from xgov_digests.core.params import Params, ParamsError, load_params
 from xgov_digests.core.s3 import S3ConfigError, bucket_url
@@ -27,7 +28,7 @@ CONTENT_TYPE = "text/plain; charset=utf-8"
 PUBLISHED = ("ok", "cached")  # statuses that come with a digest file
 
 
-class PublishError(RuntimeError):
+class PublishError(XgovError, RuntimeError):
     """A configuration or workspace problem: nothing was uploaded; the message says what to fix."""
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.params import Params
 from xgov_digests.core.s3 import error_code
 from xgov_digests.publish.bucket import CONFLICT, Bucket, Lease
@@ -25,7 +26,7 @@ class RunNotFinished(PublishError):
     """The workspace is not what a finished run leaves (a shard or aggregate is not up to date): nothing was written."""
 
 
-class PruneRefused(RuntimeError):
+class PruneRefused(XgovError, RuntimeError):
     """``--prune`` from a workspace that may not prune: nothing was written."""
 
     def __init__(self, reasons: list[str]) -> None:

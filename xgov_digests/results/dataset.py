@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import SNAPSHOT, digest_path, summaries_path, write_atomic
 from xgov_digests.core.repo import normalise_url
 
@@ -35,7 +36,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-class DatasetError(RuntimeError):
+class DatasetError(XgovError, RuntimeError):
     """A digest cannot become a row: the message names the file and what to do."""
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.logs import redact
 from xgov_digests.core.repo import normalise_url
 from xgov_digests.feed.manifest import manifest_path, read_manifest
 from xgov_digests.schemas.stats import read_stats, stats_path
 
 
-class AggregateError(RuntimeError):
+class AggregateError(XgovError, RuntimeError):
     """The shards' stats are missing or inconsistent with the manifests."""
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import DVC_SPECIAL_NAMES, SUMMARIES_DIR, digest_path, files_under, summaries_path
 
 DIGESTED = ("ok", "cached")
 
 
-class DigestMismatch(RuntimeError):
+class DigestMismatch(XgovError, RuntimeError):
     """The digest files on disk are not exactly the ok and cached rows' digests."""
 
 

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xgov_digests.core.errors import XgovError
+
 # vl-convert's Vega-Lite version for DVC's templates, which are vega-lite v5 specs
 VL_VERSION = "5.21"
 
 
-class PlotsError(Exception):
+class PlotsError(XgovError):
     """The plots cannot be rendered: the message says why and what to do."""
 
 

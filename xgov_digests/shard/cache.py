@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from xgov_digests.core.errors import XgovError
 from xgov_digests.core.files import resolve_location, write_atomic
-from xgov_digests.core.params import IngestParams
+from xgov_digests.core.params import IngestParams, StorageParams
 from xgov_digests.core.repo import Repo
 from xgov_digests.digest.version import DIGEST_VERSIONS, FORMAT_VERSION
 
@@ -62,11 +63,11 @@ class Entry:
     tokens: dict[str, int] = field(default_factory=dict)  # encoding -> the digest's token count (a hit skips counting)
 
 
-class CacheUnavailable(RuntimeError):
+class CacheUnavailable(XgovError, RuntimeError):
     """The cache's endpoint did not answer within the deadline, or the shard is stopping."""
 
 
-class CacheSecretError(RuntimeError):
+class CacheSecretError(XgovError, RuntimeError):
     """The shared cache has no usable secret: the message says how to set it."""
 
 
@@ -377,11 +378,11 @@ class DigestCache:
             self._failed("write", repo, exc)
 
 
-def open_cache(settings: IngestParams, timeout: float | None = None) -> DigestCache | None:
+def open_cache(settings: IngestParams, storage: StorageParams) -> DigestCache | None:
     """The cache at ``ingest.cache`` ('' disables it); ``s3://`` uses the DVC remote 'r2' endpoint and credentials,
-    every request bounded by ``timeout`` (``storage.timeout``), and needs ``XGOV_CACHE_KEY``: raises
+    every request bounded by ``storage.timeout``, and needs ``XGOV_CACHE_KEY``: raises
     :class:`xgov_digests.core.s3.S3ConfigError` saying how to set what is missing."""
-    from xgov_digests.core.s3 import ATTEMPTS, DEFAULT_TIMEOUT, S3ConfigError, open_remote
+    from xgov_digests.core.s3 import ATTEMPTS, S3ConfigError, open_remote
 
     url = resolve_location(settings.cache)  # relative: against the project root, not a temporary experiment's copy
     if not url:
@@ -392,17 +393,17 @@ def open_cache(settings: IngestParams, timeout: float | None = None) -> DigestCa
     except CacheSecretError as exc:
         raise S3ConfigError(str(exc)) from None
     if shared:
-        timeout = timeout or DEFAULT_TIMEOUT
+        timeout = storage.timeout
         client = open_remote("r2").client(timeout, pool=settings.workers)
         deadline = ATTEMPTS * 2 * timeout + 5  # connect + read per attempt, plus botocore's backoff
         return DigestCache(url, fingerprint(settings), _S3Store(url, client), deadline, secret)
     return DigestCache(url, fingerprint(settings), secret=secret)
 
 
-def drop(settings: IngestParams, repos: list[Repo] | None, timeout: float | None = None) -> int:
+def drop(settings: IngestParams, storage: StorageParams, repos: list[Repo] | None) -> int:
     """Delete the cache entries of ``repos`` (under the current settings' fingerprint), or, with ``repos`` None,
     every entry of the cache; returns how many were deleted. The next shard run clones those repos again."""
-    cache = open_cache(settings, timeout)
+    cache = open_cache(settings, storage)
     if cache is None:
         return 0
     if repos is None:
@@ -410,8 +411,7 @@ def drop(settings: IngestParams, repos: list[Repo] | None, timeout: float | None
     return sum(bool(cache.store.delete(cache.name(r))) for r in repos)
 
 
-def drop_named(settings: IngestParams, names: list[str], manifests: Path | None = None,
-               timeout: float | None = None) -> int:  # fmt: skip
+def drop_named(settings: IngestParams, storage: StorageParams, names: list[str], manifests: Path | None = None) -> int:
     """Delete the entries of the repos named ``owner/name`` (any case), found in the shards' manifests (the
     snapshot the next run digests). Raises ValueError naming any name the manifests do not hold."""
     from xgov_digests.core.files import MANIFEST_DIR
@@ -428,4 +428,4 @@ def drop_named(settings: IngestParams, names: list[str], manifests: Path | None 
             f"not in the snapshot's manifests: {', '.join(wanted[u] for u in unknown)} (run 'dvc repro fetch' or "
             "'dvc pull' first, or check the spelling)"
         )
-    return drop(settings, found, timeout)
+    return drop(settings, storage, found)

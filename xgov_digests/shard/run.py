@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import tempfile
 import threading
 import time
@@ -30,6 +29,7 @@ from xgov_digests.core.files import digest_path, write_atomic
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
+from xgov_digests.digest.errors import DigestStopped, DigestTimeout
 from xgov_digests.digest.tokens import count_tokens
 from xgov_digests.schemas.stats import Row
 from xgov_digests.shard.cache import DigestCache, Entry
@@ -63,7 +63,7 @@ class ShardRun:
         with self._pool_lock:
             if self._pool is None:
                 import xgov_digests.clone.strategy  # noqa: F401 - gitingest under it: before after_import
-                from xgov_digests.digest.budget import DigestPool, DigestStopped
+                from xgov_digests.digest.budget import DigestPool
 
                 if self.after_import:
                     self.after_import()
@@ -96,23 +96,17 @@ class ShardRun:
             pool = self._digest_pool()
             from xgov_digests.clone.strategy import clone_repo, digest_cut
             from xgov_digests.digest.format import Header
-            from xgov_digests.digest.walk import Limits
 
             tmp = Path(tempfile.mkdtemp(prefix="xgov-clone-"))
             try:
                 t = time.perf_counter()
-                checkout = clone_repo(repo.url, tmp / repo.name, clone_filter=s.clone_filter, timeout=s.clone_timeout,
-                                      retries=s.retries, max_file_size=s.max_file_size,
-                                      max_tree_entries=s.max_tree_entries, max_repo_bytes=s.max_repo_bytes,
-                                      max_summary_bytes=s.max_summary_bytes)  # fmt: skip
+                checkout = clone_repo(repo.url, tmp / repo.name, s.clone_settings())
                 row.clone_s = time.perf_counter() - t
                 row.commit = checkout.commit
                 t = time.perf_counter()
                 header = Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at)
-                limits = Limits(s.max_files, s.max_total_bytes)
                 digest, bringing = digest_cut(checkout, s.max_summary_bytes, lambda absent: pool.digest(
-                    checkout.path, header, max_file_size=s.max_file_size, max_summary_bytes=s.max_summary_bytes,
-                    limits=limits, absent=absent))  # fmt: skip
+                    checkout.path, header, s.digest_settings(), absent))  # fmt: skip
                 row.clone_s += bringing
                 t += bringing
                 write_atomic(out, digest.data)
@@ -139,21 +133,17 @@ class ShardRun:
             row.status, row.error, row.failure_kind = "failed", redact(str(exc)), exc.kind
         except DiskFull:
             raise
+        except DigestTimeout as exc:  # a hostile repo (a pattern that backtracks for ever) that will time out again
+            row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
+        except DigestStopped as exc:  # the digest's process died (out of memory?) or the shard is stopping
+            row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
         except Exception as exc:
-            # The digest pool's errors: its module is imported on the first miss, and nothing raises them before.
-            # DigestTimeout: a hostile repo (a pattern that backtracks for ever) that will time out again.
-            # DigestStopped: the digest's process died (out of memory?) or the shard is stopping.
-            budget = sys.modules.get("xgov_digests.digest.budget")
-            if budget and isinstance(exc, budget.DigestTimeout):
-                row.status, row.error, row.failure_kind = "failed", str(exc), "permanent"
-            elif budget and isinstance(exc, budget.DigestStopped):
-                row.status, row.error, row.failure_kind = "failed", str(exc), "transient"
-            elif enospc(exc):  # disk full: named by stages/shard.py, not a bug
+            if enospc(exc):  # disk full: named by stages/shard.py, not a bug
                 raise DiskFull(failed_path(exc, self.out_dir)) from None
-            else:  # a bug: logged with its traceback; the shard fails (see stages/shard.py)
-                log.exception("internal error", extra={"url": row.url})
-                first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
-                row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
+            # a bug (DigestBug too): logged with its traceback; the shard fails (see stages/shard.py)
+            log.exception("internal error", extra={"url": row.url})
+            first = f"{type(exc).__name__}: {exc}".splitlines()[0]  # a digest's bug carries the child's traceback
+            row.status, row.error, row.failure_kind = "failed", redact(first), "internal"
         finally:
             row.total_s = time.perf_counter() - start
         if row.status == "failed":

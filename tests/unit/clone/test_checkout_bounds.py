@@ -20,6 +20,7 @@ from tests.fixtures.sample import git, make_repo
 from tests.fixtures.served import HEADER, Served, assert_identical, publish
 from xgov_digests.clone.git import CloneError
 from xgov_digests.clone.strategy import clone_repo
+from xgov_digests.core.params import CloneSettings
 from xgov_digests.digest.build import make_digest
 
 MAX = 1000
@@ -41,8 +42,8 @@ def test_tree_bomb_fails_in_seconds_and_writes_nothing(tmp_path: Path, mode: str
     with GitServer(tmp_path / "srv", lifetime=120) as server:
         start = time.monotonic()
         with pytest.raises(CloneError, match="ingest.max_tree_entries") as failed:
-            clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb", clone_filter=mode, timeout=60,
-                       max_tree_entries=5000)  # fmt: skip
+            clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb",
+                       CloneSettings(clone_filter=mode, clone_timeout=60, max_tree_entries=5000))  # fmt: skip
         took = time.monotonic() - start
     assert failed.value.kind == "permanent" and paths > 100_000
     assert took < 15, f"{took:.1f}s"
@@ -55,8 +56,8 @@ def test_oversized_blob_named_many_times_is_never_written(tmp_path: Path, mode: 
     size, names = 16 << 20, 16  # 256 MiB of files if checked out
     blob_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), size, names, attributes)
     with GitServer(tmp_path / "srv", lifetime=120) as server:
-        checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb", clone_filter=mode, timeout=60,
-                              max_file_size=MAX)  # fmt: skip
+        checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb",
+                              CloneSettings(clone_filter=mode, clone_timeout=60, max_file_size=MAX))  # fmt: skip
     written = _du(checkout.path)
     assert written < 2 << 20, written  # the pack of zeros, and the small files
     assert not any((checkout.path / "x").glob("bomb*")) and (checkout.path / "x" / "a.py").exists()
@@ -85,12 +86,12 @@ def test_oversized_blob_asked_for_by_name_is_not_downloaded(tmp_path: Path) -> N
     # 1.9 MiB sent on an idle machine, 4.6 MiB during a whole test run); at 2 MiB/s the bound leaves each ~200 ms.
     with GitServer(tmp_path / "srv", lifetime=120, bandwidth=2 << 20) as server:  # 16 MiB would take 8 s
         start = time.monotonic()
-        checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb", clone_filter="auto", timeout=60,
-                              max_file_size=MAX)  # fmt: skip
+        checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb",
+                              CloneSettings(clone_filter="auto", clone_timeout=60, max_file_size=MAX))  # fmt: skip
         took, sent = time.monotonic() - start, server.bytes_sent
     with GitServer(tmp_path / "srv", lifetime=120) as server:  # the whole repo, for the digest to compare with
-        full = clone_repo(f"{server.url}org/bomb", tmp_path / "off" / "bomb", clone_filter="off", timeout=60,
-                          max_file_size=MAX)  # fmt: skip
+        full = clone_repo(f"{server.url}org/bomb", tmp_path / "off" / "bomb",
+                          CloneSettings(clone_filter="off", clone_timeout=60, max_file_size=MAX))  # fmt: skip
     digests = [make_digest(c.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6).data for c in (checkout, full)]
     assert digests[0] == digests[1]
     on_disk = sorted(p.name for p in checkout.path.iterdir() if p.name != ".git")
@@ -133,7 +134,8 @@ def test_repo_over_max_repo_bytes_fails_and_stays_bounded(tmp_path: Path, mode: 
         sampler.start()
         try:
             with pytest.raises(CloneError, match="ingest.max_repo_bytes") as failed:
-                clone_repo(f"{server.url}org/bomb", dest, clone_filter=mode, timeout=60, max_repo_bytes=limit)
+                clone_repo(f"{server.url}org/bomb", dest,
+                           CloneSettings(clone_filter=mode, clone_timeout=60, max_repo_bytes=limit))
         finally:
             done.set()
             sampler.join()
@@ -149,8 +151,9 @@ def test_repo_under_max_repo_bytes_is_checked_out_whole(tmp_path: Path) -> None:
     _files_bomb(bare_repo(tmp_path / "srv" / "org" / "repo"), 16, 100_000, False)
     with GitServer(tmp_path / "srv", lifetime=120) as server:
         for mode in ("off", "auto"):
-            checkout = clone_repo(f"{server.url}org/repo", tmp_path / mode / "repo", clone_filter=mode, timeout=60,
-                                  max_repo_bytes=8 << 20)  # fmt: skip
+            checkout = clone_repo(f"{server.url}org/repo", tmp_path / mode / "repo",
+                                  CloneSettings(clone_filter=mode, clone_timeout=60,
+                                  max_repo_bytes=8 << 20))  # fmt: skip
             assert len(list((checkout.path / "src").iterdir())) == 16, mode
 
 
@@ -183,8 +186,8 @@ def test_broken_pack_is_permanent_in_every_git_step(tmp_path: Path, mode: str, f
     with CorruptsPacks(tmp_path / "srv", lifetime=120) as server:
         server.first = first
         with pytest.raises(CloneError) as failed:
-            clone_repo(f"{server.url}org/repo", tmp_path / "c" / "repo", clone_filter=mode, timeout=60, retries=1,
-                       backoff=0.1)  # fmt: skip
+            clone_repo(f"{server.url}org/repo", tmp_path / "c" / "repo",
+                       CloneSettings(clone_filter=mode, clone_timeout=60, retries=1, backoff=0.1))  # fmt: skip
     assert failed.value.kind == "permanent", str(failed.value)
 
 
@@ -194,7 +197,8 @@ def test_ident_blob_over_max_file_size_is_digested_in_both_modes(served: Served,
     make_repo(tmp_path / "src", files)
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=MAX)
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", timeout=60, max_file_size=MAX)
+    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo",
+                          CloneSettings(clone_timeout=60, max_file_size=MAX))
     assert (checkout.path / "kept.c").read_text().startswith("$Id: ") and (checkout.path / "kept.c").stat().st_size < 60
 
 
@@ -243,5 +247,5 @@ def test_tree_listing_reads_non_utf8_names_with_nul_separators(served: Served, t
     make_repo(tmp_path / "src", {name: f"{i}\n" for i, name in enumerate(names)})
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=MAX)
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", timeout=60)
+    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", CloneSettings(clone_timeout=60))
     assert sorted(p.name for p in checkout.path.iterdir() if p.name != ".git") == sorted(names)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures.sample import commit, git, make_repo, write_files
 from xgov_digests.clone.git import CloneError, EmptyRepo, UrlRejected, check_url, clone, failure_kind
+from xgov_digests.core.params import CloneSettings
 
 ALLOWED = ("github.com",)
 
@@ -31,13 +32,13 @@ ALLOWED = ("github.com",)
 )
 def test_url_policy_rejects(url: str, reason: str) -> None:
     with pytest.raises(UrlRejected, match=reason) as err:
-        check_url(url, ALLOWED)
+        check_url(url, ALLOWED, allow_file_urls=False)
     assert "tok3n" not in str(err.value)
 
 
 def test_url_policy_accepts() -> None:
-    check_url("https://github.com/alphagov/govuk", ALLOWED)
-    check_url("https://GitHub.com/alphagov/govuk.git", ALLOWED)
+    check_url("https://github.com/alphagov/govuk", ALLOWED, allow_file_urls=False)
+    check_url("https://GitHub.com/alphagov/govuk.git", ALLOWED, allow_file_urls=False)
     check_url("file:///tmp/repo", ALLOWED, allow_file_urls=True)
 
 
@@ -46,7 +47,7 @@ def test_shallow_clone_of_latest_commit(tmp_path: Path) -> None:
     make_repo(repo, {"a.txt": "1", "b.txt": "2"}, commits=2)
     write_files(repo, {"a.txt": "3"})
     head = commit(repo, "third")
-    checkout = clone(repo.as_uri(), tmp_path / "dst")
+    checkout = clone(repo.as_uri(), tmp_path / "dst", CloneSettings())
     assert checkout.commit == head
     assert git(checkout.path, "rev-list", "--count", "HEAD") == "1"
     assert (checkout.path / "a.txt").read_text() == "3"
@@ -55,13 +56,13 @@ def test_shallow_clone_of_latest_commit(tmp_path: Path) -> None:
 def test_empty_repo(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q", "empty")
     with pytest.raises(EmptyRepo):
-        clone((tmp_path / "empty").as_uri(), tmp_path / "dst")
+        clone((tmp_path / "empty").as_uri(), tmp_path / "dst", CloneSettings())
 
 
 def test_missing_repo_fails_at_once(tmp_path: Path) -> None:
     start = time.monotonic()
     with pytest.raises(CloneError, match="git clone failed"):
-        clone((tmp_path / "nope").as_uri(), tmp_path / "dst", retries=3, backoff=5)
+        clone((tmp_path / "nope").as_uri(), tmp_path / "dst", CloneSettings(retries=3, backoff=5))
     assert time.monotonic() - start < 4  # not retried: no backoff sleeps
 
 

@@ -14,6 +14,7 @@ from tests.fixtures.sample import git, make_repo
 from tests.fixtures.served import HEADER, publish
 from xgov_digests.clone.git import CloneError
 from xgov_digests.clone.strategy import clone_repo
+from xgov_digests.core.params import CloneSettings
 from xgov_digests.digest.build import make_digest
 
 MAX = 1000
@@ -28,7 +29,7 @@ FILES: dict[str, str | bytes] = {
 
 
 def _digest(url: str, dest: Path, mode: str) -> bytes:
-    checkout = clone_repo(url, dest, clone_filter=mode, timeout=60, retries=0, max_file_size=MAX)
+    checkout = clone_repo(url, dest, CloneSettings(clone_filter=mode, clone_timeout=60, retries=0, max_file_size=MAX))
     return make_digest(checkout.path, HEADER, max_file_size=MAX, max_summary_bytes=10**7).data
 
 
@@ -164,12 +165,13 @@ def test_user_url_rewriting_and_credential_helper_apply(
         rewrite = f'[url "{server.url}"]\n insteadOf = https://github.com/\n'
         (home / ".gitconfig").write_text(rewrite)
         with pytest.raises(CloneError) as refused:
-            clone_repo("https://github.com/org/repo", tmp_path / "no" / "repo", clone_filter=mode, timeout=30,
-                       retries=0)
+            clone_repo("https://github.com/org/repo", tmp_path / "no" / "repo",
+                       CloneSettings(clone_filter=mode, clone_timeout=30, retries=0))
         assert refused.value.kind == "permanent"
         helper = "!f() { echo username=u; echo password=s3cret; }; f"
         (home / ".gitconfig").write_text(rewrite + f"[credential]\n helper = \"{helper}\"\n")
-        checkout = clone_repo("https://github.com/org/repo", tmp_path / "yes" / "repo", clone_filter=mode, timeout=30)
+        checkout = clone_repo("https://github.com/org/repo", tmp_path / "yes" / "repo",
+                              CloneSettings(clone_filter=mode, clone_timeout=30))
         assert (checkout.path / "a.py").read_text() == "a = 1\n"
     config = subprocess.run(["git", "-C", str(checkout.path), "config", "--list", "--local"], capture_output=True,
                             text=True, env={"PATH": os.environ["PATH"], "HOME": str(home)}).stdout  # fmt: skip

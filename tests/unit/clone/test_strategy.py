@@ -18,7 +18,7 @@ from tests.fixtures.sample import commit, git, make_repo
 from tests.fixtures.served import HEADER, Served, assert_identical, digest_of, publish
 from xgov_digests.clone.git import CloneError
 from xgov_digests.clone.strategy import TreeEntry, clone_repo, sparse_patterns, unquote
-from xgov_digests.core.params import IngestParams, ParamsError, parse_params
+from xgov_digests.core.params import CloneSettings, IngestParams, ParamsError, parse_params
 from xgov_digests.digest.build import make_digest
 from xgov_digests.feed.snapshot import Repo
 from xgov_digests.shard.cache import fingerprint
@@ -85,7 +85,7 @@ def test_awkward_names_become_exact_sparse_patterns(served: Served, tmp_path: Pa
     commit(src, "a name that is not UTF-8")
     publish(src, served.root)
     assert_identical(served, "org/repo", tmp_path / "c")
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", timeout=60)
+    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", CloneSettings(clone_timeout=60))
     on_disk = {os.fsencode(p.relative_to(checkout.path)) for p in checkout.path.rglob("*") if p.is_file()}
     assert b"latin1-caf\xe9.txt" in on_disk and b"trailing space " in on_disk and b"tab\there.txt" in on_disk
     assert not any(b"node_modules" in p for p in on_disk if not p.startswith(b".git/"))
@@ -98,7 +98,8 @@ def test_file_over_max_file_size_in_an_included_folder(served: Served, tmp_path:
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=1000)
     before = served.filtering.bytes_sent
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", timeout=60, max_file_size=1000)
+    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo",
+                          CloneSettings(clone_timeout=60, max_file_size=1000))
     assert served.filtering.bytes_sent - before < 2500  # the 3 kB random blob is not downloaded
     digest = make_digest(checkout.path, HEADER, max_file_size=1000, max_summary_bytes=10**6).data
     assert b"src/app.py" in digest and b"huge.txt" not in digest and not (checkout.path / "src/huge.txt").exists()
@@ -112,7 +113,7 @@ def test_gitattributes_conversions_apply_as_in_a_full_checkout(served: Served, t
     make_repo(tmp_path / "src", files)
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=1000)
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", timeout=60)
+    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", CloneSettings(clone_timeout=60))
     assert (checkout.path / "b.md").read_bytes() == b"one\r\ntwo\r\n"
     assert (checkout.path / "big.txt").stat().st_size == 1140 and not (checkout.path / "vendor").exists()
 
@@ -124,9 +125,9 @@ def test_partial_clone_fetches_in_batches_and_never_lazily_later(served: Served,
     publish(tmp_path / "src", served.root)
     server = served.filtering
     before = server.requests
-    clone_repo(f"{server.url}org/repo", tmp_path / "off" / "repo", clone_filter="off", timeout=60)
+    clone_repo(f"{server.url}org/repo", tmp_path / "off" / "repo", CloneSettings(clone_filter="off", clone_timeout=60))
     off_requests, before = server.requests - before, server.requests
-    checkout = clone_repo(f"{server.url}org/repo", tmp_path / "auto" / "repo", timeout=60)
+    checkout = clone_repo(f"{server.url}org/repo", tmp_path / "auto" / "repo", CloneSettings(clone_timeout=60))
     auto_requests = server.requests - before
     # the blob-less clone, then one batch for the ignore files and the default-kept paths: 50 files, 2 requests
     assert auto_requests <= off_requests + 2, (off_requests, auto_requests)
@@ -156,7 +157,8 @@ def test_blob_batch_cut_off_is_retried(tmp_path: Path) -> None:
     make_repo(tmp_path / "src", {f"f{i}.txt": random.Random(i).randbytes(3000).hex() for i in range(20)})
     publish(tmp_path / "src", tmp_path / "srv")
     with CutsFirstBlobBatch(tmp_path / "srv", lifetime=120) as server:
-        checkout = clone_repo(f"{server.url}org/repo", tmp_path / "c" / "repo", timeout=60, retries=1, backoff=0.1)
+        checkout = clone_repo(f"{server.url}org/repo", tmp_path / "c" / "repo",
+                              CloneSettings(clone_timeout=60, retries=1, backoff=0.1))
         assert server.packs == 3 and len(list(checkout.path.glob("f*.txt"))) == 20
 
 
@@ -176,7 +178,8 @@ def test_git_server_counts_bytes_and_shares_its_link_cap(tmp_path: Path) -> None
 
 def test_missing_repo_still_fails_at_once(served: Served) -> None:
     with pytest.raises(CloneError, match="git clone failed"):
-        clone_repo(f"{served.filtering.url}org/nope", Path("/nonexistent-parent/never"), timeout=30, retries=0)
+        clone_repo(f"{served.filtering.url}org/nope", Path("/nonexistent-parent/never"),
+                   CloneSettings(clone_timeout=30, retries=0))
 
 
 def test_unquote_and_patterns() -> None:

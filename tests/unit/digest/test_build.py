@@ -11,6 +11,7 @@ import pytest
 
 from tests.fixtures.sample import make_repo
 from xgov_digests.clone.git import clone
+from xgov_digests.core.params import CloneSettings
 from xgov_digests.digest.build import make_digest
 from xgov_digests.digest.format import Header, truncate
 
@@ -62,8 +63,8 @@ def test_digest_matches_stock_gitingest(varied_repo: Path, monkeypatch: pytest.M
 
 
 def test_same_commit_gives_identical_bytes(varied_repo: Path, tmp_path: Path) -> None:
-    a = clone(varied_repo.as_uri(), tmp_path / "a" / "varied")
-    b = clone(varied_repo.as_uri(), tmp_path / "b" / "varied")
+    a = clone(varied_repo.as_uri(), tmp_path / "a" / "varied", CloneSettings())
+    b = clone(varied_repo.as_uri(), tmp_path / "b" / "varied", CloneSettings())
     da = make_digest(a.path, HEADER, max_file_size=1000, max_summary_bytes=10**6)
     db = make_digest(b.path, HEADER, max_file_size=1000, max_summary_bytes=10**6)
     assert a.commit == b.commit and da.data == db.data

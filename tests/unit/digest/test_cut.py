@@ -21,6 +21,7 @@ from tests.fixtures.sample import git, make_repo
 from tests.fixtures.served import HEADER, Served, publish
 from xgov_digests.clone import strategy
 from xgov_digests.clone.strategy import CutCheckout, clone_repo, digest_cut, digest_order
+from xgov_digests.core.params import CloneSettings
 from xgov_digests.digest.build import Digest, make_digest
 from xgov_digests.digest.format import render_header, truncate
 
@@ -69,8 +70,9 @@ DIGESTS: list[frozenset[str]] = []  # the absent set of every digest run by cut_
 def cut_clone(srv: Served, dest: Path, cap: int, name: str = "repo") -> tuple[Digest, CutCheckout | None, int]:
     """(digest, the checkout, bytes the server sent) of a clone that knows the cut."""
     before = srv.filtering.bytes_sent
-    checkout = clone_repo(f"{srv.filtering.url}org/{name}", dest / name, clone_filter="auto", timeout=60,
-                          retries=0, max_file_size=MAX, max_summary_bytes=cap)  # fmt: skip
+    checkout = clone_repo(f"{srv.filtering.url}org/{name}", dest / name,
+                          CloneSettings(clone_filter="auto", clone_timeout=60,
+                          retries=0, max_file_size=MAX, max_summary_bytes=cap))  # fmt: skip
 
     def digest(absent: frozenset[str]) -> Digest:
         DIGESTS.append(absent)
@@ -87,8 +89,8 @@ def full(served: Served, tmp_path: Path) -> Path:
     src = tmp_path / "src"
     make_repo(src, tree_files(), symlinks={"link-to-readme": "README.md", "pkg/link-up": ".."})
     publish(src, served.root)
-    return clone_repo(f"{served.filtering.url}org/repo", tmp_path / "off" / "repo", clone_filter="off",
-                      timeout=60, retries=0, max_file_size=MAX).path  # fmt: skip
+    return clone_repo(f"{served.filtering.url}org/repo", tmp_path / "off" / "repo", CloneSettings(clone_filter="off",
+                      clone_timeout=60, retries=0, max_file_size=MAX)).path  # fmt: skip
 
 
 def boundaries(folder: Path) -> list[int]:
@@ -149,8 +151,8 @@ def test_a_file_past_the_cut_is_never_downloaded(served: Served, full: Path, tmp
     missing = git(checkout.path, "rev-list", "--objects", "--missing=print", "HEAD")
     assert {f"?{oid}" for oid in late.values()} <= set(missing.splitlines()), "a file past the cut was downloaded"
     before = served.filtering.bytes_sent
-    clone_repo(f"{served.filtering.url}org/repo", tmp_path / "whole" / "repo", clone_filter="auto", timeout=60,
-               retries=0, max_file_size=MAX)  # fmt: skip
+    clone_repo(f"{served.filtering.url}org/repo", tmp_path / "whole" / "repo",
+               CloneSettings(clone_filter="auto", clone_timeout=60, retries=0, max_file_size=MAX))  # fmt: skip
     whole = served.filtering.bytes_sent - before
     print(f"bytes sent: {sent} with the cut, {whole} without")
     assert sent < whole / 2
@@ -188,8 +190,9 @@ def test_a_server_that_refuses_object_info_is_not_asked_again(tmp_path: Path) ->
     with Refuses(tmp_path / "srv", lifetime=120) as server:
         try:
             for name in ("repo", "again"):
-                checkout = clone_repo(f"{server.url}org/{name}", tmp_path / "c" / name, clone_filter="auto",
-                                      timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=30_000)  # fmt: skip
+                checkout = clone_repo(f"{server.url}org/{name}", tmp_path / "c" / name,
+                                      CloneSettings(clone_filter="auto", clone_timeout=60, retries=0,
+                                                    max_file_size=MAX, max_summary_bytes=30_000))  # fmt: skip
                 assert isinstance(checkout, CutCheckout) and checkout.absent
         finally:
             gitmod._NO_OBJECT_INFO.clear()
@@ -199,8 +202,8 @@ def test_a_server_that_refuses_object_info_is_not_asked_again(tmp_path: Path) ->
 def test_the_comparison_can_fail(served: Served, full: Path, tmp_path: Path) -> None:
     """A digest that read a file past the cut as it stands on disk (zeros) would differ."""
     cap = 400_000
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "c" / "repo", clone_filter="auto",
-                          timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=20_000)  # fmt: skip
+    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "c" / "repo", CloneSettings(clone_filter="auto",
+                          clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=20_000))  # fmt: skip
     assert isinstance(checkout, CutCheckout) and checkout.absent
     wrong = make_digest(checkout.path, HEADER, max_file_size=MAX, max_summary_bytes=cap).data  # absent ignored
     assert wrong != stock_cut(full, cap)
@@ -214,8 +217,9 @@ def test_walk_limits_keep_their_meaning(served: Served, full: Path, tmp_path: Pa
     from xgov_digests.digest.walk import Limits
 
     for limits in (Limits(files=9), Limits(total_bytes=150_000)):
-        checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / str(limits) / "repo", clone_filter="auto",
-                              timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=10_000)  # fmt: skip
+        checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / str(limits) / "repo",
+                              CloneSettings(clone_filter="auto",
+                              clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=10_000))  # fmt: skip
         got, _ = digest_cut(checkout, 10**6, lambda absent, c=checkout, lim=limits: make_digest(
             c.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6, limits=lim, absent=absent))  # fmt: skip
         want = make_digest(full, HEADER, max_file_size=MAX, max_summary_bytes=10**6, limits=limits)
@@ -235,8 +239,9 @@ def test_submodule_empty_and_attribute_trees(served: Served, tmp_path: Path) -> 
     git(src, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "vendored")
     git(src, "commit", "-q", "-m", "submodule")
     publish(src, served.root, name="mixed")
-    off = clone_repo(f"{served.filtering.url}org/mixed", tmp_path / "off" / "mixed", clone_filter="off", timeout=60,
-                     retries=0, max_file_size=MAX).path  # fmt: skip
+    off = clone_repo(f"{served.filtering.url}org/mixed", tmp_path / "off" / "mixed",
+                     CloneSettings(clone_filter="off", clone_timeout=60,
+                     retries=0, max_file_size=MAX)).path  # fmt: skip
     for cap in (5_000, 50_000, 110_000, 10**6):
         got, checkout, _ = cut_clone(served, tmp_path / f"cut-{cap}", cap, name="mixed")
         assert got.data == stock_cut(off, cap), cap
@@ -264,12 +269,14 @@ def assert_cut_identical(srv: Served, repo: str, tmp: Path, caps: list[int], max
     """For each cap: the cut clone's digest equals the digest of a full clone cut there (no margin: every estimate
     that falls short sends the digest back for more)."""
     owner, name = repo.split("/")
-    off = clone_repo(f"{srv.filtering.url}{repo}", tmp / "off" / name, clone_filter="off", timeout=60, retries=0,
-                     max_file_size=max_file_size).path  # fmt: skip
+    off = clone_repo(f"{srv.filtering.url}{repo}", tmp / "off" / name,
+                     CloneSettings(clone_filter="off", clone_timeout=60, retries=0,
+                     max_file_size=max_file_size)).path  # fmt: skip
     for cap in caps:
         dest = tmp / f"cut-{cap}" / name
-        checkout = clone_repo(f"{srv.filtering.url}{repo}", dest, clone_filter="auto", timeout=60, retries=0,
-                              max_file_size=max_file_size, max_summary_bytes=cap)  # fmt: skip
+        checkout = clone_repo(f"{srv.filtering.url}{repo}", dest,
+                              CloneSettings(clone_filter="auto", clone_timeout=60, retries=0,
+                              max_file_size=max_file_size, max_summary_bytes=cap))  # fmt: skip
         got, _ = digest_cut(checkout, cap, lambda absent, c=checkout, m=cap: make_digest(
             c.path, HEADER, max_file_size=max_file_size, max_summary_bytes=m, absent=absent))  # fmt: skip
         want = make_digest(off, HEADER, max_file_size=max_file_size, max_summary_bytes=cap)

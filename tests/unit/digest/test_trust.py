@@ -18,8 +18,10 @@ import pytest
 
 from tests.fixtures.sample import make_repo
 from xgov_digests.clone.cleanup import remove_tree
-from xgov_digests.digest.budget import DigestBug, DigestPool, DigestTimeout
+from xgov_digests.core.params import DigestSettings
+from xgov_digests.digest.budget import DigestPool
 from xgov_digests.digest.build import make_digest
+from xgov_digests.digest.errors import DigestBug, DigestTimeout
 from xgov_digests.digest.format import Header, assemble, render_header, truncate
 from xgov_digests.digest.ignore_files import MAX_IGNORE_BYTES
 from xgov_digests.digest.walk import Limits, Scan
@@ -202,12 +204,12 @@ def test_a_digest_that_never_ends_is_killed_at_its_budget(tmp_path: Path) -> Non
     with DigestPool(2, 2.0) as pool:
         start = time.monotonic()
         with pytest.raises(DigestTimeout, match="digest timed out after 2 s"):
-            pool.digest(hang, HEADER, max_file_size=10**6, max_summary_bytes=10**6)
+            pool.digest(hang, HEADER, DigestSettings(max_file_size=10**6, max_summary_bytes=10**6))
         assert time.monotonic() - start < 5
-        got = pool.digest(fine, HEADER, max_file_size=10**6, max_summary_bytes=10**6)  # a new worker takes over
+        got = pool.digest(fine, HEADER, DigestSettings(max_file_size=10**6, max_summary_bytes=10**6))  # a new worker
         assert got == make_digest(fine, HEADER, max_file_size=10**6, max_summary_bytes=10**6)
         with pytest.raises(DigestBug, match="FileNotFoundError") as bug:  # an exception in the digest code
-            pool.digest(tmp_path / "missing", HEADER, max_file_size=10**6, max_summary_bytes=10**6)
+            pool.digest(tmp_path / "missing", HEADER, DigestSettings(max_file_size=10**6, max_summary_bytes=10**6))
         assert "Traceback" in str(bug.value)
 
 
@@ -243,11 +245,11 @@ def test_the_budget_works_under_a_long_tmpdir(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     make_repo(repo, {"README.md": "r\n"})
     script = ("import sys; from pathlib import Path; from xgov_digests.digest.format import Header; "
-              "from xgov_digests.digest.budget import DigestPool\n"
+              "from xgov_digests.digest.budget import DigestPool; from xgov_digests.core.params import DigestSettings\n"
               "if __name__ == '__main__':\n"
               "    with DigestPool(1, 30) as pool:\n"
-              f"        d = pool.digest(Path({str(repo)!r}), Header('o', 'n', 'u', 'c', None), max_file_size=10**6, "
-              "max_summary_bytes=10**6)\n"
+              f"        d = pool.digest(Path({str(repo)!r}), Header('o', 'n', 'u', 'c', None), "
+              "DigestSettings(max_file_size=10**6, max_summary_bytes=10**6))\n"
               "    sys.stdout.write(str(d.files))\n")  # fmt: skip
     (tmp_path / "probe.py").write_text(script)
     done = subprocess.run([sys.executable, str(tmp_path / "probe.py")], env={**os.environ, "TMPDIR": str(long_tmp)},

@@ -19,7 +19,7 @@ from tests.conftest import write_feed
 from tests.fixtures.dvc_s3 import dvc_project, run_env
 from tests.fixtures.locals3 import LocalS3
 from tests.fixtures.sample import build_corpus
-from xgov_digests.core.params import IngestParams
+from xgov_digests.core.params import IngestParams, StorageParams
 from xgov_digests.core.repo import Repo
 from xgov_digests.core.s3 import S3ConfigError
 from xgov_digests.shard.cache import (
@@ -157,11 +157,12 @@ def test_the_shared_cache_refuses_to_start_without_its_secret(tmp_path: Path, s3
         monkeypatch.setenv(k, v)
     monkeypatch.delenv(SECRET_ENV)
     with pytest.raises(S3ConfigError, match=f"set {SECRET_ENV} \\(at least 32 characters"):
-        open_cache(IngestParams(cache="s3://bkt/cache"))
-    assert open_cache(IngestParams(cache=str(tmp_path / "local"))).secret is None  # a local cache needs none
+        open_cache(IngestParams(cache="s3://bkt/cache"), StorageParams())
+    local = open_cache(IngestParams(cache=str(tmp_path / "local")), StorageParams())
+    assert local is not None and local.secret is None  # a local cache needs none
     monkeypatch.setenv(SECRET_ENV, "short")
     with pytest.raises(S3ConfigError, match="5 characters, fewer than 32"):
-        open_cache(IngestParams(cache="s3://bkt/cache"))
+        open_cache(IngestParams(cache="s3://bkt/cache"), StorageParams())
     with pytest.raises(CacheSecretError) as info:
         cache_secret(True, {SECRET_ENV: "short"})
     assert "short" not in str(info.value)
@@ -183,14 +184,14 @@ def test_drop_one_repos_entry_or_the_whole_cache(proxied, tmp_path: Path, monkey
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     (manifests / "shard-0.json").write_text(json.dumps({"repos": [A.manifest_entry(), B.manifest_entry()]}))
-    c = open_cache(settings)
+    c = open_cache(settings, StorageParams())
     c.put(A, REAL)
     c.put(B, REAL)
-    assert drop_named(settings, ["AlphaGov/Router"], manifests) == 1
+    assert drop_named(settings, StorageParams(), ["AlphaGov/Router"], manifests) == 1
     assert c.get(A) is None and c.get(B) == REAL
     with pytest.raises(ValueError, match="alphagov/nope"):
-        drop_named(settings, ["alphagov/nope"], manifests)
-    assert drop(settings, None) == 1 and c.get(B) is None
+        drop_named(settings, StorageParams(), ["alphagov/nope"], manifests)
+    assert drop(settings, StorageParams(), None) == 1 and c.get(B) is None
 
 
 # --- through real shard runs -----------------------------------------------------------------------------------
