@@ -56,13 +56,13 @@ def run(work: Path, *, entries: int, log: Any) -> dict[str, Any]:
 
         store = S3Store(client, bucket, "dvc")
         t = time.perf_counter()
-        clean = audit(store, outs, repair=False, cache=cache)
+        clean = audit(store, outs, repair=False, dvc_cache=cache)
         audit_s = time.perf_counter() - t
 
         client.delete_object(Bucket=bucket, Key=f"dvc/files/md5/{kept[:2]}/{kept[2:]}")
         store = S3Store(client, bucket, "dvc")
         t = time.perf_counter()
-        repaired = audit(store, outs, repair=True, cache=cache)
+        repaired = audit(store, outs, repair=True, dvc_cache=cache)
         repair_s = time.perf_counter() - t
 
         rel = listing[1]["md5"]
@@ -71,7 +71,7 @@ def run(work: Path, *, entries: int, log: Any) -> dict[str, Any]:
         for name, share in (("verify_all", 1.0), ("verify_5pct", 0.05)):
             store = S3Store(client, bucket, "dvc")
             t = time.perf_counter()
-            found = audit(store, outs, repair=False, cache=cache, verify=share)
+            found = audit(store, outs, repair=False, dvc_cache=cache, verify=share)
             timed[name] = (time.perf_counter() - t, found)
     finally:
         s3.stop()

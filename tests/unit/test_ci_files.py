@@ -174,7 +174,7 @@ def test_workflow_digest_cache_step_sets_only_ingest_cache(scratch: Path) -> Non
     """The jobs' digest-cache line, run for real: ingest.cache on the bucket; the rest of params.yaml untouched."""
     before = (scratch / "params.yaml").read_text().splitlines()
     for job in ("fetch", "worker", "collect"):
-        script = workflow_script_lines(job, "Point DVC and the digest cache at R2", ".venv/bin/python")
+        script = workflow_script_lines(job, "Point DVC and the digest cache at R2", ".venv/bin/xgov-digests set-params")
         subprocess.run(["bash", "-eu", "-c", script], cwd=scratch, env={**os.environ, "R2_BUCKET": "nightly"},
                        check=True)  # fmt: skip
         after = (scratch / "params.yaml").read_text().splitlines()

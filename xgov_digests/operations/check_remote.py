@@ -35,7 +35,7 @@ from xgov_digests.core.s3 import S3ConfigError, check_access, default_remote, op
 
 log = logging.getLogger("xgov_digests.operations.check_remote")
 
-CACHE = Path(".dvc/cache/files/md5")
+DVC_CACHE = Path(".dvc/cache/files/md5")
 FILES = "files/md5"
 
 
@@ -159,7 +159,7 @@ def committed_outputs(lock: Path = Path("dvc.lock")) -> dict[str, str]:
     return outs
 
 
-def expected_objects(outs: dict[str, str], store: LocalStore | S3Store, cache: Path = CACHE) -> dict[str, str]:
+def expected_objects(outs: dict[str, str], store: LocalStore | S3Store, dvc_cache: Path = DVC_CACHE) -> dict[str, str]:
     """Every object the outputs need: each ``.dir`` object and every file it lists (read from the local cache,
     else from the remote)."""
     expected: dict[str, str] = {}
@@ -167,7 +167,7 @@ def expected_objects(outs: dict[str, str], store: LocalStore | S3Store, cache: P
         expected[md5] = path
         if not md5.endswith(".dir"):
             continue
-        local = cache / _rel(md5)
+        local = dvc_cache / _rel(md5)
         raw = local.read_bytes() if local.is_file() else store.read(md5)
         if raw is None:
             raise AuditError(
@@ -202,13 +202,13 @@ def verify_sample(present: list[str], share: float, rng: random.Random | None = 
 
 
 def audit(
-    store: LocalStore | S3Store, outs: dict[str, str], repair: bool, cache: Path = CACHE, verify: float = 0.0,
+    store: LocalStore | S3Store, outs: dict[str, str], repair: bool, dvc_cache: Path = DVC_CACHE, verify: float = 0.0,
     jobs: int = 16, rng: random.Random | None = None,
 ) -> Audit:  # fmt: skip
     """Compare the remote's listing with what the outputs need; with ``verify``, download that share of the present
     objects (1.0: all) and hash them; with ``repair``, upload the missing and corrupt objects that the local cache
     holds (a local copy that does not hash right is never uploaded)."""
-    expected = expected_objects(outs, store, cache)
+    expected = expected_objects(outs, store, dvc_cache)
     listed = store.list()
     result = Audit(expected, sorted(set(expected) - listed), listed=len(listed), pages=store.pages)
     sample = verify_sample([m for m in expected if m in listed], verify, rng)
@@ -223,7 +223,7 @@ def audit(
             log.warning("objects on the remote whose bytes do not match their hash", extra={
                 "objects": len(result.corrupt), "e.g.": describe(result.corrupt, expected, 3)})  # fmt: skip
     for md5 in result.missing + result.corrupt:
-        src = cache / _rel(md5)
+        src = dvc_cache / _rel(md5)
         if repair and src.is_file() and _file_md5(src) == _content_md5(md5):
             store.write(md5, src)
             result.repaired.append(md5)
@@ -235,10 +235,10 @@ def audit(
     return result
 
 
-def describe(md5s: Iterable[str], expected: dict[str, str], limit: int = 5) -> str:
+def describe(md5s: Iterable[str], expected: dict[str, str], at_most: int = 5) -> str:
     items = sorted(md5s)
-    shown = ", ".join(f"{expected[m]} ({FILES}/{_rel(m)})" for m in items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    shown = ", ".join(f"{expected[m]} ({FILES}/{_rel(m)})" for m in items[:at_most])
+    return shown + (f" and {len(items) - at_most} more" if len(items) > at_most else "")
 
 
 def check_remote_access(remote: str | None, timeout: float, write: bool = False) -> str:
