@@ -1,10 +1,12 @@
 """Every internal link in the tree resolves: Markdown links between pages and the README/docs paths that code,
 comments, error messages, the Makefile and the workflows point at, with GitHub's heading anchors."""
 
+import io
 import re
 import shlex
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -237,16 +239,33 @@ def test_the_command_checks_can_fail(tmp_path: Path) -> None:
 TEST_PATH = re.compile(r"(?<![\w./-])(tests/[\w/]+\.py)\b")
 
 
+def prose_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of what a reader reads as prose: a page's lines; a module's comments and docstrings (its
+    other strings are data, such as the paths a test plants)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".py":
+        return list(enumerate(text.splitlines(), 1))
+    lines, previous = [], tokenize.NEWLINE
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        docstring = tok.type == tokenize.STRING and previous in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+        if tok.type == tokenize.COMMENT or docstring:
+            lines += [(tok.start[0] + i, ln) for i, ln in enumerate(tok.string.splitlines())]
+        if tok.type not in (tokenize.NL, tokenize.COMMENT):
+            previous = tok.type
+    return lines
+
+
 def stale_test_paths(pages: list[Path]) -> list[str]:
     """The ``tests/....py`` paths a page names that do not exist (a test moved, the page not told)."""
     return [f"{shown(page)}:{number}: {path}: no such file"
             for page in pages
-            for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+            for number, line in prose_lines(page)
             for path in TEST_PATH.findall(line) if not (ROOT / path).is_file()]  # fmt: skip
 
 
 def test_every_test_file_the_pages_name_exists() -> None:
-    pages = [p for p in tracked_text_files() if p.suffix == ".md"]
+    """The pages, and the code's own docstrings and comments that point at the test holding them to something."""
+    pages = [p for p in tracked_text_files() if p.suffix in (".md", ".py")]
     assert any("tests/unit/" in p.read_text(encoding="utf-8") for p in pages)  # the scan reads the pages that name them
     assert stale_test_paths(pages) == []
 
@@ -254,4 +273,10 @@ def test_every_test_file_the_pages_name_exists() -> None:
 def test_the_test_path_check_can_fail(tmp_path: Path) -> None:
     page = tmp_path / "p.md"
     page.write_text("`tests/unit/test_docs.py` and `tests/test_gone.py`\n")
-    assert stale_test_paths([page]) == [f"{page}:1: tests/test_gone.py: no such file"]
+    module = tmp_path / "m.py"
+    module.write_text('"""Held by tests/test_gone.py."""\nPLANTED = "tests/test_data.py"  # and tests/test_old.py\n')
+    assert stale_test_paths([page, module]) == [
+        f"{page}:1: tests/test_gone.py: no such file",
+        f"{module}:1: tests/test_gone.py: no such file",
+        f"{module}:2: tests/test_old.py: no such file",
+    ]

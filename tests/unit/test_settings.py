@@ -37,9 +37,6 @@ OTHER_MEANING = {
     # says otherwise (the fetch stage always passes ingest.allow_file_urls)
     ("snapshot.py", "allow_file_urls"): "parse_feed's URL check is off unless a caller passes allowed_hosts",
 }
-# A params default that is still written out beside core/params.py, because its module is being moved by other
-# work: each must EQUAL the section's default (checked below), so the two cannot disagree.
-SAME_AS = {("runcache.py", "timeout"): ("storage", "timeout")}
 
 
 def params_keys() -> dict[str, dict[str, dataclasses.Field]]:
@@ -120,7 +117,7 @@ def scan() -> list[str]:
             if rel == HOME:
                 continue
             for hit in defaults_outside(path.read_text(encoding="utf-8"), keys, rel):
-                if (path.name, _name(hit)) not in OTHER_MEANING | SAME_AS:
+                if (path.name, _name(hit)) not in OTHER_MEANING:
                     hits.append(hit)
     return hits
 
@@ -150,18 +147,6 @@ argparse.ArgumentParser().add_argument("--limit", type=int, default=7)
 '''
     found = defaults_outside(planted, keys)
     assert [_name(h) for h in found] == ["MAX_FILE_SIZE", "DEFAULT_RETRIES", "retries", "limit", "limit"], found
-
-
-def test_values_written_out_beside_the_params_equal_their_defaults() -> None:
-    """:data:`SAME_AS`: each value written out elsewhere equals the section's default."""
-    fields = params_keys()
-    for (filename, name), (section, key) in SAME_AS.items():
-        (path,) = [p for top in SCANNED for p in (ROOT / top).rglob(filename)]
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        values = [ast.literal_eval(d) for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
-                  for arg, d in zip(n.args.kwonlyargs + n.args.args[::-1], n.args.kw_defaults + n.args.defaults[::-1],
-                                    strict=False) if arg.arg == name and d is not None]  # fmt: skip
-        assert values and all(v == fields[section][key].default for v in values), (path, name, values)
 
 
 def _matches(value: object, hint: object) -> bool:

@@ -10,5 +10,5 @@ gitingest compiles a ``PathSpec`` of ~140 patterns for every path it visits, whi
 patterns are compiled once per checkout, with the same pattern classes and the same pattern order (a set built by
 the same operations, so negations resolve alike), and matched per path segment where that is exact. A file is read
 once and files after the cap are never opened, so memory stays at about the cap whatever the repository's size.
-``tests/test_digest_fast.py`` compares the result with stock gitingest byte for byte on varied trees.
+``tests/unit/digest/test_walk.py`` compares the result with stock gitingest byte for byte on varied trees.
 """

@@ -8,7 +8,7 @@ pre-tokenising pattern decides each stats row's ``tokens``; the vocabulary itsel
 which lies in ``xgov_digests/digest``, a dependency of the shard stage in ``dvc.yaml``: changing a version here
 changes every shard's DVC key, so every shard re-runs and no run-cache entry made with other versions is restored.
 The shard refuses to start in an environment that does not hold these versions (``check_environment``), so the
-key never claims versions the digests were not made with; ``tests/test_digest_versions.py`` holds them to
+key never claims versions the digests were not made with; ``tests/unit/digest/test_version.py`` holds them to
 ``uv.lock``, the Dockerfile and the nightly workflow. They are also part of the digest cache's fingerprint.
 
 Why not ``uv.lock`` as the dependency: it would re-run all 21,000 repos for a test tool's upgrade, it does not

@@ -1,7 +1,7 @@
 """gitingest 0.3.1's walk of a local folder, in one pass: ignore files, the filtered tree, the files in output order.
 
 The result is byte-identical to gitingest's ``_process_node`` + ``_create_tree_structure`` + ``_gather_file_contents``
-for the same folder (``tests/test_digest_fast.py`` compares them), except where gitingest would read outside the
+for the same folder (``tests/unit/digest/test_walk.py`` compares them), except where gitingest would read outside the
 checkout or fail the repository on an ignore file (:mod:`xgov_digests.digest.ignore_files`).
 The traversal limits are gitingest's (``MAX_FILES``, ``MAX_TOTAL_SIZE_BYTES``, ``MAX_DIRECTORY_DEPTH``, read from
 ``gitingest.ingestion`` at call time) or ``ingest.max_files`` / ``ingest.max_total_bytes``; the first one that leaves

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import signal
 import threading
 import time
@@ -31,7 +30,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from xgov_digests.core.backoff import delay
+from xgov_digests.core.backoff import jittered
 from xgov_digests.core.errors import XgovError
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import FeedParams
@@ -83,7 +82,7 @@ def retry_delay(retry: int, base: float, asked: float | None) -> float:
     jitter, uniform in [0, the exponential delay]."""
     if asked is not None:
         return min(asked, MAX_RETRY_AFTER_S)
-    return random.uniform(0.0, delay(retry, base))
+    return jittered(retry, base)
 
 
 def check_trackable(source: str) -> None:

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xgov_digests.core.params import StorageParams
+
 log = logging.getLogger("xgov_digests.operations.runcache")
 
 
@@ -26,14 +28,15 @@ def entry_objects(entry: dict[str, Any]) -> dict[str, str]:
     return {str(o["md5"]): str(o["path"]) for o in entry.get("outs", []) if isinstance(o, dict) and o.get("md5")}
 
 
-def restore_complete(targets: list[str], remote: str | None = None, timeout: float = 10.0) -> list[str]:
+def restore_complete(targets: list[str], storage: StorageParams, remote: str | None = None) -> list[str]:
     """For each stage of ``targets``, keep only the local run-cache entries whose objects are all on the remote,
-    make the newest of those the one DVC restores and pull its objects; returns the targets that have one."""
+    make the newest of those the one DVC restores and pull its objects; returns the targets that have one. The
+    remote's requests are bounded by ``storage.timeout``."""
     from dvc.repo import Repo
 
     from xgov_digests.operations.check_remote import AuditError, expected_objects, open_store
 
-    _, store, where = open_store(remote, timeout)
+    _, store, where = open_store(remote, storage.timeout)
     listed = store.list()
     ready: list[str] = []
     with Repo() as repo, repo.lock:

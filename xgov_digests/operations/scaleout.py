@@ -148,9 +148,10 @@ def probe(offsets: list[int]) -> Collected:
         _stream([*DVC, "repro", "--pull", "--keep-going", "--single-item", *targets], env)
     stale = stale_stages(targets)
     if stale:
+        from xgov_digests.core.params import load_params
         from xgov_digests.operations.runcache import restore_complete
 
-        if restore_complete(sorted(stale)):
+        if restore_complete(sorted(stale), load_params().storage):
             with probe_env() as env:
                 _stream([*DVC, "repro", "--keep-going", "--single-item", *sorted(stale)], env)
             stale = stale_stages(targets)

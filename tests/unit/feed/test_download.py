@@ -250,7 +250,18 @@ def test_backoff_schedule() -> None:
     assert delay(20, 1.0) == 60.0
     waits: list[float] = []
     assert list(attempts(2, 0.001, lambda n, s: waits.append(s))) == [0, 1, 2]
-    assert waits == [0.001, 0.002]
+    assert len(waits) == 2 and 0 <= waits[0] <= 0.001 and 0 <= waits[1] <= 0.002
+
+
+def test_clone_retries_are_full_jitter_too() -> None:
+    """The clones' schedule (attempts) spreads its waits as the feed's does: not all workers at the same moment."""
+    random.seed(3)
+    waits: list[float] = []
+    for _ in range(200):
+        for _ in attempts(3, 1e-6, lambda n, s: waits.append(s / 1e-6 / 2 ** (n - 1))):
+            pass
+    assert all(0.0 <= w <= 1.0 for w in waits)  # each within its exponential delay
+    assert min(waits) < 0.1 and max(waits) > 0.9 and len({round(w, 6) for w in waits}) > 590
 
 
 HOSTILE_TOKENS = [b"NaN", b"-Infinity", b"1e999", b"9" * 5000, b'"\\ud83d"', b'"\\udfff"', b"[" * 3000, b"{",

@@ -1,6 +1,6 @@
 """collect's probe digests nothing: under its environment, the shard command of dvc.yaml, run by a shell as DVC runs
 it, exits 3 naming the shard, and the stage's code is never reached (the stage knows nothing of the probe).
-``tests/test_scaleout.py`` runs the probe through ``make collect`` against a real remote."""
+``tests/func/test_scaleout.py`` runs the probe through ``make collect`` against a real remote."""
 
 from __future__ import annotations
 

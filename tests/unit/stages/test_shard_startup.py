@@ -71,7 +71,7 @@ def test_stats_written_without_pandas_read_back_with_the_schema(tmp_path: Path) 
 
 def test_dvc_yaml_pins_the_hash_seed_for_the_shard() -> None:
     """The shard's cmd sets PYTHONHASHSEED=0, which saves its re-exec; run without it, the CLI still re-executes
-    itself with the seed (tests/test_repo_trust.py::test_same_bytes_under_any_hash_seed)."""
+    itself with the seed (tests/func/test_repo_trust.py::test_same_bytes_under_any_hash_seed)."""
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["shard"]["do"]
     assert stage["cmd"].startswith("PYTHONHASHSEED=0 python -m stages.shard ")
     assert 'os.environ.get("PYTHONHASHSEED") != "0"' in (ROOT / "stages/shard.py").read_text()
