@@ -15,7 +15,7 @@ ifneq ($(R2_SECRET_ACCESS_KEY),)
 export AWS_SECRET_ACCESS_KEY ?= $(R2_SECRET_ACCESS_KEY)
 endif
 R2_PREFIX ?= dvc
-.PHONY: help install lock lint test test-fast repro run push pull r2 retry demo publish bench bench-quick clean plots \
+.PHONY: help install lock lint format test test-fast repro run push pull r2 retry demo publish bench bench-quick clean plots \
  shards check-remote fetch-publish worker collect
 help:
 	@echo "make demo      the whole job offline on sample repos, with a local S3 server standing in for R2"
@@ -47,14 +47,8 @@ $(UV): requirements-uv.txt
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 	$(UV_SYNC) || $(UV_FAILED)
 	touch $@
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(UV_SYNC) --extra test || $(UV_FAILED)
-	touch $@
-$(VENV)/.installed-bench: $(VENV)/.installed
-	$(UV_SYNC) --extra bench || $(UV_FAILED)
-	touch $@
-$(VENV)/.installed-plots: $(VENV)/.installed
-	$(UV_SYNC) --extra plots || $(UV_FAILED)
+$(VENV)/.installed-%: $(VENV)/.installed  # an extra: test, bench or plots
+	$(UV_SYNC) --extra $* || $(UV_FAILED)
 	touch $@
 # uv.lock from pyproject.toml, keeping every pin that still fits (UPGRADE=name: move that package to its newest
 # release; UPGRADE=all: every package); requirements-uv.txt from UV_VERSION.
@@ -65,8 +59,13 @@ lock: $(UV)
 	 --custom-compile-command "make lock" -o requirements-uv.txt
 	$(UV) pip install --quiet --python $(BIN)/python --require-hashes --no-deps -r requirements-uv.txt
 install: $(VENV)/.installed
+# ruff's linter and its formatter's check; make format rewrites what the check names
+CODE := stages xgov_digests tests scripts bench
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check stages xgov_digests tests scripts bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format $(CODE)
 
 # The suite on PYTEST_WORKERS xdist workers (most of a test's time is subprocesses and waits), handed out one at a
 # time, slow ones first (tests/conftest.py), so no worker finishes a long run of slow tests alone. test-fast: the

@@ -25,8 +25,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.baseline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--feed", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-file-size", type=int, default=524288)
@@ -54,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             clone = subprocess.run(
                 ["git", "clone", "--quiet", "--depth", "1", "--single-branch", "--", url, str(dest)],
-                capture_output=True, text=True, env=dict(os.environ, GIT_TERMINAL_PROMPT="0"), timeout=600,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
+                timeout=600,
+            )
             t1 = time.perf_counter()
             row["clone_s"] = t1 - t0
             if clone.returncode != 0:

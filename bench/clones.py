@@ -25,8 +25,12 @@ MODES = ("off", "auto")
 def _workspace(path: Path, feed: Path, mode: str, workers: int, max_file_size: int, max_summary_bytes: int) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    text = PARAMS.format(feed=feed.resolve(), max_file_size=max_file_size, max_summary_bytes=max_summary_bytes,
-                         cache=(path / ".cache" / "digests").resolve())  # fmt: skip
+    text = PARAMS.format(
+        feed=feed.resolve(),
+        max_file_size=max_file_size,
+        max_summary_bytes=max_summary_bytes,
+        cache=(path / ".cache" / "digests").resolve(),
+    )
     text = text.replace("  workers: 8\n", f"  workers: {workers}\n") + f"  clone_filter: {mode}\n"
     (path / "params.yaml").write_text(text, encoding="utf-8")
     return path
@@ -39,23 +43,45 @@ def _digests(folder: Path) -> dict[str, bytes]:
 def _one(server: GitServer, cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
     bytes_before, requests_before = server.bytes_sent, server.requests
     m = measure.run(cmd, cwd=cwd, env=env)
-    return {"wall_s": m.wall_s, "bytes_sent": server.bytes_sent - bytes_before,
-            "requests": server.requests - requests_before, "returncode": m.returncode,
-            "cpu_s": m.cpu_s, "server_cpu_s": m.other_children_cpu_s}  # fmt: skip
+    return {
+        "wall_s": m.wall_s,
+        "bytes_sent": server.bytes_sent - bytes_before,
+        "requests": server.requests - requests_before,
+        "returncode": m.returncode,
+        "cpu_s": m.cpu_s,
+        "server_cpu_s": m.other_children_cpu_s,
+    }
 
 
-def run(work: Path, *, repos: int, seed: int, latency: float, links: list[float], workers: int = 8,
-        max_file_size: int = 524288, max_summary_bytes: int = 524288, tmpdir: str = "", baseline: bool = True,
-        log: Any = print) -> dict[str, Any]:  # fmt: skip
+def run(
+    work: Path,
+    *,
+    repos: int,
+    seed: int,
+    latency: float,
+    links: list[float],
+    workers: int = 8,
+    max_file_size: int = 524288,
+    max_summary_bytes: int = 524288,
+    tmpdir: str = "",
+    baseline: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
     corpus_dir = work / f"corpus-{repos}-s{seed}"
     log(f"corpus: {repos} repos (seed {seed}) in {corpus_dir}")
     feed, entries = corpus.build_corpus(corpus_dir, repos, seed)
     sizes = [corpus.tree_stats(corpus_dir / "repos" / e["owner"] / e["name"]) for e in entries]
     result: dict[str, Any] = {
-        "corpus": {"repos": repos, "seed": seed, "files": sum(s["files"] for s in sizes),
-                   "bytes": sum(s["bytes"] for s in sizes)},
-        "latency_s": latency, "workers": workers, "runs": [],
-    }  # fmt: skip
+        "corpus": {
+            "repos": repos,
+            "seed": seed,
+            "files": sum(s["files"] for s in sizes),
+            "bytes": sum(s["bytes"] for s in sizes),
+        },
+        "latency_s": latency,
+        "workers": workers,
+        "runs": [],
+    }
     for link in links:
         label = f"{link / 1e6:g} MB/s link" if link else "no cap"
         with GitServer(corpus_dir / "repos", latency=latency, link_bandwidth=link, lifetime=3 * 3600) as server:
@@ -65,15 +91,42 @@ def run(work: Path, *, repos: int, seed: int, latency: float, links: list[float]
                 out = work / "clones-baseline-out"
                 shutil.rmtree(out, ignore_errors=True)
                 log(f"[{label}] baseline: sequential git clone + stock gitingest ...")
-                row["baseline"] = _one(server, [sys.executable, "-m", "bench.baseline", "--feed", str(feed), "--out",
-                                                str(out), "--max-file-size", str(max_file_size)],
-                                       measure.ROOT, env)  # fmt: skip
+                row["baseline"] = _one(
+                    server,
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.baseline",
+                        "--feed",
+                        str(feed),
+                        "--out",
+                        str(out),
+                        "--max-file-size",
+                        str(max_file_size),
+                    ],
+                    measure.ROOT,
+                    env,
+                )
             digests = {}
             for mode in MODES:
                 ws = _workspace(work / f"clones-ws-{mode}", feed, mode, workers, max_file_size, max_summary_bytes)
                 log(f"[{label}] pipeline: clone_filter {mode}, workers {workers} ...")
-                row[mode] = _one(server, [sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset",
-                                          "0", "--feed", str(feed.resolve())], ws, env)  # fmt: skip
+                row[mode] = _one(
+                    server,
+                    [
+                        sys.executable,
+                        "-m",
+                        "stages.shard",
+                        "--batch-size",
+                        "1",
+                        "--offset",
+                        "0",
+                        "--feed",
+                        str(feed.resolve()),
+                    ],
+                    ws,
+                    env,
+                )
                 row[mode]["statuses"] = {k: int(v) for k, v in read_stats(ws)["status"].value_counts().items()}
                 digests[mode] = _digests(ws / "data" / "summaries" / "shard-0")
                 log(f"  {row[mode]}")
@@ -97,11 +150,16 @@ def lines(cl: dict[str, Any]) -> list[str]:
             if name not in r:
                 continue
             x = r[name]
-            ratio = (f"{x['bytes_sent'] / r['off']['bytes_sent']:.2f}, {x['wall_s'] / r['off']['wall_s']:.2f}"
-                     if name != "off" else "1, 1")  # fmt: skip
+            ratio = (
+                f"{x['bytes_sent'] / r['off']['bytes_sent']:.2f}, {x['wall_s'] / r['off']['wall_s']:.2f}"
+                if name != "off"
+                else "1, 1"
+            )
             run = "baseline (sequential)" if name == "baseline" else f"clone_filter {name}"
-            out.append(f"  {r['label']:<16}{run:<22}{x['bytes_sent'] / 1e6:>9.1f}{x['requests']:>10}"
-                       f"{x['wall_s']:>9.1f}{ratio:>22}")  # fmt: skip
+            out.append(
+                f"  {r['label']:<16}{run:<22}{x['bytes_sent'] / 1e6:>9.1f}{x['requests']:>10}"
+                f"{x['wall_s']:>9.1f}{ratio:>22}"
+            )
         out.append(f"  {r['label']:<16}digests off == auto: {r['digests_identical']}")
     return out
 
@@ -112,14 +170,23 @@ def targets(cl: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for r in cl["runs"]:
         key = "capped" if r["link_bytes_per_s"] else "uncapped"
         if key == "uncapped":
-            out["clone_auto_bytes_x_off"] = {"value": r["auto_bytes_x_off"], "target": 0.5,
-                                             "met": r["auto_bytes_x_off"] <= 0.5}  # fmt: skip
-            out["clone_auto_wall_x_off_uncapped"] = {"value": r["auto_wall_x_off"], "target": 1.1,
-                                                     "met": r["auto_wall_x_off"] <= 1.1}  # fmt: skip
+            out["clone_auto_bytes_x_off"] = {
+                "value": r["auto_bytes_x_off"],
+                "target": 0.5,
+                "met": r["auto_bytes_x_off"] <= 0.5,
+            }
+            out["clone_auto_wall_x_off_uncapped"] = {
+                "value": r["auto_wall_x_off"],
+                "target": 1.1,
+                "met": r["auto_wall_x_off"] <= 1.1,
+            }
         else:
-            out["clone_auto_wall_x_off_capped"] = {"value": r["auto_wall_x_off"], "target": 0.6,
-                                                   "met": r["auto_wall_x_off"] <= 0.6,
-                                                   "link_bytes_per_s": r["link_bytes_per_s"]}  # fmt: skip
+            out["clone_auto_wall_x_off_capped"] = {
+                "value": r["auto_wall_x_off"],
+                "target": 0.6,
+                "met": r["auto_wall_x_off"] <= 0.6,
+                "link_bytes_per_s": r["link_bytes_per_s"],
+            }
         out[f"clone_digests_identical_{key}"] = {"value": r["digests_identical"], "met": r["digests_identical"]}
     return out
 

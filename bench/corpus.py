@@ -26,9 +26,22 @@ from tests.fixtures.sample import make_repo
 CORPUS_VERSION = 3  # bump when the generator changes: cached corpora are keyed by it
 
 OWNERS = [
-    "alphagov", "ministryofjustice", "hmrc", "dwp", "ukhomeoffice", "co-cddo", "nhsx", "defra",
-    "companieshouse", "dfe-digital", "UKGovLD", "communitiesuk", "ONSdigital", "hmcts", "cabinetoffice",
-]  # fmt: skip
+    "alphagov",
+    "ministryofjustice",
+    "hmrc",
+    "dwp",
+    "ukhomeoffice",
+    "co-cddo",
+    "nhsx",
+    "defra",
+    "companieshouse",
+    "dfe-digital",
+    "UKGovLD",
+    "communitiesuk",
+    "ONSdigital",
+    "hmcts",
+    "cabinetoffice",
+]
 WORDS = (
     "the service user account payment claim benefit tax record case court form request response data model "
     "view controller config deploy build test check validate render template page layout index search filter "
@@ -144,14 +157,21 @@ def repo_files(rng: random.Random, kind: str) -> tuple[dict[str, str | bytes], d
         files["node_modules/left-pad/index.js"] = _text(rng, 2000)  # committed by mistake: gitingest skips it
         files["build/out.js"] = _text(rng, 3000)
     if rng.random() < 0.1:
-        files["notebooks/analysis.ipynb"] = json.dumps({
-            "cells": [
-                {"cell_type": "markdown", "source": ["# Analysis\n", _text(rng, 200)]},
-                {"cell_type": "code", "source": ["x = 1\n", "print(x)"],
-                 "outputs": [{"output_type": "stream", "text": ["1\n"]}]},
-            ],
-            "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
-        })  # fmt: skip
+        files["notebooks/analysis.ipynb"] = json.dumps(
+            {
+                "cells": [
+                    {"cell_type": "markdown", "source": ["# Analysis\n", _text(rng, 200)]},
+                    {
+                        "cell_type": "code",
+                        "source": ["x = 1\n", "print(x)"],
+                        "outputs": [{"output_type": "stream", "text": ["1\n"]}],
+                    },
+                ],
+                "metadata": {},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
     if rng.random() < 0.05:
         files["/".join(f"d{i}" for i in range(rng.randint(21, 26))) + "/deep.txt"] = "very deep\n"
     if rng.random() < 0.1:
@@ -168,8 +188,12 @@ def _code(rng: random.Random, size: int) -> str:
     """Source-like text with identifiers that vary (packs about 3:1, as real source does, not 10:1 as word soup)."""
     lines, total = [], 0
     while total < size:
-        line = "    " * rng.randrange(3) + f"{rng.choice(WORDS)}_{rng.getrandbits(24):x} = {rng.choice(WORDS)}(" \
-            + ", ".join(f"{rng.getrandbits(16)}" for _ in range(rng.randint(0, 4))) + ")"
+        line = (
+            "    " * rng.randrange(3)
+            + f"{rng.choice(WORDS)}_{rng.getrandbits(24):x} = {rng.choice(WORDS)}("
+            + ", ".join(f"{rng.getrandbits(16)}" for _ in range(rng.randint(0, 4)))
+            + ")"
+        )
         lines.append(line)
         total += len(line) + 1
     return "\n".join(lines) + "\n"
@@ -227,12 +251,20 @@ def build_repo(out: Path, seed: int, index: int) -> RepoSpec:
 
 def feed_entry(s: RepoSpec) -> dict[str, Any]:
     return {
-        "owner": s.owner, "name": s.name, "description": f"Synthetic {s.kind} repo {s.index}", "url": s.url,
-        "archived": False, "license": "MIT", "stargazersCount": s.index % 50, "language": "Python",
-        "forksCount": 0, "openIssuesCount": 0, "createdAt": "2020-01-01T00:00:00Z",
+        "owner": s.owner,
+        "name": s.name,
+        "description": f"Synthetic {s.kind} repo {s.index}",
+        "url": s.url,
+        "archived": False,
+        "license": "MIT",
+        "stargazersCount": s.index % 50,
+        "language": "Python",
+        "forksCount": 0,
+        "openIssuesCount": 0,
+        "createdAt": "2020-01-01T00:00:00Z",
         "updatedAt": "2024-01-02T00:00:00Z",
         "pushedAt": f"2024-{1 + s.index % 12:02d}-{1 + s.index % 28:02d}T00:00:00Z",
-    }  # fmt: skip
+    }
 
 
 def build_corpus(root: Path, n: int, seed: int = 7) -> tuple[Path, list[dict[str, Any]]]:

@@ -104,9 +104,13 @@ def profile(fn: Callable[[], object], out: Path, title: str) -> dict[str, Any]:
         total += tottime
     text = io.StringIO()
     pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
-    out.write_text(f"# {title}\n# self time by area: "
-                   + ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(areas.items(), key=lambda kv: -kv[1]))
-                   + "\n" + text.getvalue(), encoding="utf-8")  # fmt: skip
+    out.write_text(
+        f"# {title}\n# self time by area: "
+        + ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(areas.items(), key=lambda kv: -kv[1]))
+        + "\n"
+        + text.getvalue(),
+        encoding="utf-8",
+    )
     return {k: round(v / total, 3) for k, v in sorted(areas.items(), key=lambda kv: -kv[1])}
 
 
@@ -143,8 +147,17 @@ def trees(work: Path, seed: int, indexes: list[int]) -> list[tuple[str, Path]]:
     return out
 
 
-def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None = None, repeat: int = 5,
-        stock_repeat: int = 2, profiles: bool = True, log: Any = print) -> dict[str, Any]:  # fmt: skip
+def run(
+    work: Path,
+    results: Path,
+    *,
+    seed: int = 7,
+    indexes: list[int] | None = None,
+    repeat: int = 5,
+    stock_repeat: int = 2,
+    profiles: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
     os.environ["LC_ALL"] = "C.UTF-8"
     import gitingest.output_formatter
 
@@ -167,16 +180,24 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
         expected = _stock(path, mfs)
         got_tree, got_content, _ = ingest_tree(path, max_file_size=mfs)
         row = {
-            "tree": label, **stats, "digest_chars": len(expected),
+            "tree": label,
+            **stats,
+            "digest_chars": len(expected),
             "identical_to_stock": f"{got_tree}\n{got_content}" == expected,
             "stock_gitingest_s": _best(lambda p=path: _stock(p, mfs), stock_repeat),
-            **{f"{k}_s": v for k, v in _paired({
-                "plain_read": lambda p=path: plain_read(p),
-                "ingest_tree": lambda p=path: ingest_tree(p, max_file_size=mfs),
-                "make_digest": lambda p=path: make_digest(p, header, max_file_size=mfs, max_summary_bytes=cap),
-                "budgeted_digest": lambda p=path: pool.digest(p, header, settings),
-            }, repeat).items()},
-        }  # fmt: skip
+            **{
+                f"{k}_s": v
+                for k, v in _paired(
+                    {
+                        "plain_read": lambda p=path: plain_read(p),
+                        "ingest_tree": lambda p=path: ingest_tree(p, max_file_size=mfs),
+                        "make_digest": lambda p=path: make_digest(p, header, max_file_size=mfs, max_summary_bytes=cap),
+                        "budgeted_digest": lambda p=path: pool.digest(p, header, settings),
+                    },
+                    repeat,
+                ).items()
+            },
+        }
         row["ingest_tree_x_plain"] = round(row["ingest_tree_s"] / row["plain_read_s"], 2)
         row["make_digest_x_plain"] = round(row["make_digest_s"] / row["plain_read_s"], 2)
         row["budgeted_digest_x_plain"] = round(row["budgeted_digest_s"] / row["plain_read_s"], 2)
@@ -186,21 +207,24 @@ def run(work: Path, results: Path, *, seed: int = 7, indexes: list[int] | None =
         for key in ("plain_read_s", "stock_gitingest_s", "ingest_tree_s", "make_digest_s", "budgeted_digest_s"):
             row[key] = round(row[key], 5)
         rows.append(row)
-        log(f"digest {label}: {stats['files']} files, {stats['bytes'] / 1e6:.2f} MB: "
+        log(
+            f"digest {label}: {stats['files']} files, {stats['bytes'] / 1e6:.2f} MB: "
             f"plain {row['plain_read_s'] * 1e3:.1f} ms, stock {row['stock_gitingest_s'] * 1e3:.0f} ms, "
             f"fast {row['ingest_tree_s'] * 1e3:.1f} ms "
             f"({row['ingest_tree_x_plain']}x plain, {row['speedup_vs_stock']}x faster than stock), "
             f"make_digest {row['make_digest_s'] * 1e3:.1f} ms, in a budgeted child process "
             f"{row['budgeted_digest_s'] * 1e3:.1f} ms ({row['budgeted_digest_x_plain']}x plain), "
-            f"identical={row['identical_to_stock']}")  # fmt: skip
+            f"identical={row['identical_to_stock']}"
+        )
     pool.close()
     out: dict[str, Any] = {"trees": rows}
     if profiles:
         label, path = trees(work, seed, (indexes or [21])[:1])[0]
         results.mkdir(parents=True, exist_ok=True)
         out["profile_tree"] = label
-        out["profile_stock"] = profile(lambda: _stock(path, mfs), results / "profile-stock.txt",
-                                       f"stock gitingest.ingest_async on {label}")  # fmt: skip
+        out["profile_stock"] = profile(
+            lambda: _stock(path, mfs), results / "profile-stock.txt", f"stock gitingest.ingest_async on {label}"
+        )
         out["profile_fast"] = profile(
             lambda: [ingest_tree(path, max_file_size=mfs) for _ in range(20)],
             results / "profile-fast.txt",

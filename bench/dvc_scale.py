@@ -44,8 +44,12 @@ OFFLINE_GIT = {  # as tests/conftest.py: github.com is rewritten to a closed loc
 # Digest bytes by corpus kind: (median, lognormal sigma); None = cut at max_summary_bytes. Medians measured on the
 # quick corpus' digests (tiny 13 KB, small 151 KB, binary 64 KB; every medium and large repo is cut at the cap).
 SIZES: dict[str, tuple[int, float] | None] = {
-    "tiny": (13_000, 0.55), "small": (150_000, 0.45), "binary": (64_000, 0.3), "medium": None, "large": None,
-}  # fmt: skip
+    "tiny": (13_000, 0.55),
+    "small": (150_000, 0.45),
+    "binary": (64_000, 0.3),
+    "medium": None,
+    "large": None,
+}
 
 
 def dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -58,7 +62,6 @@ def dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-
 def fresh_feed(root: Path, entries: int, seed: int) -> tuple[Path, list[dict[str, Any]], dict[str, str]]:
     """An emptied ``root`` holding a synthetic feed of ``entries`` repos: (its path, its entries, URL -> repo kind)."""
     shutil.rmtree(root, ignore_errors=True)
@@ -66,9 +69,12 @@ def fresh_feed(root: Path, entries: int, seed: int) -> tuple[Path, list[dict[str
     feed = root / "repos.json"
     feed_entries = corpus.synthetic_feed(entries, seed)
     feed.write_text(json.dumps(feed_entries, indent=1), encoding="utf-8")
-    kinds = {f"https://github.com/{e['owner']}/{e['name']}".lower(): corpus.spec(seed, i).kind
-             for i, e in enumerate(feed_entries)}  # fmt: skip
+    kinds = {
+        f"https://github.com/{e['owner']}/{e['name']}".lower(): corpus.spec(seed, i).kind
+        for i, e in enumerate(feed_entries)
+    }
     return feed, feed_entries, kinds
+
 
 def _filler(rng: random.Random, size: int) -> bytes:
     return corpus._text(rng, size).encode()
@@ -130,8 +136,9 @@ def _step(name: str, m: measure.Measurement, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def _churn_root(root: Path, corpus_dir: Path, changed: list[dict[str, Any]], spec_entries: list[dict[str, Any]]
-                ) -> Path:  # fmt: skip
+def _churn_root(
+    root: Path, corpus_dir: Path, changed: list[dict[str, Any]], spec_entries: list[dict[str, Any]]
+) -> Path:
     """A git server root where each changed repo ``<owner>/<name>`` is a symlink to a corpus repo."""
     served = root / "served"
     shutil.rmtree(served, ignore_errors=True)
@@ -164,16 +171,26 @@ def run(
     root = work / "dvc-scale"
     feed, feed_entries, kinds = fresh_feed(root, entries, seed)
     cache_dir = root / "digest-cache"
-    ws = create_workspace(root / "ws", {
-        "feed": {"url": str(feed.resolve())},
-        "shards": {"batch_size": batch, "offsets": list(range(batch)), "assign": "index"},
-        "ingest": {"allowed_hosts": ["github.com"], "allow_file_urls": False, "cache": str(cache_dir.resolve()),
-                   "workers": workers},
-    })  # fmt: skip
+    ws = create_workspace(
+        root / "ws",
+        {
+            "feed": {"url": str(feed.resolve())},
+            "shards": {"batch_size": batch, "offsets": list(range(batch)), "assign": "index"},
+            "ingest": {
+                "allowed_hosts": ["github.com"],
+                "allow_file_urls": False,
+                "cache": str(cache_dir.resolve()),
+                "workers": workers,
+            },
+        },
+    )
     out: dict[str, Any] = {
-        "entries": entries, "batch_size": batch, "workers": workers, "feed_bytes": feed.stat().st_size,
+        "entries": entries,
+        "batch_size": batch,
+        "workers": workers,
+        "feed_bytes": feed.stat().st_size,
         "dvc_cache_type": cache_type or "(DVC's default)",
-    }  # fmt: skip
+    }
     log(f"dvc-scale: {entries} entries, {batch} shards, workspace {ws}")
     out["prefill"] = prefill(ws, feed, cache_dir, seed, kinds, log)
     dvc = str(Path(sys.executable).parent / "dvc")
@@ -207,18 +224,23 @@ def run(
     log("  dvc status ...")
     m = measure.run([dvc, "status"], cwd=ws, env=env, timeout=1800)
     status = out["status"] = _step("status", m)
-    status["checks"] = {"returncode_0": m.returncode == 0,
-                        "up_to_date": "Data and pipelines are up to date" in m.stdout}  # fmt: skip
+    status["checks"] = {
+        "returncode_0": m.returncode == 0,
+        "up_to_date": "Data and pipelines are up to date" in m.stdout,
+    }
     log(f"  {m.wall_s:.2f} s, {m.peak_rss_tree_mb} MB peak: {m.stdout.strip()[:200]!r}")
 
     if churn:
         out["churn"] = _churn(root, ws, feed, feed_entries, corpus_dir, churn, latency, env, dvc, log)
 
     log("  one shard on its own: python -m stages.shard --batch-size N --offset 0 (every repo cached) ...")
-    m = measure.run([sys.executable, "-m", "stages.shard", "--batch-size", str(batch), "--offset", "0"], cwd=ws,
-                    env=env)  # fmt: skip
-    out["one_shard"] = {**m.summary(), "repos": len(json.loads(
-        (ws / "data" / "manifests" / "shard-0.json").read_text())["repos"])}  # fmt: skip
+    m = measure.run(
+        [sys.executable, "-m", "stages.shard", "--batch-size", str(batch), "--offset", "0"], cwd=ws, env=env
+    )
+    out["one_shard"] = {
+        **m.summary(),
+        "repos": len(json.loads((ws / "data" / "manifests" / "shard-0.json").read_text())["repos"]),
+    }
     log(f"  {m.wall_s:.2f} s for {out['one_shard']['repos']} repos, {m.peak_rss_tree_mb} MB peak")
 
     out["checks_passed"] = all(
@@ -229,8 +251,18 @@ def run(
     return out
 
 
-def _churn(root: Path, ws: Path, feed: Path, feed_entries: list[dict[str, Any]], corpus_dir: Path | None,
-           churn: float, latency: float, env: dict[str, str], dvc: str, log: Any) -> dict[str, Any]:  # fmt: skip
+def _churn(
+    root: Path,
+    ws: Path,
+    feed: Path,
+    feed_entries: list[dict[str, Any]],
+    corpus_dir: Path | None,
+    churn: float,
+    latency: float,
+    env: dict[str, str],
+    dvc: str,
+    log: Any,
+) -> dict[str, Any]:
     """The nightly case at scale: ``churn`` of the repos pushed (cloned for real from the local git server)."""
     from tests.fixtures.gitserver import GitServer
 
@@ -245,8 +277,10 @@ def _churn(root: Path, ws: Path, feed: Path, feed_entries: list[dict[str, Any]],
     pushed = set(picked)
     next_night = [dict(e, pushedAt="2030-01-01T00:00:00Z") if i in pushed else e for i, e in enumerate(feed_entries)]
     feed.write_text(json.dumps(next_night, indent=1), encoding="utf-8")
-    log(f"  dvc repro after {len(picked)} of {len(feed_entries)} repos were pushed (cloned from the local server, "
-        f"{latency * 1000:.0f} ms per request) ...")  # fmt: skip
+    log(
+        f"  dvc repro after {len(picked)} of {len(feed_entries)} repos were pushed (cloned from the local server, "
+        f"{latency * 1000:.0f} ms per request) ..."
+    )
     with GitServer(served, latency=latency, lifetime=3600) as server:
         m = measure.run([dvc, "repro"], cwd=ws, env={**env, **server.git_env()}, timeout=3600)
         requests = server.requests
@@ -257,6 +291,8 @@ def _churn(root: Path, ws: Path, feed: Path, feed_entries: list[dict[str, Any]],
         "changed_cloned": mm.get("ok") == len(picked) and mm.get("failed") == 0,
         "rest_cached": mm.get("cached") == len(feed_entries) - len(picked),
     }
-    log(f"  {m.wall_s:.1f} s, {m.peak_rss_tree_mb} MB peak, ran {len(result['ran'])} stages, metrics {mm}, "
-        f"checks {result['checks']}")  # fmt: skip
+    log(
+        f"  {m.wall_s:.1f} s, {m.peak_rss_tree_mb} MB peak, ran {len(result['ran'])} stages, metrics {mm}, "
+        f"checks {result['checks']}"
+    )
     return result

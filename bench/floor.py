@@ -52,30 +52,63 @@ def _hashes(ws: Path) -> dict[str, str]:
 def _measured(cmd: list[str], cwd: Path, env: dict[str, str], server: GitServer) -> dict[str, Any]:
     requests, sent = server.requests, server.bytes_sent
     m = measure.run(cmd, cwd=cwd, env=env, timeout=3600)
-    return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "server_cpu_s": m.other_children_cpu_s,
-            "peak_rss_tree_mb": m.peak_rss_tree_mb, "returncode": m.returncode, "by_kind": m.by_kind,
-            "requests": server.requests - requests, "bytes_sent": server.bytes_sent - sent,
-            "ran": sorted(parallel._ran(m.stdout)), "stdout_tail": m.stdout[-300:],
-            "stderr_tail": m.stderr_tail[-600:] if m.returncode else ""}  # fmt: skip
+    return {
+        "wall_s": m.wall_s,
+        "cpu_s": m.cpu_s,
+        "server_cpu_s": m.other_children_cpu_s,
+        "peak_rss_tree_mb": m.peak_rss_tree_mb,
+        "returncode": m.returncode,
+        "by_kind": m.by_kind,
+        "requests": server.requests - requests,
+        "bytes_sent": server.bytes_sent - sent,
+        "ran": sorted(parallel._ran(m.stdout)),
+        "stdout_tail": m.stdout[-300:],
+        "stderr_tail": m.stderr_tail[-600:] if m.returncode else "",
+    }
 
 
-def one_corpus(work: Path, label: str, feed: Path, entries: list[dict[str, Any]], repos_dir: Path, *, latency: float,
-               concurrency: int, jobs: int, tmpdir: str, seed_loop: bool, log: Any,
-               object_info: bool = True) -> dict[str, Any]:  # fmt: skip
-    out: dict[str, Any] = {"corpus": label, "repos": len(entries), "concurrency": concurrency, "jobs": jobs,
-                           "object_info": object_info}  # fmt: skip
+def one_corpus(
+    work: Path,
+    label: str,
+    feed: Path,
+    entries: list[dict[str, Any]],
+    repos_dir: Path,
+    *,
+    latency: float,
+    concurrency: int,
+    jobs: int,
+    tmpdir: str,
+    seed_loop: bool,
+    log: Any,
+    object_info: bool = True,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "corpus": label,
+        "repos": len(entries),
+        "concurrency": concurrency,
+        "jobs": jobs,
+        "object_info": object_info,
+    }
     with (GitServer if object_info else NoObjectInfo)(repos_dir, latency=latency, lifetime=3 * 3600) as server:
         extra = {**server.git_env(), **({"TMPDIR": tmpdir} if tmpdir else {})}
         py_env, dvc_env = measure.python_env(extra), dvc_scale.dvc_env(extra)
         runs: dict[str, dict[str, Any]] = {}
-        runs["floor"] = _measured([sys.executable, "-m", "bench.floor_clones", "--feed", str(feed),
-                                   "--concurrency", str(concurrency)], measure.ROOT, py_env, server)  # fmt: skip
+        runs["floor"] = _measured(
+            [sys.executable, "-m", "bench.floor_clones", "--feed", str(feed), "--concurrency", str(concurrency)],
+            measure.ROOT,
+            py_env,
+            server,
+        )
         log(f"  {label}: floor ({concurrency} clones at a time) {runs['floor']['wall_s']:.1f} s")
         if seed_loop:
             seed_out = work / f"seed-{label}"
             shutil.rmtree(seed_out, ignore_errors=True)
-            runs["seed"] = _measured([sys.executable, "-m", "bench.baseline", "--feed", str(feed), "--out",
-                                      str(seed_out)], measure.ROOT, py_env, server)  # fmt: skip
+            runs["seed"] = _measured(
+                [sys.executable, "-m", "bench.baseline", "--feed", str(feed), "--out", str(seed_out)],
+                measure.ROOT,
+                py_env,
+                server,
+            )
             log(f"  {label}: seed loop {runs['seed']['wall_s']:.1f} s")
         ws_dvc = parallel.workspace(work / f"ws-{label}-dvc", feed, 8)
         ws_make = parallel.workspace(work / f"ws-{label}-make", feed, 8)
@@ -88,8 +121,10 @@ def one_corpus(work: Path, label: str, feed: Path, entries: list[dict[str, Any]]
                 r = _measured(cmd, ws, dvc_env, server)
                 r["metrics"] = parallel.metrics(ws)
                 runs[f"{key}_{night}"] = r
-                log(f"  {label}: {night} night, {'dvc repro' if key == 'dvc' else f'make -j {jobs} repro'} "
-                    f"{r['wall_s']:.1f} s, rc {r['returncode']}, {r['metrics']}")  # fmt: skip
+                log(
+                    f"  {label}: {night} night, {'dvc repro' if key == 'dvc' else f'make -j {jobs} repro'} "
+                    f"{r['wall_s']:.1f} s, rc {r['returncode']}, {r['metrics']}"
+                )
             if night == "full":
                 out["digests"] = _hashes(ws_dvc)
                 out["same_digests_dvc_make"] = out["digests"] == _hashes(ws_make)
@@ -119,7 +154,7 @@ def one_corpus(work: Path, label: str, feed: Path, entries: list[dict[str, Any]]
         "all_ok_full": all(runs[k]["metrics"].get("failed") == 0 for k in ("dvc_full", "make_full")),
         # the feed is a dependency tracked by its ETag: an unchanged feed runs no stage at all, fetch included
         "unchanged_ran_nothing": runs["dvc_unchanged"]["ran"] == [] and runs["make_unchanged"]["ran"] == [],
-    }  # fmt: skip
+    }
     return out
 
 
@@ -147,10 +182,17 @@ def compare_expected(result: dict[str, Any], expect: dict[str, Any]) -> dict[str
             continue
         same = c["digests"] == e["digests"]
         differ = sorted(k for k in set(c["digests"]) | set(e["digests"]) if c["digests"].get(k) != e["digests"].get(k))
-        out[label] = {"digests_identical": same, "digests_compared": len(c["digests"]), "different": differ[:20],
-                      "x_floor_now_over_then": {k: round(r["x_floor"] / e["runs"][k]["x_floor"], 2)
-                                                for k, r in c["runs"].items() if k in e["runs"] and k != "floor"}}
-    return out  # fmt: skip
+        out[label] = {
+            "digests_identical": same,
+            "digests_compared": len(c["digests"]),
+            "different": differ[:20],
+            "x_floor_now_over_then": {
+                k: round(r["x_floor"] / e["runs"][k]["x_floor"], 2)
+                for k, r in c["runs"].items()
+                if k in e["runs"] and k != "floor"
+            },
+        }
+    return out
 
 
 def targets(result: dict[str, Any]) -> dict[str, Any]:
@@ -159,72 +201,134 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         return {}
     runs = real["runs"]
     return {
-        "make_j_x_floor_real": {"value": runs["make_full"]["x_floor"], "target": "<= 1.5",
-                                "met": runs["make_full"]["x_floor"] <= TARGETS["make_x_floor"]},
-        "dvc_over_make_real": {"value": real["dvc_over_make"], "target": ">= 1.5",
-                               "met": real["dvc_over_make"] >= TARGETS["dvc_over_make"]},
-        "dvc_x_floor_real": {"value": runs["dvc_full"]["x_floor"], "target": "<= 2",
-                             "met": runs["dvc_full"]["x_floor"] <= TARGETS["dvc_x_floor"]},
-    }  # fmt: skip
+        "make_j_x_floor_real": {
+            "value": runs["make_full"]["x_floor"],
+            "target": "<= 1.5",
+            "met": runs["make_full"]["x_floor"] <= TARGETS["make_x_floor"],
+        },
+        "dvc_over_make_real": {
+            "value": real["dvc_over_make"],
+            "target": ">= 1.5",
+            "met": real["dvc_over_make"] >= TARGETS["dvc_over_make"],
+        },
+        "dvc_x_floor_real": {
+            "value": runs["dvc_full"]["x_floor"],
+            "target": "<= 2",
+            "met": runs["dvc_full"]["x_floor"] <= TARGETS["dvc_x_floor"],
+        },
+    }
 
 
-def run(work: Path, *, latency: float, concurrency: int, jobs: int, tmpdir: str, synthetic_repos: int, seed: int,
-        mirrors: Path | None, copies: int, seed_loop: bool, synthetic_seed_loop: bool = False,
-        object_info: bool = True, log: Any = print) -> dict[str, Any]:  # fmt: skip
+def run(
+    work: Path,
+    *,
+    latency: float,
+    concurrency: int,
+    jobs: int,
+    tmpdir: str,
+    synthetic_repos: int,
+    seed: int,
+    mirrors: Path | None,
+    copies: int,
+    seed_loop: bool,
+    synthetic_seed_loop: bool = False,
+    object_info: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"latency_s": latency, "corpora": {}}
     feed, entries, desc = real_corpus.build(work / "real-corpus", mirrors, copies)
-    log(f"floor: real corpus, {len(entries)} repos ({len(desc['repos'])} x {copies} owners, {desc['files']} files, "
-        f"{desc['bytes'] / 1e6:.0f} MB at their tips)")  # fmt: skip
-    result["corpora"]["real"] = {**one_corpus(work, "real", feed, entries, work / "real-corpus" / "repos",
-                                              latency=latency, concurrency=concurrency, jobs=jobs, tmpdir=tmpdir,
-                                              seed_loop=seed_loop, log=log, object_info=object_info),
-                                 "files": desc["files"], "bytes": desc["bytes"]}  # fmt: skip
+    log(
+        f"floor: real corpus, {len(entries)} repos ({len(desc['repos'])} x {copies} owners, {desc['files']} files, "
+        f"{desc['bytes'] / 1e6:.0f} MB at their tips)"
+    )
+    result["corpora"]["real"] = {
+        **one_corpus(
+            work,
+            "real",
+            feed,
+            entries,
+            work / "real-corpus" / "repos",
+            latency=latency,
+            concurrency=concurrency,
+            jobs=jobs,
+            tmpdir=tmpdir,
+            seed_loop=seed_loop,
+            log=log,
+            object_info=object_info,
+        ),
+        "files": desc["files"],
+        "bytes": desc["bytes"],
+    }
     if synthetic_repos:
         cdir = work / f"corpus-{synthetic_repos}-s{seed}"
         feed, entries = corpus.build_corpus(cdir, synthetic_repos, seed)
         local = work / "synthetic-feed.json"  # the nights rewrite the feed: keep the corpus' own intact
         local.write_text(json.dumps(entries, indent=1), encoding="utf-8")
         log(f"floor: synthetic corpus, {len(entries)} repos (seed {seed})")
-        result["corpora"]["synthetic"] = one_corpus(work, "synthetic", local, entries, cdir / "repos", latency=latency,
-                                                    concurrency=concurrency, jobs=jobs, tmpdir=tmpdir,
-                                                    seed_loop=seed_loop and synthetic_seed_loop,
-                                                    log=log, object_info=object_info)  # fmt: skip
+        result["corpora"]["synthetic"] = one_corpus(
+            work,
+            "synthetic",
+            local,
+            entries,
+            cdir / "repos",
+            latency=latency,
+            concurrency=concurrency,
+            jobs=jobs,
+            tmpdir=tmpdir,
+            seed_loop=seed_loop and synthetic_seed_loop,
+            log=log,
+            object_info=object_info,
+        )
     return result
 
 
-ROWS = (("seed", "seed-style loop"), ("dvc_full", "dvc repro"), ("make_full", "make -j {jobs} repro"),
-        ("floor", "floor: git clone --depth 1, {concurrency} at a time"), ("dvc_churn", "1% churn night: dvc repro"),
-        ("make_churn", "1% churn night: make -j {jobs}"), ("dvc_unchanged", "nothing changed: dvc repro"),
-        ("make_unchanged", "nothing changed: make -j {jobs}"))  # fmt: skip
+ROWS = (
+    ("seed", "seed-style loop"),
+    ("dvc_full", "dvc repro"),
+    ("make_full", "make -j {jobs} repro"),
+    ("floor", "floor: git clone --depth 1, {concurrency} at a time"),
+    ("dvc_churn", "1% churn night: dvc repro"),
+    ("make_churn", "1% churn night: make -j {jobs}"),
+    ("dvc_unchanged", "nothing changed: dvc repro"),
+    ("make_unchanged", "nothing changed: make -j {jobs}"),
+)
 
 
 def lines(result: dict[str, Any]) -> list[str]:
     out = []
     for label, c in result["corpora"].items():
         out.append(f"{label} corpus: {c['repos']} repos, {result['latency_s'] * 1000:.0f} ms a request")
-        out.append(f"  {'run':<48}{'wall s':>8}{'x floor':>9}{'x seed':>8}{'cpu s':>8}{'server':>8}{'MB sent':>9}"
-                   f"{'requests':>9}{'wall/repo':>10}{'cpu/repo':>9}{'cpu x fl':>9}")  # fmt: skip
+        out.append(
+            f"  {'run':<48}{'wall s':>8}{'x floor':>9}{'x seed':>8}{'cpu s':>8}{'server':>8}{'MB sent':>9}"
+            f"{'requests':>9}{'wall/repo':>10}{'cpu/repo':>9}{'cpu x fl':>9}"
+        )
         n = max(1, c["repos"])
         for key, name in ROWS:
             r = c["runs"].get(key)
             if r:
                 seed = f"{r['x_seed']:.2f}" if "x_seed" in r else "-"
                 cpu_x = r["cpu_s"] / max(c["runs"]["floor"]["cpu_s"], 1e-9)
-                out.append(f"  {name.format(**c):<48}{r['wall_s']:>8.1f}{r['x_floor']:>9.2f}{seed:>8}"
-                           f"{r['cpu_s']:>8.1f}{r['server_cpu_s']:>8.1f}"
-                           f"{r['bytes_sent'] / 1e6:>9.1f}{r['requests']:>9}"
-                           f"{r['wall_s'] / n:>10.3f}{r['cpu_s'] / n:>9.3f}{cpu_x:>9.2f}")  # fmt: skip
+                out.append(
+                    f"  {name.format(**c):<48}{r['wall_s']:>8.1f}{r['x_floor']:>9.2f}{seed:>8}"
+                    f"{r['cpu_s']:>8.1f}{r['server_cpu_s']:>8.1f}"
+                    f"{r['bytes_sent'] / 1e6:>9.1f}{r['requests']:>9}"
+                    f"{r['wall_s'] / n:>10.3f}{r['cpu_s'] / n:>9.3f}{cpu_x:>9.2f}"
+                )
         out.append(f"  dvc repro / make -j: {c['dvc_over_make']}x; checks {c['checks']}")
         for key in ("dvc_full", "make_full"):
             kinds = c["runs"][key]["by_kind"]
-            out.append(f"  {key} by process kind (processes, cpu s, busy s): " + "; ".join(
-                f"{k} {v['processes']}, {v['cpu_s']}, {v['busy_s']}" for k, v in kinds.items()))  # fmt: skip
+            out.append(
+                f"  {key} by process kind (processes, cpu s, busy s): "
+                + "; ".join(f"{k} {v['processes']}, {v['cpu_s']}, {v['busy_s']}" for k, v in kinds.items())
+            )
     for name, t in result.get("targets", {}).items():
         out.append(f"target {name}: {'MET' if t['met'] else 'NOT MET'} ({t['value']}, {t['target']})")
     for label, e in result.get("against", {}).items():
         if isinstance(e, dict):
-            out.append(f"against {result['against'].get('expect_commit')}: {label} digests identical "
-                       f"{e['digests_identical']} ({e['digests_compared']}); x floor now/then "
-                       f"{e['x_floor_now_over_then']}")
+            out.append(
+                f"against {result['against'].get('expect_commit')}: {label} digests identical "
+                f"{e['digests_identical']} ({e['digests_compared']}); x floor now/then "
+                f"{e['x_floor_now_over_then']}"
+            )
     return out

@@ -28,8 +28,9 @@ def clone(url: str, dest: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.floor_clones", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.floor_clones", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--feed", type=Path, required=True)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args(argv)

@@ -43,19 +43,27 @@ def workspace(path: Path, repos: int, seed: int) -> Path:
     path.mkdir(parents=True)
     feed = path / "feed.json"
     feed.write_text(json.dumps(build_corpus(path / "corpus", repos, seed)), encoding="utf-8")
-    ws = create_workspace(path / "ws", {
-        "feed": {"url": str(feed)},
-        "shards": {"batch_size": SHARDS, "offsets": list(range(SHARDS))},
-        "ingest": {"allow_file_urls": True, "workers": 2, "cache": str(path / "ws" / ".cache" / "digests")},
-    })  # fmt: skip
+    ws = create_workspace(
+        path / "ws",
+        {
+            "feed": {"url": str(feed)},
+            "shards": {"batch_size": SHARDS, "offsets": list(range(SHARDS))},
+            "ingest": {"allow_file_urls": True, "workers": 2, "cache": str(path / "ws" / ".cache" / "digests")},
+        },
+    )
     shutil.copy2(ROOT / "Makefile", ws / "Makefile")
     return ws
 
 
 def env() -> dict[str, str]:
-    return dict(os.environ, PATH=f"{VENV / 'bin'}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
-                GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="url.http://127.0.0.1:9/.insteadOf",
-                GIT_CONFIG_VALUE_0="https://github.com/")  # fmt: skip
+    return dict(
+        os.environ,
+        PATH=f"{VENV / 'bin'}:{os.environ['PATH']}",
+        DVC_NO_ANALYTICS="1",
+        GIT_CONFIG_COUNT="1",
+        GIT_CONFIG_KEY_0="url.http://127.0.0.1:9/.insteadOf",
+        GIT_CONFIG_VALUE_0="https://github.com/",
+    )
 
 
 def flip(ws: Path, i: int) -> None:
@@ -88,20 +96,26 @@ def left_state(ws: Path) -> dict[str, bool]:
 
 
 def up_to_date(ws: Path, e: dict[str, str]) -> tuple[bool, str]:
-    out = subprocess.run([str(VENV / "bin" / "dvc"), "status", "--json"], cwd=ws, env=e, capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
+    out = subprocess.run(
+        [str(VENV / "bin" / "dvc"), "status", "--json"], cwd=ws, env=e, capture_output=True, text=True, timeout=600
+    )
     if out.returncode != 0:
         return False, out.stderr.strip()[-300:]
     stale = sorted(k for k in json.loads(out.stdout or "{}") if k != "fetch")
     return not stale, ", ".join(stale)
 
 
-LOCK_ERRORS = ("validation failed", "Unable to read RWLock-file", "is busy, it is being blocked by",
-               "Unable to acquire lock")  # fmt: skip
+LOCK_ERRORS = (
+    "validation failed",
+    "Unable to read RWLock-file",
+    "is busy, it is being blocked by",
+    "Unable to acquire lock",
+)
 
 
-def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: Any,
-        max_delay: float = 0.0) -> dict[str, Any]:  # fmt: skip
+def run(
+    work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: Any, max_delay: float = 0.0
+) -> dict[str, Any]:
     rng = random.Random(seed)
     ws = workspace(work, repos, seed)
     e = env()
@@ -110,9 +124,20 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
     whole = time.perf_counter() - start
     if first.returncode != 0:
         raise RuntimeError(f"the first make -j {SHARDS} repro failed:\n{first.stderr[-2000:]}")
-    counts = {"cut_dvc_lock": 0, "corrupt_rwlock": 0, "rwlock_entries": 0, "alive_after_5s": 0, "repairs": 0,
-              "check_failed": 0, "status_failed": 0, "full_runs": 0, "full_runs_failed": 0, "not_up_to_date": 0,
-              "next_run_failed_early": 0, "bricked": 0}  # fmt: skip
+    counts = {
+        "cut_dvc_lock": 0,
+        "corrupt_rwlock": 0,
+        "rwlock_entries": 0,
+        "alive_after_5s": 0,
+        "repairs": 0,
+        "check_failed": 0,
+        "status_failed": 0,
+        "full_runs": 0,
+        "full_runs_failed": 0,
+        "not_up_to_date": 0,
+        "next_run_failed_early": 0,
+        "bricked": 0,
+    }
     failures: list[str] = []
     delays = []
     for i in range(cuts):
@@ -148,19 +173,28 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
         counts["repairs"] += "procgroup: warning" in text  # what this run's first check repaired of the cut before it
         if not (full_every and (i + 1) % full_every == 0) and i != cuts - 1:
             counts["bricked"] += early
-            log(f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
-                f"started cleanly: {not early}")  # fmt: skip
+            log(
+                f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
+                f"started cleanly: {not early}"
+            )
             continue
-        check = subprocess.run([sys.executable, "-m", "xgov_digests.operations.procgroup", "--check"], cwd=ws, env=e,
-                               capture_output=True, text=True, timeout=900)  # fmt: skip
+        check = subprocess.run(
+            [sys.executable, "-m", "xgov_digests.operations.procgroup", "--check"],
+            cwd=ws,
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         counts["repairs"] += "warning" in check.stderr
         bricked = early
         if check.returncode != 0:
             counts["check_failed"] += 1
             bricked = True
             failures.append(f"cut {i}: check: {check.stderr.strip()[-300:]}")
-        status = subprocess.run([str(VENV / "bin" / "dvc"), "status"], cwd=ws, env=e, capture_output=True,
-                                text=True, timeout=600)  # fmt: skip
+        status = subprocess.run(
+            [str(VENV / "bin" / "dvc"), "status"], cwd=ws, env=e, capture_output=True, text=True, timeout=600
+        )
         if status.returncode != 0 or any(err in status.stderr for err in LOCK_ERRORS):
             counts["status_failed"] += 1
             bricked = True
@@ -179,8 +213,18 @@ def run(work: Path, *, cuts: int, repos: int, seed: int, full_every: int, log: A
                 bricked = True
                 failures.append(f"cut {i}: after make -j {SHARDS} repro, not up to date: {stale}")
         counts["bricked"] += bricked
-        log(f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
-            f"repair: {'yes' if 'warning' in check.stderr else 'no'}, bricked: {bricked}")  # fmt: skip
-    return {"cuts": cuts, "repos": repos, "shards": SHARDS, "whole_run_s": round(whole, 1), "max_delay_s": max_delay,
-            "delays_s": delays,
-            **counts, "failures": failures[:20], "passed": counts["bricked"] == 0}  # fmt: skip
+        log(
+            f"  cut {i + 1}/{cuts} at {delay:.1f}s (killed: {with_pg}): left {state}, live dvc after 5 s {alive}, "
+            f"repair: {'yes' if 'warning' in check.stderr else 'no'}, bricked: {bricked}"
+        )
+    return {
+        "cuts": cuts,
+        "repos": repos,
+        "shards": SHARDS,
+        "whole_run_s": round(whole, 1),
+        "max_delay_s": max_delay,
+        "delays_s": delays,
+        **counts,
+        "failures": failures[:20],
+        "passed": counts["bricked"] == 0,
+    }

@@ -138,13 +138,26 @@ def _tree_rss(proc: psutil.Process, kinds: _Kinds | None = None) -> tuple[int, d
     return total, by_name, largest
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 3600,
-        interval: float = 0.02) -> Measurement:  # fmt: skip
+def run(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 3600,
+    interval: float = 0.02,
+) -> Measurement:
     """Run ``cmd`` to completion (killed after ``timeout`` s), sampling its process tree's memory."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     peak = largest_process = 0
     peak_by_name: dict[str, int] = {}
     done = threading.Event()
@@ -153,8 +166,10 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
     def drain(name: str, stream: Any) -> None:
         outputs[name] = stream.read()
 
-    readers = [threading.Thread(target=drain, args=(n, s), daemon=True) for n, s in
-               (("out", proc.stdout), ("err", proc.stderr))]  # fmt: skip
+    readers = [
+        threading.Thread(target=drain, args=(n, s), daemon=True)
+        for n, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
     for t in readers:
         t.start()
     ps = psutil.Process(proc.pid)
@@ -212,8 +227,11 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
 def machine() -> dict[str, Any]:
     """Where the figures come from."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "stages", "xgov_digests", "bench"],
-                           capture_output=True, text=True)  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "stages", "xgov_digests", "bench"],
+        capture_output=True,
+        text=True,
+    )
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
     return {
         "cores": os.cpu_count(),

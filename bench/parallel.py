@@ -47,12 +47,19 @@ def workspace(path: Path, feed: Path, workers: int) -> Path:
     from tests.fixtures.workspace import create_workspace
 
     shutil.rmtree(path, ignore_errors=True)
-    ws = create_workspace(path, {
-        "feed": {"url": str(feed.resolve())},
-        "shards": {"batch_size": BATCH, "offsets": list(range(BATCH)), "assign": "index"},
-        "ingest": {"allowed_hosts": ["github.com"], "allow_file_urls": False, "workers": workers,
-                   "cache": str((path / ".cache" / "digests").resolve())},
-    })  # fmt: skip
+    ws = create_workspace(
+        path,
+        {
+            "feed": {"url": str(feed.resolve())},
+            "shards": {"batch_size": BATCH, "offsets": list(range(BATCH)), "assign": "index"},
+            "ingest": {
+                "allowed_hosts": ["github.com"],
+                "allow_file_urls": False,
+                "workers": workers,
+                "cache": str((path / ".cache" / "digests").resolve()),
+            },
+        },
+    )
     shutil.copy2(ROOT / "Makefile", ws / "Makefile")
     return ws
 
@@ -75,9 +82,16 @@ def _ran(stdout: str) -> list[str]:
 def _run(cmd: list[str], ws: Path, env: dict[str, str]) -> dict[str, Any]:
     m = measure.run(cmd, cwd=ws, env=env, timeout=3600)
     out = m.stdout + m.stderr_tail
-    return {"wall_s": m.wall_s, "peak_rss_tree_mb": m.peak_rss_tree_mb, "cpu_s": m.cpu_s, "returncode": m.returncode,
-            "ran": sorted(_ran(m.stdout)), "lock_errors": sum(out.count(e) for e in LOCK_ERRORS),
-            "metrics": metrics(ws), "stderr_tail": m.stderr_tail[-600:] if m.returncode else ""}  # fmt: skip
+    return {
+        "wall_s": m.wall_s,
+        "peak_rss_tree_mb": m.peak_rss_tree_mb,
+        "cpu_s": m.cpu_s,
+        "returncode": m.returncode,
+        "ran": sorted(_ran(m.stdout)),
+        "lock_errors": sum(out.count(e) for e in LOCK_ERRORS),
+        "metrics": metrics(ws),
+        "stderr_tail": m.stderr_tail[-600:] if m.returncode else "",
+    }
 
 
 def _push(entries: list[dict[str, Any]], share: float, stamp: str) -> tuple[list[dict[str, Any]], int]:
@@ -88,8 +102,9 @@ def _push(entries: list[dict[str, Any]], share: float, stamp: str) -> tuple[list
     return [dict(e, pushedAt=stamp) if i in picked else e for i, e in enumerate(entries)], len(picked)
 
 
-def compare(work: Path, entries: list[dict[str, Any]], env: dict[str, str], *, jobs: int, workers: int, churn: float,
-            log: Any) -> dict[str, Any]:  # fmt: skip
+def compare(
+    work: Path, entries: list[dict[str, Any]], env: dict[str, str], *, jobs: int, workers: int, churn: float, log: Any
+) -> dict[str, Any]:
     """dvc repro against make -j jobs repro: full run, a churn night, a nothing-changed night."""
     feed = work / "feed-compare.json"
     feed.write_text(json.dumps(entries, indent=1), encoding="utf-8")
@@ -102,47 +117,69 @@ def compare(work: Path, entries: list[dict[str, Any]], env: dict[str, str], *, j
         a = _run(dvc_cmd(), seq, env)
         b = _run(make_cmd(jobs), par, env)
         out[night] = {"dvc_repro": a, "make_j": b, "ratio": round(a["wall_s"] / b["wall_s"], 2)}
-        log(f"  {night}: dvc repro {a['wall_s']:.1f} s ({a['peak_rss_tree_mb']:.0f} MB), make -j {jobs} repro "
+        log(
+            f"  {night}: dvc repro {a['wall_s']:.1f} s ({a['peak_rss_tree_mb']:.0f} MB), make -j {jobs} repro "
             f"{b['wall_s']:.1f} s ({b['peak_rss_tree_mb']:.0f} MB): x{out[night]['ratio']}; ran {len(a['ran'])} / "
-            f"{len(b['ran'])} stages")  # fmt: skip
+            f"{len(b['ran'])} stages"
+        )
     out["churn"]["changed_repos"] = changed
     same = digests(seq) == digests(par) and metrics(seq) == metrics(par)
     out["checks"] = {
-        "returncode_0": all(out[n][k]["returncode"] == 0 for n in ("full", "churn", "unchanged")
-                            for k in ("dvc_repro", "make_j")),
+        "returncode_0": all(
+            out[n][k]["returncode"] == 0 for n in ("full", "churn", "unchanged") for k in ("dvc_repro", "make_j")
+        ),
         "same_digests_and_counts": same,
         "full_ran_every_stage": len(out["full"]["make_j"]["ran"]) == BATCH + 2,
         # an unchanged feed (its ETag tracked by DVC) runs no stage at all, fetch included
         "unchanged_ran_nothing": out["unchanged"]["make_j"]["ran"] == [] and out["unchanged"]["dvc_repro"]["ran"] == [],
-    }  # fmt: skip
+    }
     shutil.rmtree(seq, ignore_errors=True)
     shutil.rmtree(par, ignore_errors=True)
     return out
 
 
-def budget(work: Path, feed: Path, env: dict[str, str], *, jobs: list[int], workers: list[int],
-           log: Any) -> list[dict[str, Any]]:  # fmt: skip
+def budget(
+    work: Path, feed: Path, env: dict[str, str], *, jobs: list[int], workers: list[int], log: Any
+) -> list[dict[str, Any]]:
     """Full cold runs of make -j J repro for every J x ingest.workers W."""
     rows = []
     for w in workers:
         for j in jobs:
             ws = workspace(work / "ws-budget", feed, w)
             r = _run(make_cmd(j), ws, env)
-            rows.append({"jobs": j, "workers": w, "in_flight": j * w, **{k: r[k] for k in
-                         ("wall_s", "peak_rss_tree_mb", "cpu_s", "returncode", "lock_errors", "metrics")}})  # fmt: skip
-            log(f"  -j {j:>2} x workers {w}: {r['wall_s']:.1f} s, {r['peak_rss_tree_mb']:.0f} MB peak, "
-                f"cpu {r['cpu_s']:.0f} s, rc {r['returncode']}, {r['metrics']}")  # fmt: skip
+            rows.append(
+                {
+                    "jobs": j,
+                    "workers": w,
+                    "in_flight": j * w,
+                    **{
+                        k: r[k] for k in ("wall_s", "peak_rss_tree_mb", "cpu_s", "returncode", "lock_errors", "metrics")
+                    },
+                }
+            )
+            log(
+                f"  -j {j:>2} x workers {w}: {r['wall_s']:.1f} s, {r['peak_rss_tree_mb']:.0f} MB peak, "
+                f"cpu {r['cpu_s']:.0f} s, rc {r['returncode']}, {r['metrics']}"
+            )
     shutil.rmtree(work / "ws-budget", ignore_errors=True)
     return rows
 
 
-def locks(work: Path, feed: Path, env: dict[str, str], *, repetitions: int, jobs: int, workers: int,
-          log: Any) -> dict[str, Any]:  # fmt: skip
+def locks(
+    work: Path, feed: Path, env: dict[str, str], *, repetitions: int, jobs: int, workers: int, log: Any
+) -> dict[str, Any]:
     """``repetitions`` runs of make -j jobs repro, each re-running every shard: count what went wrong."""
     ws = workspace(work / "ws-locks", feed, workers)
     first = _run(make_cmd(jobs), ws, env)  # clones everything once; the repetitions then serve the digest cache
-    counts = {"runs": 0, "failed_runs": 0, "lock_errors": 0, "rwlock_corrupt": 0, "rwlock_left_held": 0,
-              "incomplete_dvc_lock": 0, "not_every_shard_ran": 0}  # fmt: skip
+    counts = {
+        "runs": 0,
+        "failed_runs": 0,
+        "lock_errors": 0,
+        "rwlock_corrupt": 0,
+        "rwlock_left_held": 0,
+        "incomplete_dvc_lock": 0,
+        "not_every_shard_ran": 0,
+    }
     walls = []
     for i in range(repetitions):
         ratio = 0.5 + (i + 1) / 1000  # a value never run before: no run-cache hit, every shard runs
@@ -160,12 +197,20 @@ def locks(work: Path, feed: Path, env: dict[str, str], *, repetitions: int, jobs
         lock = (ws / "dvc.lock").read_text()
         counts["incomplete_dvc_lock"] += not all(f"  shard@{k}:" in lock for k in range(BATCH))
         walls.append(r["wall_s"])
-        log(f"  repetition {i + 1}/{repetitions}: {r['wall_s']:.1f} s, rc {r['returncode']}, "
-            f"lock errors {r['lock_errors']}, ran {len(r['ran'])} stages")  # fmt: skip
+        log(
+            f"  repetition {i + 1}/{repetitions}: {r['wall_s']:.1f} s, rc {r['returncode']}, "
+            f"lock errors {r['lock_errors']}, ran {len(r['ran'])} stages"
+        )
     shutil.rmtree(ws, ignore_errors=True)
     problems = sum(v for k, v in counts.items() if k != "runs")
-    return {"jobs": jobs, "workers": workers, "first_run_s": first["wall_s"], **counts, "wall_s": walls,
-            "passed": problems == 0 and counts["runs"] == repetitions}  # fmt: skip
+    return {
+        "jobs": jobs,
+        "workers": workers,
+        "first_run_s": first["wall_s"],
+        **counts,
+        "wall_s": walls,
+        "passed": problems == 0 and counts["runs"] == repetitions,
+    }
 
 
 def first_repro_both_ways(work: Path, *, entries: int, seed: int, workers: int, jobs: int, log: Any) -> dict[str, Any]:
@@ -191,16 +236,31 @@ def first_repro_both_ways(work: Path, *, entries: int, seed: int, workers: int, 
         )
         shutil.rmtree(ws, ignore_errors=True)
     out["ratio"] = round(out["dvc_repro"]["wall_s"] / out["make_j"]["wall_s"], 2)
-    out["checks"] = {"returncode_0": out["dvc_repro"]["returncode"] == 0 and out["make_j"]["returncode"] == 0,
-                     "all_cached": out["dvc_repro"]["metrics"] == out["make_j"]["metrics"]
-                     and out["make_j"]["metrics"].get("cached") == entries}  # fmt: skip
+    out["checks"] = {
+        "returncode_0": out["dvc_repro"]["returncode"] == 0 and out["make_j"]["returncode"] == 0,
+        "all_cached": out["dvc_repro"]["metrics"] == out["make_j"]["metrics"]
+        and out["make_j"]["metrics"].get("cached") == entries,
+    }
     shutil.rmtree(root, ignore_errors=True)
     return out
 
 
-def run(work: Path, *, repos: int, seed: int, latency: float, tmpdir: str = "", jobs: int = 10, workers: int = 8,
-        churn: float = 0.01, budget_jobs: list[int] | None = None, budget_workers: list[int] | None = None,
-        lock_repetitions: int = 20, scale_entries: int = 0, log: Any = print) -> dict[str, Any]:  # fmt: skip
+def run(
+    work: Path,
+    *,
+    repos: int,
+    seed: int,
+    latency: float,
+    tmpdir: str = "",
+    jobs: int = 10,
+    workers: int = 8,
+    churn: float = 0.01,
+    budget_jobs: list[int] | None = None,
+    budget_workers: list[int] | None = None,
+    lock_repetitions: int = 20,
+    scale_entries: int = 0,
+    log: Any = print,
+) -> dict[str, Any]:
     """All of the above on a corpus of ``repos`` repos; ``scale_entries`` 0 leaves out the cached-digest workspace."""
     corpus_dir = work / f"corpus-{repos}-s{seed}"
     log(f"parallel: corpus of {repos} repos (seed {seed}) in {corpus_dir}, {latency * 1000:.0f} ms per request")
@@ -226,33 +286,48 @@ def run(work: Path, *, repos: int, seed: int, latency: float, tmpdir: str = "", 
 def lines(p: dict[str, Any]) -> list[str]:
     """The table printed at the end of a bench run."""
     c = p["compare"]
-    out = [f"parallel shards ({p['repos']} repos, {p['batch_size']} shards, {p['latency_s'] * 1000:.0f} ms per "
-           f"request, ingest.workers {c['workers']}): dvc repro vs make -j {c['jobs']} repro",
-           f"  {'night':<28}{'dvc repro s':>12}{'make -j s':>11}{'ratio':>8}{'RSS MB dvc/make':>18}"]  # fmt: skip
-    for night, label in (("full", "full run"), ("churn", f"{c['churn']['changed_repos']} repo(s) pushed (1%)"),
-                         ("unchanged", "nothing changed")):  # fmt: skip
+    out = [
+        f"parallel shards ({p['repos']} repos, {p['batch_size']} shards, {p['latency_s'] * 1000:.0f} ms per "
+        f"request, ingest.workers {c['workers']}): dvc repro vs make -j {c['jobs']} repro",
+        f"  {'night':<28}{'dvc repro s':>12}{'make -j s':>11}{'ratio':>8}{'RSS MB dvc/make':>18}",
+    ]
+    for night, label in (
+        ("full", "full run"),
+        ("churn", f"{c['churn']['changed_repos']} repo(s) pushed (1%)"),
+        ("unchanged", "nothing changed"),
+    ):
         r = c[night]
-        out.append(f"  {label:<28}{r['dvc_repro']['wall_s']:>12.1f}{r['make_j']['wall_s']:>11.1f}"
-                   f"{'x' + str(r['ratio']):>8}{r['dvc_repro']['peak_rss_tree_mb']:>10.0f} / "
-                   f"{r['make_j']['peak_rss_tree_mb']:.0f}")  # fmt: skip
+        out.append(
+            f"  {label:<28}{r['dvc_repro']['wall_s']:>12.1f}{r['make_j']['wall_s']:>11.1f}"
+            f"{'x' + str(r['ratio']):>8}{r['dvc_repro']['peak_rss_tree_mb']:>10.0f} / "
+            f"{r['make_j']['peak_rss_tree_mb']:.0f}"
+        )
     out.append(f"  checks: {c['checks']}")
     if p.get("budget"):
-        out.append(f"  concurrency budget (full cold run): {'-j':>4}{'workers':>9}{'in flight':>11}{'wall s':>9}"
-                   f"{'peak RSS MB':>13}{'cpu s':>8}")  # fmt: skip
+        out.append(
+            f"  concurrency budget (full cold run): {'-j':>4}{'workers':>9}{'in flight':>11}{'wall s':>9}"
+            f"{'peak RSS MB':>13}{'cpu s':>8}"
+        )
         for r in p["budget"]:
-            out.append(f"  {'':<34}{r['jobs']:>4}{r['workers']:>9}{r['in_flight']:>11}{r['wall_s']:>9.1f}"
-                       f"{r['peak_rss_tree_mb']:>13.0f}{r['cpu_s']:>8.0f}")  # fmt: skip
+            out.append(
+                f"  {'':<34}{r['jobs']:>4}{r['workers']:>9}{r['in_flight']:>11}{r['wall_s']:>9.1f}"
+                f"{r['peak_rss_tree_mb']:>13.0f}{r['cpu_s']:>8.0f}"
+            )
     lk = p.get("locks")
     if lk:
-        out.append(f"  lock check: {lk['runs']} runs of make -j {lk['jobs']} repro (every shard re-run): "
-                   f"{lk['failed_runs']} failed, {lk['lock_errors']} lock errors, {lk['rwlock_corrupt']} corrupt "
-                   f"rwlock, {lk['rwlock_left_held']} rwlock left held, {lk['incomplete_dvc_lock']} incomplete "
-                   f"dvc.lock, {lk['not_every_shard_ran']} runs without every shard: "
-                   f"{'passed' if lk['passed'] else 'FAILED'}")  # fmt: skip
+        out.append(
+            f"  lock check: {lk['runs']} runs of make -j {lk['jobs']} repro (every shard re-run): "
+            f"{lk['failed_runs']} failed, {lk['lock_errors']} lock errors, {lk['rwlock_corrupt']} corrupt "
+            f"rwlock, {lk['rwlock_left_held']} rwlock left held, {lk['incomplete_dvc_lock']} incomplete "
+            f"dvc.lock, {lk['not_every_shard_ran']} runs without every shard: "
+            f"{'passed' if lk['passed'] else 'FAILED'}"
+        )
     s = p.get("scale")
     if s:
-        out.append(f"  first repro of {s['entries']} cached digests: dvc repro {s['dvc_repro']['wall_s']:.1f} s / "
-                   f"{s['dvc_repro']['peak_rss_tree_mb']:.0f} MB, make -j {s['jobs']} repro "
-                   f"{s['make_j']['wall_s']:.1f} s / {s['make_j']['peak_rss_tree_mb']:.0f} MB: x{s['ratio']}; "
-                   f"checks {s['checks']}")  # fmt: skip
+        out.append(
+            f"  first repro of {s['entries']} cached digests: dvc repro {s['dvc_repro']['wall_s']:.1f} s / "
+            f"{s['dvc_repro']['peak_rss_tree_mb']:.0f} MB, make -j {s['jobs']} repro "
+            f"{s['make_j']['wall_s']:.1f} s / {s['make_j']['peak_rss_tree_mb']:.0f} MB: x{s['ratio']}; "
+            f"checks {s['checks']}"
+        )
     return out

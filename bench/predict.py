@@ -38,8 +38,13 @@ def per_repo(result: dict[str, Any], corpus: str) -> dict[str, float]:
     c = result["corpora"][corpus]
     full, noop = c["runs"]["make_full"], c["runs"]["make_unchanged"]
     n = c["repos"]
-    return {"cpu_s": max(0.0, full["cpu_s"] - noop["cpu_s"]) / n, "bytes": full["bytes_sent"] / n,
-            "requests": full["requests"] / n, "fixed_s": noop["wall_s"], "repos_measured": n}  # fmt: skip
+    return {
+        "cpu_s": max(0.0, full["cpu_s"] - noop["cpu_s"]) / n,
+        "bytes": full["bytes_sent"] / n,
+        "requests": full["requests"] / n,
+        "fixed_s": noop["wall_s"],
+        "repos_measured": n,
+    }
 
 
 def largest(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -53,11 +58,13 @@ def largest(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"corpora": corpora}
 
 
-def predict(costs: dict[str, float], *, repos: int, cores: int, link_bps: float, in_flight: int,
-            churn: float = 0.01) -> dict[str, float]:  # fmt: skip
+def predict(
+    costs: dict[str, float], *, repos: int, cores: int, link_bps: float, in_flight: int, churn: float = 0.01
+) -> dict[str, float]:
     def cloning(n: float) -> float:
-        return max(n * costs["cpu_s"] / cores, n * costs["bytes"] / (link_bps / 8),
-                   n * costs["requests"] * RTT_S / in_flight)  # fmt: skip
+        return max(
+            n * costs["cpu_s"] / cores, n * costs["bytes"] / (link_bps / 8), n * costs["requests"] * RTT_S / in_flight
+        )
 
     serial = repos * SERIAL_S_PER_REPO
     full = cloning(repos) + costs["fixed_s"] + serial
@@ -70,8 +77,10 @@ def table(result: dict[str, Any], *, repos: int, cores: list[int], links: list[f
     out = []
     for corpus in result["corpora"]:
         costs = per_repo(result, corpus)
-        out.append(f"{corpus} corpus: {costs['cpu_s']:.3f} s CPU, {costs['bytes'] / 1e6:.2f} MB, "
-                   f"{costs['requests']:.1f} requests a repo; fixed {costs['fixed_s']:.1f} s")  # fmt: skip
+        out.append(
+            f"{corpus} corpus: {costs['cpu_s']:.3f} s CPU, {costs['bytes'] / 1e6:.2f} MB, "
+            f"{costs['requests']:.1f} requests a repo; fixed {costs['fixed_s']:.1f} s"
+        )
         out.append("| cores | link | full run | 1%-churn night |")
         out.append("|---:|---:|---:|---:|")
         for c in cores:
@@ -83,10 +92,15 @@ def table(result: dict[str, Any], *, repos: int, cores: list[int], links: list[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("results", type=Path, nargs="+",
-                        help="floor-suite results; each corpus is predicted from the run with the most repos")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        help="floor-suite results; each corpus is predicted from the run with the most repos",
+    )
     parser.add_argument("--repos", type=int, default=21_000)
     parser.add_argument("--cores", type=int, nargs="+", default=[2, 8, 32])
     parser.add_argument("--links", type=float, nargs="+", default=[100e6, 1e9, 10e9])

@@ -24,12 +24,23 @@ from typing import Any
 # 16 public repositories of UK public-sector bodies, of the shapes the feed holds: large front-end monorepos
 # (Node, Sass, Nunjucks), Go and Ruby services, Python and Ruby libraries, Scala/Play templates.
 REPOS = (
-    "alphagov/router", "alphagov/govuk-frontend", "nhsuk/nhsuk-frontend", "ONSdigital/design-system",
-    "hmrc/play-frontend-hmrc", "alphagov/notifications-python-client", "alphagov/govuk-frontend-jinja",
-    "alphagov/govuk-country-and-territory-autocomplete", "alphagov/notifications-utils",
-    "alphagov/govuk-design-system", "alphagov/accessible-autocomplete", "alphagov/slimmer",
-    "alphagov/govuk-prototype-kit", "alphagov/pay-js-commons", "alphagov/govspeak", "alphagov/gds-api-adapters",
-)  # fmt: skip
+    "alphagov/router",
+    "alphagov/govuk-frontend",
+    "nhsuk/nhsuk-frontend",
+    "ONSdigital/design-system",
+    "hmrc/play-frontend-hmrc",
+    "alphagov/notifications-python-client",
+    "alphagov/govuk-frontend-jinja",
+    "alphagov/govuk-country-and-territory-autocomplete",
+    "alphagov/notifications-utils",
+    "alphagov/govuk-design-system",
+    "alphagov/accessible-autocomplete",
+    "alphagov/slimmer",
+    "alphagov/govuk-prototype-kit",
+    "alphagov/pay-js-commons",
+    "alphagov/govspeak",
+    "alphagov/gds-api-adapters",
+)
 CORPUS_VERSION = 1
 
 
@@ -61,8 +72,17 @@ def _reduce(mirror: Path, dest: Path) -> dict[str, Any]:
     """``dest``: a bare repo holding the tip of ``mirror``'s default branch, in one pack with a bitmap."""
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    _git("clone", "--quiet", "--bare", "--depth", "1", "--single-branch", "--no-tags", mirror.resolve().as_uri(),
-         str(tmp))  # fmt: skip
+    _git(
+        "clone",
+        "--quiet",
+        "--bare",
+        "--depth",
+        "1",
+        "--single-branch",
+        "--no-tags",
+        mirror.resolve().as_uri(),
+        str(tmp),
+    )
     _git("-C", str(tmp), "repack", "-a", "-d", "-q", "--write-bitmap-index")
     commit = _git("-C", str(tmp), "rev-parse", "HEAD")
     when = _git("-C", str(tmp), "log", "-1", "--format=%cI", "HEAD")
@@ -74,23 +94,35 @@ def _reduce(mirror: Path, dest: Path) -> dict[str, Any]:
 
 def feed_entry(owner: str, name: str, info: dict[str, Any]) -> dict[str, Any]:
     return {
-        "owner": owner, "name": name, "description": f"Real repository {info['source']}",
-        "url": f"https://github.com/{owner}/{name}", "archived": False, "license": "MIT", "stargazersCount": 0,
-        "language": None, "forksCount": 0, "openIssuesCount": 0, "createdAt": "2020-01-01T00:00:00Z",
-        "updatedAt": info["committed_at"], "pushedAt": info["committed_at"],
-    }  # fmt: skip
+        "owner": owner,
+        "name": name,
+        "description": f"Real repository {info['source']}",
+        "url": f"https://github.com/{owner}/{name}",
+        "archived": False,
+        "license": "MIT",
+        "stargazersCount": 0,
+        "language": None,
+        "forksCount": 0,
+        "openIssuesCount": 0,
+        "createdAt": "2020-01-01T00:00:00Z",
+        "updatedAt": info["committed_at"],
+        "pushedAt": info["committed_at"],
+    }
 
 
-def build(root: Path, mirrors: Path | None = None, copies: int = 3,
-          repos: tuple[str, ...] = REPOS) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+def build(
+    root: Path, mirrors: Path | None = None, copies: int = 3, repos: tuple[str, ...] = REPOS
+) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
     """``root/repos/<owner>/<name>`` and ``root/feed.json`` (reused when already built from the same mirrors'
     commits); returns (feed path, entries, corpus description)."""
     mirrors = mirrors or default_mirrors()
     found = {r: find_mirror(mirrors, r) for r in repos}
     missing = [r for r, m in found.items() if m is None]
     if missing:
-        raise MirrorMissing(f"{len(missing)} of the real-corpus repositories are not under {mirrors}: "
-                            f"{', '.join(missing)}; get them as bench/README.md says (Real repositories)")  # fmt: skip
+        raise MirrorMissing(
+            f"{len(missing)} of the real-corpus repositories are not under {mirrors}: "
+            f"{', '.join(missing)}; get them as bench/README.md says (Real repositories)"
+        )
     heads = {r: _git("-C", str(m), "rev-parse", "HEAD") for r, m in found.items() if m}
     wanted = {"version": CORPUS_VERSION, "copies": copies, "heads": heads}
     marker = root / "corpus.json"
@@ -100,8 +132,11 @@ def build(root: Path, mirrors: Path | None = None, copies: int = 3,
     tips = root / "tips.json"  # the reduced repositories depend on the heads only: another size reuses them
     same_tips = tips.exists() and json.loads(tips.read_text())["params"] == {**wanted, "copies": None}
     infos: dict[str, dict[str, Any]] = json.loads(tips.read_text())["repos"] if same_tips else {}
-    for stale in (["repos", "feed.json", "corpus.json"] if same_tips else ["repos", "tips", "feed.json",
-                                                                           "corpus.json", "tips.json"]):  # fmt: skip
+    for stale in (
+        ["repos", "feed.json", "corpus.json"]
+        if same_tips
+        else ["repos", "tips", "feed.json", "corpus.json", "tips.json"]
+    ):
         path = root / stale
         if path.is_dir():
             shutil.rmtree(path)
@@ -125,8 +160,12 @@ def build(root: Path, mirrors: Path | None = None, copies: int = 3,
             link.symlink_to((root / "tips" / owner / name).resolve())
             entries.append(feed_entry(served, name, infos[full]))
     (root / "feed.json").write_text(json.dumps(entries, indent=1), encoding="utf-8")
-    desc = {"params": wanted, "repos": infos, "served": len(entries),
-            "files": sum(i["files"] for i in infos.values()) * copies,
-            "bytes": sum(i["bytes"] for i in infos.values()) * copies}  # fmt: skip
+    desc = {
+        "params": wanted,
+        "repos": infos,
+        "served": len(entries),
+        "files": sum(i["files"] for i in infos.values()) * copies,
+        "bytes": sum(i["bytes"] for i in infos.values()) * copies,
+    }
     marker.write_text(json.dumps(desc, indent=1), encoding="utf-8")
     return root / "feed.json", entries, desc

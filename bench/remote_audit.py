@@ -77,12 +77,20 @@ def run(work: Path, *, entries: int, log: Any) -> dict[str, Any]:
         s3.stop()
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "entries": entries, "list_pages": pages, "bare_list_s": round(floor, 3), "audit_s": round(audit_s, 3),
-        "audit_x_bare_list": round(audit_s / floor, 2) if floor else None, "audit_missing": len(clean.missing),
-        "repair_audit_s": round(repair_s, 3), "repaired": len(repaired.repaired),
+        "entries": entries,
+        "list_pages": pages,
+        "bare_list_s": round(floor, 3),
+        "audit_s": round(audit_s, 3),
+        "audit_x_bare_list": round(audit_s / floor, 2) if floor else None,
+        "audit_missing": len(clean.missing),
+        "repair_audit_s": round(repair_s, 3),
+        "repaired": len(repaired.repaired),
         **{f"{name}_s": round(took, 3) for name, (took, _) in timed.items()},
         **{f"{name}_x_audit": round(took / audit_s, 1) for name, (took, _) in timed.items()},
         **{f"{name}_objects": found.verified for name, (_, found) in timed.items()},
-        "checks": {"clean_finds_nothing": not clean.missing, "repair_finds_the_one": repaired.repaired == [kept],
-                   "verify_all_finds_the_overwrite": timed["verify_all"][1].corrupt == [rel]},
-    }  # fmt: skip
+        "checks": {
+            "clean_finds_nothing": not clean.missing,
+            "repair_finds_the_one": repaired.repaired == [kept],
+            "verify_all_finds_the_overwrite": timed["verify_all"][1].corrupt == [rel],
+        },
+    }

@@ -85,33 +85,48 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         inc = tp.get("incremental")
         if inc and "churn_x_full" in inc:
             out["churn_1pct_x_full"] = {
-                "value": inc["churn_x_full"], "target": "<= 0.05", "repos": inc["repos"],
-                "changed_repos": inc["changed_repos"], "full_s": inc["full"]["wall_s"],
-                "churn_s": inc["churn"]["wall_s"], "startup_s": inc["startup"]["one_cached_repo_s"],
+                "value": inc["churn_x_full"],
+                "target": "<= 0.05",
+                "repos": inc["repos"],
+                "changed_repos": inc["changed_repos"],
+                "full_s": inc["full"]["wall_s"],
+                "churn_s": inc["churn"]["wall_s"],
+                "startup_s": inc["startup"]["one_cached_repo_s"],
                 "without_startup": inc["churn_x_full_without_startup"],
                 "met": inc["churn_x_full"] <= TARGETS["churn_1pct_x_full"],
-            }  # fmt: skip
+            }
     dg = result.get("digest")
     if dg:
         worst = max(max(r["ingest_tree_x_plain"], r.get("budgeted_digest_x_plain", 0)) for r in dg["trees"])
         out["digest_x_plain_read"] = {
-            "value": worst, "target": "<= 3x", "met": worst <= TARGETS["digest_x_plain_read"],
+            "value": worst,
+            "target": "<= 3x",
+            "met": worst <= TARGETS["digest_x_plain_read"],
             "identical_to_stock": all(r["identical_to_stock"] for r in dg["trees"]),
-        }  # fmt: skip
+        }
     if result.get("clones"):
         out.update(clones.targets(result["clones"]))
     sc = result.get("scale")
     if sc:
-        out["fetch_21000"] = {"wall_s": sc["fetch"]["wall_s"], "peak_rss_tree_mb": sc["fetch"]["peak_rss_tree_mb"],
-                              "target": "<= 5 s and <= 1 GB",
-                              "met": sc["fetch"]["wall_s"] <= TARGETS["fetch_21000_s"]
-                              and sc["fetch"]["peak_rss_tree_mb"] <= TARGETS["fetch_21000_rss_mb"]}  # fmt: skip
+        out["fetch_21000"] = {
+            "wall_s": sc["fetch"]["wall_s"],
+            "peak_rss_tree_mb": sc["fetch"]["peak_rss_tree_mb"],
+            "target": "<= 5 s and <= 1 GB",
+            "met": sc["fetch"]["wall_s"] <= TARGETS["fetch_21000_s"]
+            and sc["fetch"]["peak_rss_tree_mb"] <= TARGETS["fetch_21000_rss_mb"],
+        }
     ds = (sc or {}).get("dvc") or result.get("dvc_scale")
     if ds:
         noop = ds["noop_repro"]
-        out["noop_repro_21000"] = {"value": noop["wall_s"], "entries": ds["entries"], "target": "<= 10 s",
-                                   "checks": noop["checks"], "met": noop["wall_s"] <= TARGETS["noop_repro_21000_s"]
-                                   and all(noop["checks"].values()) and ds["entries"] >= 21_000}  # fmt: skip
+        out["noop_repro_21000"] = {
+            "value": noop["wall_s"],
+            "entries": ds["entries"],
+            "target": "<= 10 s",
+            "checks": noop["checks"],
+            "met": noop["wall_s"] <= TARGETS["noop_repro_21000_s"]
+            and all(noop["checks"].values())
+            and ds["entries"] >= 21_000,
+        }
         projection = churn_projection(result, ds)
         if projection:
             met = projection["value"] <= TARGETS["churn_1pct_x_full"] and ds["entries"] >= 21_000
@@ -131,9 +146,15 @@ def churn_projection(result: dict[str, Any], ds: dict[str, Any]) -> dict[str, An
         return None
     per_repo = max(0.0, w16["wall_s"] - inc["startup"]["one_cached_repo_s"]) / tp["corpus"]["repos"]
     full_est = per_repo * ds["entries"] + ds["first_repro"]["wall_s"]
-    return {"value": round(churn["wall_s"] / full_est, 4), "entries": ds["entries"], "changed": churn["changed"],
-            "churn_repro_s": churn["wall_s"], "full_run_estimate_s": round(full_est, 1),
-            "per_repo_s": round(per_repo, 4), "checks": churn["checks"]}  # fmt: skip
+    return {
+        "value": round(churn["wall_s"] / full_est, 4),
+        "entries": ds["entries"],
+        "changed": churn["changed"],
+        "churn_repro_s": churn["wall_s"],
+        "full_run_estimate_s": round(full_est, 1),
+        "per_repo_s": round(per_repo, 4),
+        "checks": churn["checks"],
+    }
 
 
 def table(result: dict[str, Any]) -> str:
@@ -151,33 +172,45 @@ def table(result: dict[str, Any]) -> str:
             f"{'run':<24}{'wall s':>9}{'repos/s':>9}{'x baseline':>12}{'peak RSS MB':>13}{'ok':>6}",
         ]
         b = tp["baseline"]
-        lines.append(f"{'baseline (sequential)':<24}{b['wall_s']:>9.1f}{b['repos_per_s']:>9.2f}{1.0:>12.2f}"
-                     f"{b['peak_rss_tree_mb']:>13.0f}{b['ok']:>6}")  # fmt: skip
+        lines.append(
+            f"{'baseline (sequential)':<24}{b['wall_s']:>9.1f}{b['repos_per_s']:>9.2f}{1.0:>12.2f}"
+            f"{b['peak_rss_tree_mb']:>13.0f}{b['ok']:>6}"
+        )
         for r in tp["pipeline"]:
-            lines.append(f"{'pipeline workers=' + str(r['workers']):<24}{r['wall_s']:>9.1f}{r['repos_per_s']:>9.2f}"
-                         f"{r['speedup_vs_baseline']:>12.2f}{r['peak_rss_tree_mb']:>13.0f}"
-                         f"{r['statuses'].get('ok', 0):>6}")  # fmt: skip
+            lines.append(
+                f"{'pipeline workers=' + str(r['workers']):<24}{r['wall_s']:>9.1f}{r['repos_per_s']:>9.2f}"
+                f"{r['speedup_vs_baseline']:>12.2f}{r['peak_rss_tree_mb']:>13.0f}"
+                f"{r['statuses'].get('ok', 0):>6}"
+            )
         w = tp["pipeline"][-1]
         g = w.get("where_time_goes") or {}
         if g:
-            lines.append(f"where the time goes (workers={w['workers']}, per repo): clone_s p50 {g['clone_s']['p50']}"
-                         f" p95 {g['clone_s']['p95']} sum {g['clone_s']['sum']}; digest_s p50 {g['digest_s']['p50']}"
-                         f" p95 {g['digest_s']['p95']} sum {g['digest_s']['sum']}; baseline digest_s sum "
-                         f"{b['digest_s']['sum']}, clone_s sum {b['clone_s']['sum']}")  # fmt: skip
+            lines.append(
+                f"where the time goes (workers={w['workers']}, per repo): clone_s p50 {g['clone_s']['p50']}"
+                f" p95 {g['clone_s']['p95']} sum {g['clone_s']['sum']}; digest_s p50 {g['digest_s']['p50']}"
+                f" p95 {g['digest_s']['p95']} sum {g['digest_s']['sum']}; baseline digest_s sum "
+                f"{b['digest_s']['sum']}, clone_s sum {b['clone_s']['sum']}"
+            )
             for s in g["slowest"][:3]:
-                lines.append(f"  slow: {s['repo']} ({s['kind']}, {s['files']} files): clone {s['clone_s']} s, "
-                             f"digest {s['digest_s']} s, total {s['total_s']} s")  # fmt: skip
+                lines.append(
+                    f"  slow: {s['repo']} ({s['kind']}, {s['files']} files): clone {s['clone_s']} s, "
+                    f"digest {s['digest_s']} s, total {s['total_s']} s"
+                )
         inc = tp.get("incremental")
         if inc and "churn" in inc:
             st = inc["startup"]
-            lines.append(f"incremental (digest cache, workers={inc['workers']}): full {inc['full']['wall_s']:.2f} s; "
-                         f"{inc['changed_repos']} of {inc['repos']} pushed {inc['churn']['wall_s']:.2f} s "
-                         f"= {inc['churn_x_full']:.1%} of full ({inc['churn']['statuses']}); nothing changed "
-                         f"{inc['unchanged']['wall_s']:.2f} s = {inc['unchanged_x_full']:.1%}")  # fmt: skip
-            lines.append(f"  fixed start-up of the shard CLI (one cached repo): {st['one_cached_repo_s']:.2f} s "
-                         f"({st['one_cached_repo_reexec_s']:.2f} s with the PYTHONHASHSEED re-exec, as under dvc), "
-                         f"imports {st['imports_s']:.2f} s; {st['share_of_churn_run']:.0%} of the churn re-run; "
-                         f"churn/full without it {inc['churn_x_full_without_startup']:.1%}")  # fmt: skip
+            lines.append(
+                f"incremental (digest cache, workers={inc['workers']}): full {inc['full']['wall_s']:.2f} s; "
+                f"{inc['changed_repos']} of {inc['repos']} pushed {inc['churn']['wall_s']:.2f} s "
+                f"= {inc['churn_x_full']:.1%} of full ({inc['churn']['statuses']}); nothing changed "
+                f"{inc['unchanged']['wall_s']:.2f} s = {inc['unchanged_x_full']:.1%}"
+            )
+            lines.append(
+                f"  fixed start-up of the shard CLI (one cached repo): {st['one_cached_repo_s']:.2f} s "
+                f"({st['one_cached_repo_reexec_s']:.2f} s with the PYTHONHASHSEED re-exec, as under dvc), "
+                f"imports {st['imports_s']:.2f} s; {st['share_of_churn_run']:.0%} of the churn re-run; "
+                f"churn/full without it {inc['churn_x_full_without_startup']:.1%}"
+            )
     dg = result.get("digest")
     if dg:
         lines.append(
@@ -220,7 +253,7 @@ def dvc_scale_lines(ds: dict[str, Any]) -> str:
         f"(ran {n['ran']}); dvc status {s['wall_s']:.2f} s / {s['peak_rss_tree_mb']:.0f} MB",
         f"  one shard process alone ({ds['one_shard']['repos']} cached repos): {ds['one_shard']['wall_s']:.2f} s; "
         f"checks {'passed' if ds['checks_passed'] else 'FAILED'}",
-    ]  # fmt: skip
+    ]
     c = ds.get("churn")
     if c:
         lines.append(
@@ -230,27 +263,70 @@ def dvc_scale_lines(ds: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def suite(name: str, *, repos: int, seed: int, workers: list[int], latency: float, bandwidth: float, tmpdir: str,
-          digest_trees: list[int], digest_repeat: int, scale_entries: int, dvc: bool,
-          shards_at_once: bool = False) -> int:  # fmt: skip
+def suite(
+    name: str,
+    *,
+    repos: int,
+    seed: int,
+    workers: list[int],
+    latency: float,
+    bandwidth: float,
+    tmpdir: str,
+    digest_trees: list[int],
+    digest_repeat: int,
+    scale_entries: int,
+    dvc: bool,
+    shards_at_once: bool = False,
+) -> int:
     start = time.perf_counter()
     result: dict[str, Any] = {"name": name, "machine": measure.machine()}
-    result["digest"] = digest_bench.run(WORK, RESULTS, seed=seed, indexes=digest_trees, repeat=digest_repeat,
-                                        profiles=name == "full", log=log)  # fmt: skip
-    result["throughput"] = throughput.run(WORK / name, repos=repos, seed=seed, workers=workers, latency=latency,
-                                          bandwidth=bandwidth, tmpdir=tmpdir, log=log)  # fmt: skip
+    result["digest"] = digest_bench.run(
+        WORK, RESULTS, seed=seed, indexes=digest_trees, repeat=digest_repeat, profiles=name == "full", log=log
+    )
+    result["throughput"] = throughput.run(
+        WORK / name,
+        repos=repos,
+        seed=seed,
+        workers=workers,
+        latency=latency,
+        bandwidth=bandwidth,
+        tmpdir=tmpdir,
+        log=log,
+    )
     # the quick suite leaves out the two sequential baselines of the clone runs (about 2 minutes)
-    result["clones"] = clones.run(WORK / name, repos=repos, seed=seed, latency=latency, links=[0.0, CLONES_LINK],
-                                  tmpdir=tmpdir, baseline=name == "full", log=log)  # fmt: skip
+    result["clones"] = clones.run(
+        WORK / name,
+        repos=repos,
+        seed=seed,
+        latency=latency,
+        links=[0.0, CLONES_LINK],
+        tmpdir=tmpdir,
+        baseline=name == "full",
+        log=log,
+    )
     # dvc repro on 21,000 digests; its 1%-churn night clones corpus repos from the server at the same latency
-    dvc_options = {"churn": 0.01, "corpus_dir": WORK / name / f"corpus-{repos}-s{seed}", "latency": latency,
-                   "tmpdir": tmpdir}  # fmt: skip
-    result["scale"] = scale.run(WORK / name, entries=scale_entries, seed=seed, dvc=dvc, dvc_options=dvc_options,
-                                log=log)  # fmt: skip
+    dvc_options = {
+        "churn": 0.01,
+        "corpus_dir": WORK / name / f"corpus-{repos}-s{seed}",
+        "latency": latency,
+        "tmpdir": tmpdir,
+    }
+    result["scale"] = scale.run(
+        WORK / name, entries=scale_entries, seed=seed, dvc=dvc, dvc_options=dvc_options, log=log
+    )
     if shards_at_once:  # dvc repro against make -j 10 repro on the same corpus and server latency
-        result["parallel"] = parallel.run(WORK / name, repos=repos, seed=seed, latency=latency, tmpdir=tmpdir,
-                                          budget_jobs=[1, 2, 5, 10], budget_workers=[2, 8], lock_repetitions=20,
-                                          scale_entries=scale_entries if dvc else 0, log=log)  # fmt: skip
+        result["parallel"] = parallel.run(
+            WORK / name,
+            repos=repos,
+            seed=seed,
+            latency=latency,
+            tmpdir=tmpdir,
+            budget_jobs=[1, 2, 5, 10],
+            budget_workers=[2, 8],
+            lock_repetitions=20,
+            scale_entries=scale_entries if dvc else 0,
+            log=log,
+        )
     result["targets"] = targets(result)
     result["elapsed_s"] = round(time.perf_counter() - start, 1)
     path = save(name, result)
@@ -264,12 +340,23 @@ def floor_suite(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result: dict[str, Any] = {"name": args.name, "machine": measure.machine()}
     try:
-        result.update(floor.run(WORK / "floor", latency=args.latency, concurrency=args.concurrency, jobs=args.jobs,
-                                tmpdir=resolve_tmpdir(args.tmpdir), synthetic_repos=args.synthetic_repos,
-                                seed=args.seed, mirrors=args.mirrors,
-                                copies=-(-args.repos // len(floor.real_corpus.REPOS)) if args.repos else args.copies,
-                                seed_loop=not args.no_seed_loop, synthetic_seed_loop=args.synthetic_seed_loop,
-                                object_info=not args.no_object_info, log=log))  # fmt: skip
+        result.update(
+            floor.run(
+                WORK / "floor",
+                latency=args.latency,
+                concurrency=args.concurrency,
+                jobs=args.jobs,
+                tmpdir=resolve_tmpdir(args.tmpdir),
+                synthetic_repos=args.synthetic_repos,
+                seed=args.seed,
+                mirrors=args.mirrors,
+                copies=-(-args.repos // len(floor.real_corpus.REPOS)) if args.repos else args.copies,
+                seed_loop=not args.no_seed_loop,
+                synthetic_seed_loop=args.synthetic_seed_loop,
+                object_info=not args.no_object_info,
+                log=log,
+            )
+        )
     except floor.real_corpus.MirrorMissing as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
@@ -286,8 +373,9 @@ def floor_suite(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command")
     fl = sub.add_parser("floor", help="the default suite: the pipeline against bare parallel clones, real repos too")
     fl.add_argument("--latency", type=float, default=0.1, help="seconds added to every HTTP request (0.1)")
@@ -297,10 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--seed", type=int, default=7)
     fl.add_argument("--mirrors", type=Path, help="where the real repositories are (bench/README.md)")
     fl.add_argument("--copies", type=int, default=3, help="owners each real repository is served under (3)")
-    fl.add_argument("--repos", type=int, default=0,
-                    help="real repos: the real corpus served under as many owners as that takes (240: 15); 0: --copies")
-    fl.add_argument("--no-object-info", action="store_true",
-                    help="the server refuses protocol v2's object-info, as GitHub does")
+    fl.add_argument(
+        "--repos",
+        type=int,
+        default=0,
+        help="real repos: the real corpus served under as many owners as that takes (240: 15); 0: --copies",
+    )
+    fl.add_argument(
+        "--no-object-info", action="store_true", help="the server refuses protocol v2's object-info, as GitHub does"
+    )
     fl.add_argument("--no-seed-loop", action="store_true", help="leave out the seed-style loop")
     fl.add_argument("--synthetic-seed-loop", action="store_true", help="the seed loop on the synthetic corpus too")
     fl.add_argument("--expect", type=Path, help="another run's results JSON: compare digests and x-floor ratios")
@@ -328,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
     d = sub.add_parser("digest", help="plain read vs stock gitingest vs xgov_digests.digest, with profiles")
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--trees", type=int, nargs="+", default=[21, 2, 0],
-                   help="corpus indexes (21 medium, 2 large, 0 binary)")  # fmt: skip
+    d.add_argument(
+        "--trees", type=int, nargs="+", default=[21, 2, 0], help="corpus indexes (21 medium, 2 large, 0 binary)"
+    )
     d.add_argument("--repeat", type=int, default=5)
     s = sub.add_parser("scale", help="fetch / dry-run / aggregate on a synthetic feed, then dvc-scale; no network")
     s.add_argument("--entries", type=int, default=21_000)
@@ -369,8 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     cl.add_argument("--repos", type=int, default=40)
     cl.add_argument("--seed", type=int, default=7)
     cl.add_argument("--latency", type=float, default=0.1)
-    cl.add_argument("--link", type=float, nargs="+", default=[0.0, CLONES_LINK],
-                    help="aggregate caps in bytes/s to run at, 0 = none (default: 0 20e6)")  # fmt: skip
+    cl.add_argument(
+        "--link",
+        type=float,
+        nargs="+",
+        default=[0.0, CLONES_LINK],
+        help="aggregate caps in bytes/s to run at, 0 = none (default: 0 20e6)",
+    )
     cl.add_argument("--workers", type=int, default=8)
     cl.add_argument("--no-baseline", action="store_true", help="leave out the sequential baseline")
     cl.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
@@ -398,17 +497,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "remote-audit":
         from bench import remote_audit
 
-        result = {"machine": measure.machine(), "remote_audit": remote_audit.run(WORK / "remote-audit",
-                                                                                 entries=args.entries, log=log)}
+        result = {
+            "machine": measure.machine(),
+            "remote_audit": remote_audit.run(WORK / "remote-audit", entries=args.entries, log=log),
+        }
         save("remote-audit", result)
         print(json.dumps(result["remote_audit"], indent=1))
         return 0 if all(result["remote_audit"]["checks"].values()) else 1
     if args.command == "killloop":
         from bench import killloop
 
-        result = {"machine": measure.machine(), "killloop": killloop.run(
-            WORK / "killloop", cuts=args.cuts, repos=args.repos, seed=args.seed, full_every=args.full_every, log=log,
-            max_delay=args.max_delay)}
+        result = {
+            "machine": measure.machine(),
+            "killloop": killloop.run(
+                WORK / "killloop",
+                cuts=args.cuts,
+                repos=args.repos,
+                seed=args.seed,
+                full_every=args.full_every,
+                log=log,
+                max_delay=args.max_delay,
+            ),
+        }
         save("killloop", result)
         print(json.dumps({k: v for k, v in result["killloop"].items() if k != "delays_s"}, indent=1))
         return 0 if result["killloop"]["passed"] else 1
@@ -456,24 +566,34 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "throughput":
         result = {"machine": measure.machine()}
-        result["throughput"] = throughput.run(WORK / "throughput", repos=args.repos, seed=args.seed,
-                                              workers=args.workers, latency=args.latency, bandwidth=args.bandwidth,
-                                              tmpdir=resolve_tmpdir(args.tmpdir), log=log)  # fmt: skip
+        result["throughput"] = throughput.run(
+            WORK / "throughput",
+            repos=args.repos,
+            seed=args.seed,
+            workers=args.workers,
+            latency=args.latency,
+            bandwidth=args.bandwidth,
+            tmpdir=resolve_tmpdir(args.tmpdir),
+            log=log,
+        )
         result["targets"] = targets(result)
         save("throughput", result)
         print(table(result))
         return 0
     if args.command == "digest":
         result = {"machine": measure.machine()}
-        result["digest"] = digest_bench.run(WORK, RESULTS, seed=args.seed, indexes=args.trees, repeat=args.repeat,
-                                            log=log)  # fmt: skip
+        result["digest"] = digest_bench.run(
+            WORK, RESULTS, seed=args.seed, indexes=args.trees, repeat=args.repeat, log=log
+        )
         result["targets"] = targets(result)
         save("digest", result)
         print(table(result))
         return 0
     if args.command == "scale":
-        result = {"machine": measure.machine(),
-                  "scale": scale.run(WORK / "scale", entries=args.entries, dvc=not args.no_dvc, log=log)}  # fmt: skip
+        result = {
+            "machine": measure.machine(),
+            "scale": scale.run(WORK / "scale", entries=args.entries, dvc=not args.no_dvc, log=log),
+        }
         result["targets"] = targets(result)
         save("scale", result)
         print(table(result))
@@ -486,10 +606,19 @@ def main(argv: list[str] | None = None) -> int:
             corpus_dir = WORK / "quick" / f"corpus-{args.corpus_repos}-s{args.seed}"  # shared with the quick suite
             log(f"corpus: {args.corpus_repos} repos (seed {args.seed}) in {corpus_dir}")
             corpus.build_corpus(corpus_dir, args.corpus_repos, args.seed)
-        result["dvc_scale"] = dvc_scale.run(WORK, entries=args.entries, seed=args.seed, workers=args.workers,
-                                            churn=args.churn, corpus_dir=corpus_dir, latency=args.latency,
-                                            tmpdir=resolve_tmpdir(args.tmpdir), cache_type=args.dvc_cache_type,
-                                            keep=args.keep, log=log)  # fmt: skip
+        result["dvc_scale"] = dvc_scale.run(
+            WORK,
+            entries=args.entries,
+            seed=args.seed,
+            workers=args.workers,
+            churn=args.churn,
+            corpus_dir=corpus_dir,
+            latency=args.latency,
+            tmpdir=resolve_tmpdir(args.tmpdir),
+            cache_type=args.dvc_cache_type,
+            keep=args.keep,
+            log=log,
+        )
         result["targets"] = targets(result)
         result["elapsed_s"] = round(time.perf_counter() - start, 1)
         save("dvc-scale" + (f"-{args.dvc_cache_type}" if args.dvc_cache_type else ""), result)
@@ -498,11 +627,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "parallel":
         start = time.perf_counter()
         result = {"machine": measure.machine()}
-        result["parallel"] = parallel.run(WORK / "parallel", repos=args.repos, seed=args.seed, latency=args.latency,
-                                          tmpdir=resolve_tmpdir(args.tmpdir), jobs=args.jobs, workers=args.workers,
-                                          budget_jobs=args.budget_jobs, budget_workers=args.budget_workers,
-                                          lock_repetitions=args.lock_repetitions, scale_entries=args.scale_entries,
-                                          log=log)  # fmt: skip
+        result["parallel"] = parallel.run(
+            WORK / "parallel",
+            repos=args.repos,
+            seed=args.seed,
+            latency=args.latency,
+            tmpdir=resolve_tmpdir(args.tmpdir),
+            jobs=args.jobs,
+            workers=args.workers,
+            budget_jobs=args.budget_jobs,
+            budget_workers=args.budget_workers,
+            lock_repetitions=args.lock_repetitions,
+            scale_entries=args.scale_entries,
+            log=log,
+        )
         result["elapsed_s"] = round(time.perf_counter() - start, 1)
         save("parallel", result)
         print(table(result))
@@ -512,9 +650,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if passed and all(p.get("scale", {}).get("checks", {}).values()) else 1
     if args.command == "clones":
         result = {"machine": measure.machine()}
-        result["clones"] = clones.run(WORK / "clones", repos=args.repos, seed=args.seed, latency=args.latency,
-                                      links=args.link, workers=args.workers, tmpdir=resolve_tmpdir(args.tmpdir),
-                                      baseline=not args.no_baseline, log=log)  # fmt: skip
+        result["clones"] = clones.run(
+            WORK / "clones",
+            repos=args.repos,
+            seed=args.seed,
+            latency=args.latency,
+            links=args.link,
+            workers=args.workers,
+            tmpdir=resolve_tmpdir(args.tmpdir),
+            baseline=not args.no_baseline,
+            log=log,
+        )
         result["targets"] = targets(result)
         save("clones", result)
         print(table(result))

@@ -38,13 +38,25 @@ def synthetic_rows(ws: Path, batch: int, seed: int) -> int:
         for repo in read_manifest(ws / manifest_path(k), batch, k):
             status = rng.choices(["ok", "cached", "failed", "empty"], [80, 15, 4, 1])[0]
             clone_s, digest_s = rng.lognormvariate(0, 1), rng.lognormvariate(-3, 1)
-            rows.append(Row(
-                repo.url, repo.owner, repo.name, k, batch, repo.pushed_at, status=status,
-                error="git clone failed: synthetic" if status == "failed" else None,
-                commit=None if status == "failed" else f"{rng.getrandbits(160):040x}",
-                files=rng.randint(1, 3000), digest_bytes=rng.randint(1000, 524288), truncated=rng.random() < 0.2,
-                clone_s=clone_s, digest_s=digest_s, total_s=clone_s + digest_s,
-            ))  # fmt: skip
+            rows.append(
+                Row(
+                    repo.url,
+                    repo.owner,
+                    repo.name,
+                    k,
+                    batch,
+                    repo.pushed_at,
+                    status=status,
+                    error="git clone failed: synthetic" if status == "failed" else None,
+                    commit=None if status == "failed" else f"{rng.getrandbits(160):040x}",
+                    files=rng.randint(1, 3000),
+                    digest_bytes=rng.randint(1000, 524288),
+                    truncated=rng.random() < 0.2,
+                    clone_s=clone_s,
+                    digest_s=digest_s,
+                    total_s=clone_s + digest_s,
+                )
+            )
             if status in ("ok", "cached"):
                 out = digest_path(summaries_path(k, ws / SUMMARIES_DIR), repo.owner, repo.name)
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -54,8 +66,16 @@ def synthetic_rows(ws: Path, batch: int, seed: int) -> int:
     return n
 
 
-def run(work: Path, *, entries: int = 21_000, batch: int = 10, seed: int = 7, dvc: bool = False,
-        dvc_options: dict[str, Any] | None = None, log: Any = print) -> dict[str, Any]:  # fmt: skip
+def run(
+    work: Path,
+    *,
+    entries: int = 21_000,
+    batch: int = 10,
+    seed: int = 7,
+    dvc: bool = False,
+    dvc_options: dict[str, Any] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
     ws = work / "ws-scale"
     shutil.rmtree(ws, ignore_errors=True)
     ws.mkdir(parents=True)
@@ -73,11 +93,21 @@ def run(work: Path, *, entries: int = 21_000, batch: int = 10, seed: int = 7, dv
 
     dry = []
     for k in range(batch):
-        m = measure.run([sys.executable, "-m", "stages.shard", "--batch-size", str(batch), "--offset", str(k),
-                         "--dry-run"], cwd=ws, env=env)  # fmt: skip
+        m = measure.run(
+            [sys.executable, "-m", "stages.shard", "--batch-size", str(batch), "--offset", str(k), "--dry-run"],
+            cwd=ws,
+            env=env,
+        )
         listed = sum(1 for line in m.stdout.splitlines() if line and not line.startswith("#"))
-        dry.append({"offset": k, "wall_s": m.wall_s, "peak_rss_tree_mb": m.peak_rss_tree_mb, "listed": listed,
-                    "returncode": m.returncode})  # fmt: skip
+        dry.append(
+            {
+                "offset": k,
+                "wall_s": m.wall_s,
+                "peak_rss_tree_mb": m.peak_rss_tree_mb,
+                "listed": listed,
+                "returncode": m.returncode,
+            }
+        )
     out["dry_run"] = {
         "total_wall_s": round(sum(d["wall_s"] for d in dry), 3),
         "max_wall_s": max(d["wall_s"] for d in dry),

@@ -38,8 +38,9 @@ def _cpu() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
-def profile(*, copies: int, latency: float, top: int, object_info: bool, mirrors: Path | None,
-            repos_max: int = 0) -> dict[str, Any]:  # fmt: skip
+def profile(
+    *, copies: int, latency: float, top: int, object_info: bool, mirrors: Path | None, repos_max: int = 0
+) -> dict[str, Any]:
     from xgov_digests.core.params import IngestParams
     from xgov_digests.core.repo import Repo
     from xgov_digests.shard.run import ShardRun
@@ -70,16 +71,22 @@ def profile(*, copies: int, latency: float, top: int, object_info: bool, mirrors
     pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(top)
     shutil.rmtree(work, ignore_errors=True)
     return {
-        "repos": n, "object_info": object_info, "latency_s": latency,
-        "shard_cpu_s_per_repo": round((cpu1 - cpu0) / n, 4), "git_cpu_s_per_repo": round((kids1 - kids0) / n, 4),
-        "wall_s_per_repo": round((wall1 - wall0) / n, 3), "bytes_sent_per_repo": (sent1 - sent0) // n,
-        "statuses": sorted({r.status for r in rows}), "profile": text.getvalue(),
-    }  # fmt: skip
+        "repos": n,
+        "object_info": object_info,
+        "latency_s": latency,
+        "shard_cpu_s_per_repo": round((cpu1 - cpu0) / n, 4),
+        "git_cpu_s_per_repo": round((kids1 - kids0) / n, 4),
+        "wall_s_per_repo": round((wall1 - wall0) / n, 3),
+        "bytes_sent_per_repo": (sent1 - sent0) // n,
+        "statuses": sorted({r.status for r in rows}),
+        "profile": text.getvalue(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.shard_profile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.shard_profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--copies", type=int, default=1, help="owners each real repository is served under (1)")
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--top", type=int, default=25)
@@ -88,8 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-object-info", action="store_true", help="the server refuses object-info (GitHub)")
     parser.add_argument("--name", default="shard-profile")
     args = parser.parse_args(argv)
-    result = profile(copies=args.copies, latency=args.latency, top=args.top, object_info=not args.no_object_info,
-                     mirrors=args.mirrors, repos_max=args.repos)  # fmt: skip
+    result = profile(
+        copies=args.copies,
+        latency=args.latency,
+        top=args.top,
+        object_info=not args.no_object_info,
+        mirrors=args.mirrors,
+        repos_max=args.repos,
+    )
     dest = ROOT / "bench" / "results" / f"{args.name}.json"
     dest.write_text(json.dumps(result, indent=1), encoding="utf-8")
     print(result.pop("profile"))

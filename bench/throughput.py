@@ -43,9 +43,14 @@ ingest:
 def workspace(path: Path, feed: Path, max_file_size: int, max_summary_bytes: int) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    (path / "params.yaml").write_text(PARAMS.format(feed=feed.resolve(), max_file_size=max_file_size,
-                                                    max_summary_bytes=max_summary_bytes,
-                                                    cache=(path / ".cache" / "digests").resolve()))  # fmt: skip
+    (path / "params.yaml").write_text(
+        PARAMS.format(
+            feed=feed.resolve(),
+            max_file_size=max_file_size,
+            max_summary_bytes=max_summary_bytes,
+            cache=(path / ".cache" / "digests").resolve(),
+        )
+    )
     return path
 
 
@@ -54,8 +59,12 @@ def _quantiles(values: list[float]) -> dict[str, float]:
         return {}
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"sum": round(sum(ordered), 3), "p50": round(statistics.median(ordered), 4),
-            "p95": round(pick(0.95), 4), "max": round(ordered[-1], 4)}  # fmt: skip
+    return {
+        "sum": round(sum(ordered), 3),
+        "p50": round(statistics.median(ordered), 4),
+        "p95": round(pick(0.95), 4),
+        "max": round(ordered[-1], 4),
+    }
 
 
 def read_stats(ws: Path) -> pd.DataFrame:
@@ -69,12 +78,19 @@ def where_time_goes(frame: pd.DataFrame, kinds: dict[str, str], top: int = 5) ->
     out: dict[str, Any] = {c: _quantiles(frame[c].astype(float).tolist()) for c in ("clone_s", "digest_s", "total_s")}
     slow = frame.sort_values("total_s", ascending=False).head(top)
     out["slowest"] = [
-        {"repo": f"{r.owner}/{r.name}", "kind": kinds.get(f"{r.owner}/{r.name}", "?"), "status": r.status,
-         "files": int(r.files), "digest_bytes": int(r.digest_bytes), "truncated": bool(r.truncated),
-         "clone_s": round(float(r.clone_s), 3), "digest_s": round(float(r.digest_s), 3),
-         "total_s": round(float(r.total_s), 3)}
+        {
+            "repo": f"{r.owner}/{r.name}",
+            "kind": kinds.get(f"{r.owner}/{r.name}", "?"),
+            "status": r.status,
+            "files": int(r.files),
+            "digest_bytes": int(r.digest_bytes),
+            "truncated": bool(r.truncated),
+            "clone_s": round(float(r.clone_s), 3),
+            "digest_s": round(float(r.digest_s), 3),
+            "total_s": round(float(r.total_s), 3),
+        }
         for r in slow.itertuples()
-    ]  # fmt: skip
+    ]
     return out
 
 
@@ -118,48 +134,88 @@ def run(
     kinds = {f"{r['owner']}/{r['name']}": r["kind"] for r in info["repos"]}
     sizes = [corpus.tree_stats(corpus_dir / "repos" / e["owner"] / e["name"]) for e in entries]
     result: dict[str, Any] = {
-        "corpus": {"repos": repos, "seed": seed, "kinds": info["kinds"],
-                   "files": sum(s["files"] for s in sizes), "bytes": sum(s["bytes"] for s in sizes),
-                   "max_depth": max(s["depth"] for s in sizes)},
+        "corpus": {
+            "repos": repos,
+            "seed": seed,
+            "kinds": info["kinds"],
+            "files": sum(s["files"] for s in sizes),
+            "bytes": sum(s["bytes"] for s in sizes),
+            "max_depth": max(s["depth"] for s in sizes),
+        },
         "server": {"latency_s": latency, "bandwidth_bytes_per_s": bandwidth},
         "params": {"max_file_size": max_file_size, "max_summary_bytes": max_summary_bytes},
         "tmpdir": tmpdir or "(system default)",
-    }  # fmt: skip
+    }
     with GitServer(corpus_dir / "repos", latency=latency, bandwidth=bandwidth, lifetime=3 * 3600) as server:
         # Both sides clone into TMPDIR and delete the checkout afterwards (see bench/README.md on /tmp vs tmpfs).
         env = measure.python_env({**server.git_env(), **({"TMPDIR": tmpdir} if tmpdir else {})})
         base_out = work / "baseline-out"
         shutil.rmtree(base_out, ignore_errors=True)
         log("baseline: sequential git clone + stock gitingest ...")
-        m = measure.run([sys.executable, "-m", "bench.baseline", "--feed", str(feed), "--out", str(base_out),
-                         "--max-file-size", str(max_file_size), "--times", str(work / "baseline-times.jsonl")],
-                        cwd=measure.ROOT, env=env)  # fmt: skip
+        m = measure.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.baseline",
+                "--feed",
+                str(feed),
+                "--out",
+                str(base_out),
+                "--max-file-size",
+                str(max_file_size),
+                "--times",
+                str(work / "baseline-times.jsonl"),
+            ],
+            cwd=measure.ROOT,
+            env=env,
+        )
         times = [json.loads(line) for line in (work / "baseline-times.jsonl").read_text().splitlines()]
         ok = sum(1 for t in times if t["status"] == "ok")
         result["baseline"] = {
-            **m.summary(), "ok": ok, "repos_per_s": round(len(entries) / m.wall_s, 3),
+            **m.summary(),
+            "ok": ok,
+            "repos_per_s": round(len(entries) / m.wall_s, 3),
             "clone_s": _quantiles([t["clone_s"] for t in times]),
             "digest_s": _quantiles([t["digest_s"] for t in times]),
-        }  # fmt: skip
+        }
         log(f"  {m.wall_s:.1f} s, {ok}/{len(entries)} ok, {m.peak_rss_tree_mb} MB peak")
         runs = []
         for w in workers:
             ws = workspace(work / f"ws-w{w}", feed, max_file_size, max_summary_bytes)
             log(f"pipeline: python -m stages.shard --workers {w} ...")
-            m = measure.run([sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0",
-                             "--feed", str(feed.resolve()), "--workers", str(w)], cwd=ws, env=env)  # fmt: skip
+            m = measure.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "stages.shard",
+                    "--batch-size",
+                    "1",
+                    "--offset",
+                    "0",
+                    "--feed",
+                    str(feed.resolve()),
+                    "--workers",
+                    str(w),
+                ],
+                cwd=ws,
+                env=env,
+            )
             frame = read_stats(ws)
             counts = frame["status"].value_counts().to_dict()
             entry = {
-                "workers": w, **m.summary(), "statuses": {k: int(v) for k, v in counts.items()},
+                "workers": w,
+                **m.summary(),
+                "statuses": {k: int(v) for k, v in counts.items()},
                 "repos_per_s": round(len(entries) / m.wall_s, 3),
                 "speedup_vs_baseline": round(result["baseline"]["wall_s"] / m.wall_s, 2),
                 "where_time_goes": where_time_goes(frame, kinds) if len(frame) else {},
                 "bodies_vs_baseline": compare_bodies(base_out, ws / "data" / "summaries" / "shard-0"),
-            }  # fmt: skip
+            }
             runs.append(entry)
-            log(f"  {m.wall_s:.1f} s ({entry['speedup_vs_baseline']}x baseline), statuses {entry['statuses']}, "
-                f"{m.peak_rss_tree_mb} MB peak, bodies {entry['bodies_vs_baseline']}")  # fmt: skip
+            log(
+                f"  {m.wall_s:.1f} s ({entry['speedup_vs_baseline']}x baseline), statuses {entry['statuses']}, "
+                f"{m.peak_rss_tree_mb} MB peak, bodies {entry['bodies_vs_baseline']}"
+            )
         result["pipeline"] = runs
         result["server"].update(server.stats())
         # --- (3) incremental runs: the digest cache (ingest.cache, xgov_digests/shard/cache.py) ----------------------
@@ -172,9 +228,18 @@ def _best(cmd: list[str], ws: Path, env: dict[str, str], repeat: int) -> measure
     return min(runs, key=lambda m: m.wall_s)
 
 
-def incremental(work: Path, feed: Path, entries: list[dict[str, Any]], env: dict[str, str], max_file_size: int,
-                max_summary_bytes: int, log: Any, churn: float = 0.01, workers: int = 16,
-                repeat: int = 3) -> dict[str, Any]:  # fmt: skip
+def incremental(
+    work: Path,
+    feed: Path,
+    entries: list[dict[str, Any]],
+    env: dict[str, str],
+    max_file_size: int,
+    max_summary_bytes: int,
+    log: Any,
+    churn: float = 0.01,
+    workers: int = 16,
+    repeat: int = 3,
+) -> dict[str, Any]:
     """On one workspace and digest cache (``ingest.cache``), over the same server, the full (cold)
     run; a re-run after ``churn`` of the repos (at least one) got a new ``pushedAt``; a re-run with nothing changed.
 
@@ -190,8 +255,18 @@ def incremental(work: Path, feed: Path, entries: list[dict[str, Any]], env: dict
     feed_churn.write_text(json.dumps(pushed, indent=1), encoding="utf-8")
     feed_one = ws / "feed-one.json"
     feed_one.write_text(json.dumps(pushed[:1], indent=1), encoding="utf-8")
-    base = [sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--workers", str(workers),
-            "--feed"]  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "stages.shard",
+        "--batch-size",
+        "1",
+        "--offset",
+        "0",
+        "--workers",
+        str(workers),
+        "--feed",
+    ]
     out: dict[str, Any] = {"repos": len(entries), "workers": workers, "churn": churn, "changed_repos": len(picked)}
     for name, f in (("full", feed), ("churn", feed_churn), ("unchanged", feed_churn)):
         m = measure.run([*base, str(f.resolve())], cwd=ws, env=env)
@@ -205,16 +280,21 @@ def incremental(work: Path, feed: Path, entries: list[dict[str, Any]], env: dict
     imports = _best([sys.executable, "-c", f"import {modules}"], ws, env, repeat)
     full, churned, unchanged = out["full"]["wall_s"], out["churn"]["wall_s"], out["unchanged"]["wall_s"]
     out["startup"] = {
-        "one_cached_repo_s": startup.wall_s, "one_cached_repo_reexec_s": startup_dvc.wall_s,
-        "imports_s": imports.wall_s, "share_of_churn_run": round(startup.wall_s / churned, 3),
-    }  # fmt: skip
+        "one_cached_repo_s": startup.wall_s,
+        "one_cached_repo_reexec_s": startup_dvc.wall_s,
+        "imports_s": imports.wall_s,
+        "share_of_churn_run": round(startup.wall_s / churned, 3),
+    }
     out["churn_x_full"] = round(churned / full, 4)
     out["unchanged_x_full"] = round(unchanged / full, 4)
     out["churn_x_full_without_startup"] = round(max(0.0, churned - startup.wall_s) / (full - startup.wall_s), 4)
     seen = out["churn"]["statuses"]
     expected = seen.get("ok", 0) == len(picked) and seen.get("cached", 0) == len(entries) - len(picked)
-    out["status"] = "measured" if expected and out["unchanged"]["statuses"].get("cached") == len(entries) else (
-        "unexpected statuses: is ingest.cache wired into xgov_digests/shard/run.py?")  # fmt: skip
+    out["status"] = (
+        "measured"
+        if expected and out["unchanged"]["statuses"].get("cached") == len(entries)
+        else ("unexpected statuses: is ingest.cache wired into xgov_digests/shard/run.py?")
+    )
     log(
         f"incremental: full {full:.2f} s, {len(picked)} of {len(entries)} pushed {churned:.2f} s "
         f"({out['churn_x_full']:.1%} of full), nothing changed {unchanged:.2f} s; fixed start-up "

@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         with GitServer(root / "srv", lifetime=3600) as server:
             start = time.monotonic()
             try:
-                clone_repo(f"{server.url}org/bomb", dest,
-                           CloneSettings(clone_filter=args.mode, clone_timeout=3000, retries=0, **kwargs))
+                clone_repo(
+                    f"{server.url}org/bomb",
+                    dest,
+                    CloneSettings(clone_filter=args.mode, clone_timeout=3000, retries=0, **kwargs),
+                )
                 outcome = "ok"
             except CloneError as exc:
                 outcome = f"failed ({exc.kind}): {exc}"

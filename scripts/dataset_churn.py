@@ -47,8 +47,9 @@ def main(folder: Path) -> None:
             groups.setdefault(key, []).append(i)
         out = {}
         for key, rows in groups.items():
-            table = pa.table({"url": [urls[i] for i in rows],
-                              "text": [text(i, night if i in changed else 1) for i in rows]})  # fmt: skip
+            table = pa.table(
+                {"url": [urls[i] for i in rows], "text": [text(i, night if i in changed else 1) for i in rows]}
+            )
             buffer = io.BytesIO()
             pq.write_table(table, buffer, compression="zstd")
             out[key] = buffer.getvalue()
@@ -58,8 +59,10 @@ def main(folder: Path) -> None:
         before, after = files(layout, 1), files(layout, 2)
         total = sum(map(len, after.values()))
         uploaded = sum(len(v) for k, v in after.items() if before.get(k) != v)
-        print(f"{layout!s:>9}: {len(after):5d} files, {total / 1e6:6.1f} MB, a 1%-churn night uploads "
-              f"{uploaded / 1e6:6.1f} MB = {uploaded / total:6.1%}")  # fmt: skip
+        print(
+            f"{layout!s:>9}: {len(after):5d} files, {total / 1e6:6.1f} MB, a 1%-churn night uploads "
+            f"{uploaded / 1e6:6.1f} MB = {uploaded / total:6.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -92,11 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"digests:  {ws}/data/summaries/shard-*/<owner>/<name>.txt")
     print(f"metrics:  {ws}/reports/metrics.json   (cd {ws} && {bin_dir}/dvc metrics show)")
     print(f"clone:    {clone}")
-    print(f"verbs:    cd {ws} && {bin_dir}/xgov-digests repro -j 4   (offline on the sample feed, like every verb but "
-          "push/pull/publish, whose local S3 server stopped with the demo: shards N, retry, plots)")
+    print(
+        f"verbs:    cd {ws} && {bin_dir}/xgov-digests repro -j 4   (offline on the sample feed, like every verb but "
+        "push/pull/publish, whose local S3 server stopped with the demo: shards N, retry, plots)"
+    )
     print(f"demo finished in {time.monotonic() - start:.0f} s")
-    print(f"plots:    {ws}/dvc_plots/index.html   (open it in a browser, offline too; PNGs beside it; in your "
-          "project: make plots)")
+    print(
+        f"plots:    {ws}/dvc_plots/index.html   (open it in a browser, offline too; PNGs beside it; in your "
+        "project: make plots)"
+    )
     return 0
 
 

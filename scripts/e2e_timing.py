@@ -42,10 +42,13 @@ def main() -> int:
         feed.write_text(json.dumps(entries))
         for workers in args.workers:
             cache = str(scratch / f"cache-{workers}") if args.incremental else ""
-            ws = create_workspace(scratch / f"ws-{workers}", {
-                "feed": {"url": str(feed)},
-                "ingest": {"allow_file_urls": True, "workers": workers, "cache": cache},
-            })  # fmt: skip
+            ws = create_workspace(
+                scratch / f"ws-{workers}",
+                {
+                    "feed": {"url": str(feed)},
+                    "ingest": {"allow_file_urls": True, "workers": workers, "cache": cache},
+                },
+            )
             full, _ = repro(ws, env)
             print(f"repos={args.repos} workers={workers}: full dvc repro {full:.1f} s", flush=True)
             if not args.incremental:

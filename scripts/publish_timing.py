@@ -38,8 +38,10 @@ def main() -> int:
                 site.write()
             start = time.perf_counter()
             result = site.publish()
-            print(f"{n} digests, {label}: {time.perf_counter() - start:.2f} s wall; "
-                  f"{result.stdout.strip().splitlines()[-1]}")  # fmt: skip
+            print(
+                f"{n} digests, {label}: {time.perf_counter() - start:.2f} s wall; "
+                f"{result.stdout.strip().splitlines()[-1]}"
+            )
     finally:
         proxy.stop()
         server.stop()

@@ -45,9 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(scratch)
         feed = root / "feed.json"
         feed.write_text(json.dumps(build_corpus(root / "corpus", 4)), encoding="utf-8")
-        ws = create_workspace(root / "ws", {
-            "feed": {"url": str(feed)}, "ingest": {"allow_file_urls": True, "workers": 2, "cache": ""},
-            "shards": {"batch_size": 1, "offsets": [0], "assign": "index"}})  # fmt: skip
+        ws = create_workspace(
+            root / "ws",
+            {
+                "feed": {"url": str(feed)},
+                "ingest": {"allow_file_urls": True, "workers": 2, "cache": ""},
+                "shards": {"batch_size": 1, "offsets": [0], "assign": "index"},
+            },
+        )
         env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
         subprocess.run(["dvc", "repro"], cwd=ws, env=env, check=True, capture_output=True)
         git_commit(ws, "ran")
@@ -56,10 +61,22 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.tries):
             before = (ws / "dvc.lock").read_bytes()
             delay = rng.uniform(0.0, args.max_delay)
-            cmd = [sys.executable, "-m", "xgov_digests.operations.procgroup", "--grace", "5", "--",
-                   "dvc", "repro", "--force", "--single-item", "shard@0"]  # fmt: skip
-            proc = subprocess.Popen(cmd, cwd=ws, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "xgov_digests.operations.procgroup",
+                "--grace",
+                "5",
+                "--",
+                "dvc",
+                "repro",
+                "--force",
+                "--single-item",
+                "shard@0",
+            ]
+            proc = subprocess.Popen(
+                cmd, cwd=ws, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
             time.sleep(delay)
             proc.send_signal(signal.SIGTERM)
             returncode = proc.wait(60)
@@ -68,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             changed = (ws / "dvc.lock").read_bytes() != before
             outlived += bool(left)
             recorded += changed
-            print(f"try {i}: SIGTERM after {delay:.2f} s, exit {returncode}, shards left running {len(left)}, "
-                  f"dvc.lock changed {changed}", flush=True)
+            print(
+                f"try {i}: SIGTERM after {delay:.2f} s, exit {returncode}, shards left running {len(left)}, "
+                f"dvc.lock changed {changed}",
+                flush=True,
+            )
             for leftover in left:
                 leftover.kill()
             subprocess.run(["git", "checkout", "-q", "dvc.lock"], cwd=ws, check=True)

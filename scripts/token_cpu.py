@@ -29,10 +29,14 @@ def main(folder: Path, name: str = "o200k_base") -> None:
             count_tokens(data, name)
             per.append((len(data), time.process_time() - start))
     cpu = [c for _, c in per]
-    print(f"{len(datas)} digests, mean {statistics.mean(n for n, _ in per) / 1024:.1f} KB; {name} vocabulary load: "
-          f"{load:.3f} s of CPU")  # fmt: skip
-    print(f"CPU per digest: mean {statistics.mean(cpu) * 1000:.2f} ms, median {statistics.median(cpu) * 1000:.2f} ms, "
-          f"max {max(cpu) * 1000:.2f} ms")  # fmt: skip
+    print(
+        f"{len(datas)} digests, mean {statistics.mean(n for n, _ in per) / 1024:.1f} KB; {name} vocabulary load: "
+        f"{load:.3f} s of CPU"
+    )
+    print(
+        f"CPU per digest: mean {statistics.mean(cpu) * 1000:.2f} ms, median {statistics.median(cpu) * 1000:.2f} ms, "
+        f"max {max(cpu) * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

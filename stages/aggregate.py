@@ -75,9 +75,15 @@ def run(params_file: Path) -> int:
     write_atomic(SIZES_PLOT, size_distribution(frame, params.ingest.max_summary_bytes).to_csv(index=False).encode())
     write_atomic(FAILURES_PLOT, failure_reasons(frame).to_csv(index=False).encode())
     write_atomic(REPORT, markdown(m, shards, frame).encode())
-    log.info("aggregated", extra={**{k: m[k] for k in ("repos", "ok", "cached", "failed", "empty", "tokens")},
-                                  "dataset_files": dataset["files"], "dataset_written": dataset["written"],
-                                  "dataset_bytes": dataset["bytes"]})  # fmt: skip
+    log.info(
+        "aggregated",
+        extra={
+            **{k: m[k] for k in ("repos", "ok", "cached", "failed", "empty", "tokens")},
+            "dataset_files": dataset["files"],
+            "dataset_written": dataset["written"],
+            "dataset_bytes": dataset["bytes"],
+        },
+    )
     return 0
 
 

@@ -63,13 +63,20 @@ def main(argv: list[str] | None = None) -> int:
         sizes.append(len(repos))
     remove_other_files(MANIFEST_DIR, keep)
     if removed := remove_stale_shards(params.shards.offsets):
-        log.info("removed shards no longer in shards.offsets (outputs, .gitignore and dvc.lock entries)",
-                 extra={"offsets": removed})  # fmt: skip
+        log.info(
+            "removed shards no longer in shards.offsets (outputs, .gitignore and dvc.lock entries)",
+            extra={"offsets": removed},
+        )
     log.info(
         "snapshot written",
-        extra={"repos": len(snap.repos), "dropped": snap.dropped, "duplicates": snap.duplicates,
-               "shard_sizes": sizes, "feed": redact(params.feed.url)},
-    )  # fmt: skip
+        extra={
+            "repos": len(snap.repos),
+            "dropped": snap.dropped,
+            "duplicates": snap.duplicates,
+            "shard_sizes": sizes,
+            "feed": redact(params.feed.url),
+        },
+    )
     return 0
 
 

@@ -137,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with progress.active():
-            rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache,
-                            after_import=relog).run()
+            rows = ShardRun(
+                repos, args.batch_size, args.offset, out_dir, settings, progress, cache, after_import=relog
+            ).run()
         wall_s = time.monotonic() - started
         write_stats(stats_path(args.offset), rows, wall_s=wall_s)
     except OSError as exc:
@@ -150,13 +151,19 @@ def run(args: argparse.Namespace) -> int:
     log.info(
         f"Batch {args.batch_size}, offset {args.offset} complete: "
         f"{counts['ok']} ok, {counts['cached']} cached, {counts['failed']} failed",
-        extra={"empty": counts["empty"], "repos": len(rows), "failure_kinds": dict(kinds),
-               HUMAN: summary(rows, wall_s)},  # fmt: skip
+        extra={
+            "empty": counts["empty"],
+            "repos": len(rows),
+            "failure_kinds": dict(kinds),
+            HUMAN: summary(rows, wall_s),
+        },
     )
     internal = sum(r.failure_kind == "internal" for r in rows)
     if internal:
-        log.error(f"{internal} repos hit an internal error (a bug: see the tracebacks above): failing the stage so DVC "
-                  "records nothing")  # fmt: skip
+        log.error(
+            f"{internal} repos hit an internal error (a bug: see the tracebacks above): failing the stage so DVC "
+            "records nothing"
+        )
         return 1
     # A repository that answered with an error is a result; only failures to get an answer can mean the network
     # is down, and only those fail the stage.

@@ -19,8 +19,9 @@ VENV = Path(sys.executable).parents[1]
 
 def make_shards(ws: Workspace, n: int) -> str:
     shutil.copy2(ROOT / "Makefile", ws.path / "Makefile")
-    result = ws.run("make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}", "shards", f"N={n}",
-                    check=False)  # fmt: skip
+    result = ws.run(
+        "make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}", "shards", f"N={n}", check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

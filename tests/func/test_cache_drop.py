@@ -23,8 +23,12 @@ def test_cache_drop_deletes_the_named_entries_and_nothing_else(reproduced: Repro
     before = entries(ws)
     assert len(before) == 6  # one entry per digested repo: the comparisons below can fail
 
-    for bad, says in ((["org0/nope"], "not in the snapshot's manifests: org0/nope"), (["org0"], "not OWNER/NAME"),
-                      ([], "name the repos"), (["--all", "org0/project-000"], "name the repos")):  # fmt: skip
+    for bad, says in (
+        (["org0/nope"], "not in the snapshot's manifests: org0/nope"),
+        (["org0"], "not OWNER/NAME"),
+        ([], "name the repos"),
+        (["--all", "org0/project-000"], "name the repos"),
+    ):
         result = ws.run(COMMAND, "cache-drop", *bad, check=False)
         assert result.returncode == 2 and says in result.stderr and "nothing was deleted" in result.stderr, bad
         assert entries(ws) == before

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_fresh_coordinator_sees_unchanged_restored_and_missing_shards(
-    three_machines, s3_server: LocalS3, tmp_path: Path  # noqa: F811 - the fixture
+    three_machines,
+    s3_server: LocalS3,
+    tmp_path: Path,  # noqa: F811 - the fixture
 ) -> None:
     origin, bucket, machines, feed, entries = three_machines
     (coord, _), (a, _) = machines["coordinator"], machines["worker-a"]
@@ -60,9 +62,9 @@ def test_fresh_coordinator_sees_unchanged_restored_and_missing_shards(
     fresh, spy = machine(tmp_path, "fresh", tmp_path / "hub.git", origin.env)
     out = make(fresh, "collect")
     report = [ln for ln in out.stdout.splitlines() if ln.startswith("collect: from the run-cache")]
-    assert report == [
-        "collect: from the run-cache: shard@0; already here: shard@2, shard@3; digested here: shard@1"
-    ], out.stdout + out.stderr
+    assert report == ["collect: from the run-cache: shard@0; already here: shard@2, shard@3; digested here: shard@1"], (
+        out.stdout + out.stderr
+    )
     assert "ignoring a run-cache entry whose data is not on the remote" in out.stdout + out.stderr
     assert "f" * 64 in out.stdout + out.stderr
     clones = spy.clones()
@@ -73,7 +75,9 @@ def test_fresh_coordinator_sees_unchanged_restored_and_missing_shards(
 
 
 def test_a_real_push_stopped_after_its_run_cache_entry(
-    three_machines, s3_server: LocalS3, tmp_path: Path  # noqa: F811 - the fixture
+    three_machines,
+    s3_server: LocalS3,
+    tmp_path: Path,  # noqa: F811 - the fixture
 ) -> None:
     """Worker B's real ``dvc push --run-cache`` has its data uploads refused (a token losing access, a network cut),
     after DVC sent the run-cache entry: the entry is on the remote, its stats object is not. Worker A's complete entry

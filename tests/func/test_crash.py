@@ -169,12 +169,12 @@ def test_stopping_a_shard_stops_its_clones(workspace_factory, tmp_path: Path, gi
     # SIGINT as a terminal's foreground process has it: a shell script's background job (and all it starts)
     # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     foreground = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-        "os.execv(sys.argv[1], sys.argv[1:])"
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
     )
     shard = [sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed)]
-    proc = subprocess.Popen([sys.executable, "-c", foreground, *shard], cwd=ws.path, env=ws.env,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", foreground, *shard], cwd=ws.path, env=ws.env, stderr=subprocess.PIPE, text=True
+    )
     wait_for(lambda: len(git_spy.clones()) == 2)  # two workers, each in a (slow) clone
     start = time.monotonic()
     proc.send_signal(sig)
@@ -183,7 +183,10 @@ def test_stopping_a_shard_stops_its_clones(workspace_factory, tmp_path: Path, gi
     assert "killed the running clones" in stderr
     time.sleep(0.5)
     ours = (str(ws.path), f"{tmp}/xgov-clone-")
-    leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
-                 if any(mark in part for mark in ours for part in p.info["cmdline"] or [])]  # fmt: skip
+    leftovers = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if any(mark in part for mark in ours for part in p.info["cmdline"] or [])
+    ]
     assert leftovers == []
     assert len(git_spy.clones()) == 2  # the other six were never started

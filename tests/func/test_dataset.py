@@ -24,9 +24,12 @@ def mismatches(table: pd.DataFrame, root: Path) -> list[str]:
     for shard in (root / "data" / "summaries").iterdir():
         for path in shard.rglob("*.txt"):
             files[path.relative_to(shard).as_posix()] = path
-    return [f"{r.owner}/{r.name}" for r in table.itertuples()
-            if files.get(f"{r.owner}/{r.name}.txt") is None
-            or files[f"{r.owner}/{r.name}.txt"].read_bytes() != r.text.encode("utf-8")]  # fmt: skip
+    return [
+        f"{r.owner}/{r.name}"
+        for r in table.itertuples()
+        if files.get(f"{r.owner}/{r.name}.txt") is None
+        or files[f"{r.owner}/{r.name}.txt"].read_bytes() != r.text.encode("utf-8")
+    ]
 
 
 def test_the_dataset_is_every_digest_read_by_pandas_and_duckdb(workspace_factory, corpus, tmp_path: Path) -> None:
@@ -56,13 +59,18 @@ def test_the_dataset_is_every_digest_read_by_pandas_and_duckdb(workspace_factory
     glob = str(ws.path / "data/dataset/*.parquet")
     con = duckdb.connect()
     assert con.execute(f"select count(*), sum(tokens) from read_parquet('{glob}')").fetchone() == (
-        7, int(digested["tokens"].sum()))  # fmt: skip
+        7,
+        int(digested["tokens"].sum()),
+    )
     from_duck = con.execute(f"select owner, name, text from read_parquet('{glob}')").df()
     assert mismatches(from_duck, ws.path) == []
 
     # the comparison can fail: one changed byte in one digest is found
-    victim = digest_path(summaries_path(int(digested.iloc[0]["offset"]), ws.path / "data/summaries"),
-                         digested.iloc[0]["owner"], digested.iloc[0]["name"])  # fmt: skip
+    victim = digest_path(
+        summaries_path(int(digested.iloc[0]["offset"]), ws.path / "data/summaries"),
+        digested.iloc[0]["owner"],
+        digested.iloc[0]["name"],
+    )
     original = victim.read_bytes()
     victim.write_bytes(original[:-1] + b"#")
     assert mismatches(table, ws.path) == [f"{digested.iloc[0]['owner']}/{digested.iloc[0]['name']}"]

@@ -34,8 +34,19 @@ def tiny(tmp_path: Path) -> Iterator[Path]:
 
 
 def shard(ws: Workspace, feed: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return ws.run(sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed),
-                  check=False, env=env)  # fmt: skip
+    return ws.run(
+        sys.executable,
+        "-m",
+        "stages.shard",
+        "--batch-size",
+        "1",
+        "--offset",
+        "0",
+        "--feed",
+        str(feed),
+        check=False,
+        env=env,
+    )
 
 
 def assert_named(result: subprocess.CompletedProcess[str], where: Path) -> None:

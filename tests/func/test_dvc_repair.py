@@ -111,10 +111,14 @@ def test_rwlock_entries_of_dead_processes_are_dropped(ran: Workspace) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
     live = {"pid": os.getpid(), "cmd": "dvc repro"}
-    rwlock.write_text(json.dumps({
-        "write": {f"data/summaries/shard-{k}": {"pid": dead_pid, "cmd": "dvc repro"} for k in range(40)},
-        "read": {"data/manifests/shard-0.json": [{"pid": dead_pid, "cmd": "dvc repro"}, live]},
-    }))  # fmt: skip
+    rwlock.write_text(
+        json.dumps(
+            {
+                "write": {f"data/summaries/shard-{k}": {"pid": dead_pid, "cmd": "dvc repro"} for k in range(40)},
+                "read": {"data/manifests/shard-0.json": [{"pid": dead_pid, "cmd": "dvc repro"}, live]},
+            }
+        )
+    )
     check(ran.path)
     assert json.loads(rwlock.read_text()) == {"write": {}, "read": {"data/manifests/shard-0.json": [live]}}
 
@@ -122,8 +126,9 @@ def test_rwlock_entries_of_dead_processes_are_dropped(ran: Workspace) -> None:
 def kill_on_change(ws: Workspace, watched: Path, *cmd: str) -> bool:
     """Run ``cmd`` in its own group; SIGKILL the group the moment ``watched`` changes size. True if it was killed."""
     before = watched.stat().st_size if watched.exists() else -1
-    proc = subprocess.Popen(cmd, cwd=ws.path, env=ws.env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ws.path, env=ws.env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     killed = threading.Event()
 
     def watch() -> None:

@@ -16,8 +16,12 @@ from tests.fixtures.sample import make_repo
 
 
 def feed_entry(owner: str, name: str = "repo") -> dict:
-    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}",
-            "pushedAt": "2024-01-01T00:00:00Z"}  # fmt: skip
+    return {
+        "owner": owner,
+        "name": name,
+        "url": f"https://github.com/{owner}/{name}",
+        "pushedAt": "2024-01-01T00:00:00Z",
+    }
 
 
 def locked_stages(ws) -> set[str]:

@@ -51,8 +51,10 @@ def test_giant_repos_are_bounded(workspace_factory, tmp_path: Path) -> None:
     fast_import(repos / "many", ((f"d{i // 1000:02d}/f{i:05d}.txt", b"%d\n" % i) for i in range(50_000)))
     chunk = os.urandom(150_000).hex().encode()  # 300 kB of text, under max_file_size
     fast_import(repos / "huge", ((f"part{i:03d}.txt", chunk[i:] + chunk[:i]) for i in range(700)))  # 210 MB
-    entries = [{"owner": "giant", "name": n, "url": (repos / n).as_uri(), "pushedAt": "2024-01-01T00:00:00Z"}
-               for n in ("many", "huge")]  # fmt: skip
+    entries = [
+        {"owner": "giant", "name": n, "url": (repos / n).as_uri(), "pushedAt": "2024-01-01T00:00:00Z"}
+        for n in ("many", "huge")
+    ]
     feed = write_feed(tmp_path / "feed.json", entries)
     ws = workspace_factory(str(feed), max_files=2_000, max_total_bytes=20_000_000)
     ws.set_params(shards={"batch_size": 1, "offsets": [0]})

@@ -38,8 +38,7 @@ def wait_for(condition, timeout: float = 120) -> None:
 def test_kill_9_of_stages_group_stops_the_commands_group(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     script = f"touch {marker}; sleep 60 & sleep 60; wait"
-    proc = subprocess.Popen([*GROUP, "--grace", "3", "--", "sh", "-c", script],
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen([*GROUP, "--grace", "3", "--", "sh", "-c", script], start_new_session=True)
     wait_for(marker.exists)
 
     def sleeps() -> list[psutil.Process]:
@@ -69,8 +68,10 @@ def test_a_process_started_after_the_stop_signal_is_stopped_too(tmp_path: Path) 
     """The command starts a process after the group's SIGINT and exits without waiting for it: that process gets
     SIGTERM once the command has stopped, and does not run on."""
     child_pid, ready = tmp_path / "child.pid", tmp_path / "ready"
-    proc = subprocess.Popen([*GROUP, "--grace", "10", "--", sys.executable,
-                             "-c", LATE_CHILD, str(child_pid), str(ready)], start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [*GROUP, "--grace", "10", "--", sys.executable, "-c", LATE_CHILD, str(child_pid), str(ready)],
+        start_new_session=True,
+    )
     wait_for(ready.exists, timeout=60)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
@@ -90,8 +91,11 @@ def test_a_normal_exit_leaves_no_sentinel(tmp_path: Path) -> None:
     out = subprocess.run([*GROUP, "--", "sh", "-c", "exit 3"], timeout=60)
     assert out.returncode == 3
     time.sleep(0.5)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "procgroup --sentinel" in " ".join(
-        p.info["cmdline"] or []) and p.ppid() == os.getpid()]  # fmt: skip
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "procgroup --sentinel" in " ".join(p.info["cmdline"] or []) and p.ppid() == os.getpid()
+    ]
 
 
 @pytest.mark.slow
@@ -110,12 +114,18 @@ def test_next_make_repro_succeeds_after_kill_9_of_makes_group(workspace_factory,
         proc.wait()
 
     def dvc_left() -> list[int]:
-        return [p.pid for p in psutil.process_iter(["cmdline", "cwd"])
-                if p.info["cwd"] == str(ws.path) and "dvc" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+        return [
+            p.pid
+            for p in psutil.process_iter(["cmdline", "cwd"])
+            if p.info["cwd"] == str(ws.path) and "dvc" in " ".join(p.info["cmdline"] or [])
+        ]
 
     def shards_left() -> list[int]:
-        return [p.pid for p in psutil.process_iter(["cmdline", "cwd"])
-                if p.info["cwd"] == str(ws.path) and "stages.shard" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+        return [
+            p.pid
+            for p in psutil.process_iter(["cmdline", "cwd"])
+            if p.info["cwd"] == str(ws.path) and "stages.shard" in " ".join(p.info["cmdline"] or [])
+        ]
 
     wait_for(lambda: not dvc_left(), timeout=60)  # the sentinels stopped every dvc of the killed run
     wait_for(lambda: not shards_left(), timeout=60)  # the command's watchdog stopped every shard it had started

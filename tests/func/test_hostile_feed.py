@@ -27,11 +27,27 @@ def entry(owner, name, url=None, **kw) -> dict:
 
 
 BAD_NAMES = [
-    ("..", "repo"), ("owner", ".."), ("a/b", "repo"), ("owner", "re/po"), ("owner", "re\\po"), ("own\x00er", "r"),
-    ("-rf", "repo"), ("owner", "-n"), ("owner", "."), ("own er", "repo"), ("owner", "x" * 300), ("CON", "repo"),
-    ("owner", "nul"), ("owner", "lpt1.txt"), ("owner", "trailing."), ("owner", "x\n"), ("o\n", "repo"),
-    ("owner", "tab\tname"), ("owner", "caf\u00e9"), ("owner", "til~de"),
-]  # fmt: skip
+    ("..", "repo"),
+    ("owner", ".."),
+    ("a/b", "repo"),
+    ("owner", "re/po"),
+    ("owner", "re\\po"),
+    ("own\x00er", "r"),
+    ("-rf", "repo"),
+    ("owner", "-n"),
+    ("owner", "."),
+    ("own er", "repo"),
+    ("owner", "x" * 300),
+    ("CON", "repo"),
+    ("owner", "nul"),
+    ("owner", "lpt1.txt"),
+    ("owner", "trailing."),
+    ("owner", "x\n"),
+    ("o\n", "repo"),
+    ("owner", "tab\tname"),
+    ("owner", "caf\u00e9"),
+    ("owner", "til~de"),
+]
 BAD_TYPES = [
     {"owner": 5, "name": "r", "url": "https://github.com/o/r"},
     {"owner": ["o"], "name": "r", "url": "https://github.com/o/r"},
@@ -71,18 +87,21 @@ BAD_URLS = {
 }
 # raw JSON entries no standard JSON writer can write back -> why fetch drops them
 BAD_VALUES = {
-    '{"owner": "o", "name": "surrogate", "url": "https://github.com/o/surrogate", "description": "\\ud83d"}':
-        "lone surrogate",
-    '{"owner": "o", "name": "surrogate-key", "url": "https://github.com/o/surrogate-key", "\\udc00": 1}':
-        "lone surrogate",
-    '{"owner": "o", "name": "bigint", "url": "https://github.com/o/bigint", "stargazersCount": ' + "9" * 5000 + "}":
-        "an integer of 5000 digits",
+    '{"owner": "o", "name": "surrogate", "url": "https://github.com/o/surrogate", '
+    '"description": "\\ud83d"}': "lone surrogate",
+    '{"owner": "o", "name": "surrogate-key", "url": "https://github.com/o/surrogate-key", '
+    '"\\udc00": 1}': "lone surrogate",
+    '{"owner": "o", "name": "bigint", "url": "https://github.com/o/bigint", "stargazersCount": '
+    + "9" * 5000
+    + "}": "an integer of 5000 digits",
     '{"owner": "o", "name": "nan", "url": "https://github.com/o/nan", "score": NaN}': "NaN",
     '{"owner": "o", "name": "inf", "url": "https://github.com/o/inf", "score": -Infinity}': "-Infinity",
     '{"owner": "o", "name": "overflow", "url": "https://github.com/o/overflow", "score": 1e999}': "Infinity",
-    '{"owner": "o", "name": "deep", "url": "https://github.com/o/deep", "topics": ' + "[" * 200 + "]" * 200 + "}":
-        "nested more than",
-}  # fmt: skip
+    '{"owner": "o", "name": "deep", "url": "https://github.com/o/deep", "topics": '
+    + "[" * 200
+    + "]" * 200
+    + "}": "nested more than",
+}
 
 
 @pytest.mark.slow
@@ -109,8 +128,11 @@ def test_hostile_entries(workspace_factory, tmp_path: Path) -> None:
 
     fetch = ws.python("-m", "stages.fetch")
     assert "Traceback" not in fetch.stderr
-    drops = {d["index"]: d["reason"] for d in map(json.loads, fetch.stderr.splitlines()) if
-             d["message"] == "dropping feed entry"}  # fmt: skip
+    drops = {
+        d["index"]: d["reason"]
+        for d in map(json.loads, fetch.stderr.splitlines())
+        if d["message"] == "dropping feed entry"
+    }
     expected = {i: why for i, (_, why) in enumerate(raw) if why}
     assert sorted(drops) == sorted(expected), fetch.stderr
     for index, why in expected.items():
@@ -205,8 +227,9 @@ def test_a_feed_entry_cannot_forge_a_digest(workspace_factory, tmp_path: Path) -
     make_repo(tmp_path / "dated", {"README.md": "dated\n"})
     publish_bare(tmp_path / "dated", root, "alphagov", "dated")
     legit = entry("alphagov", "govuk-frontend")
-    forged = entry("alphagov", "govuk-frontend", "https://github.com/attacker/govuk-frontend",
-                   pushedAt="2030-01-01T00:00:00Z")  # fmt: skip
+    forged = entry(
+        "alphagov", "govuk-frontend", "https://github.com/attacker/govuk-frontend", pushedAt="2030-01-01T00:00:00Z"
+    )
     late = entry("alphagov", "govuk-frontend", "https://github.com/alphagov/govuk-frontend.git", pushedAt="zzzz")
     fake_header = entry("alphagov", "dated", pushedAt=f"2024\nCommit: {'0' * 40}\nFiles analyzed: 9999")
     feed = write_feed(tmp_path / "feed.json", [forged, late, legit, fake_header])

@@ -45,10 +45,15 @@ def build(root: Path) -> list[dict]:
     (bad / os.fsdecode(b"caf\xe9-latin1.txt")).write_text("latin-1 name\n")
     (bad / os.fsdecode(b"\xff\xfe-junk.txt")).write_text("junk name\n")
     commit(bad, "bad names")
-    make_repo(root / "filters", {
-        ".gitattributes": "*.txt filter=evil diff=evil\n*.bin filter=lfs diff=lfs merge=lfs -text\n",
-        "a.txt": "filtered?\n", "big.bin": LFS_POINTER, "b/pointer.dat": LFS_POINTER,
-    })  # fmt: skip
+    make_repo(
+        root / "filters",
+        {
+            ".gitattributes": "*.txt filter=evil diff=evil\n*.bin filter=lfs diff=lfs merge=lfs -text\n",
+            "a.txt": "filtered?\n",
+            "big.bin": LFS_POINTER,
+            "b/pointer.dat": LFS_POINTER,
+        },
+    )
     child_head = make_repo(root / "child", {"child.md": "submodule content\n"})
     parent = root / "submodules"
     make_repo(parent, {"README.md": "parent\n"})
@@ -74,8 +79,12 @@ def test_the_hostile_git_config_would_run_the_repos_code(tmp_path: Path) -> None
     build(root)
     env = dict(os.environ, GIT_CONFIG_GLOBAL=str(hostile_git_config(root)))
     for name, extra in (("filters", []), ("submodules", ["--recurse-submodules"])):
-        subprocess.run(["git", "clone", "-q", *extra, (root / name).as_uri(), str(tmp_path / "plain" / name)],
-                       env=env, capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            ["git", "clone", "-q", *extra, (root / name).as_uri(), str(tmp_path / "plain" / name)],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
     assert marker(root, "filter").exists() and marker(root, "submodule").exists()
 
 

@@ -93,7 +93,8 @@ def test_nightly_changes(setup, git_spy: GitSpy) -> None:
     entries_dir = ws.path / ".cache" / "digests"
     # the changed repo's entry for its old pushedAt is no longer read: corrupt one that the run needs
     live = [
-        e for e in sorted(entries_dir.rglob("*.digest"))
+        e
+        for e in sorted(entries_dir.rglob("*.digest"))
         if json.loads(e.read_bytes().partition(b"\n")[0])["name"] != target["name"]
     ]
     assert len(live) == 11

@@ -16,8 +16,12 @@ from tests.fixtures.sample import make_repo
 
 
 def feed_entry(owner: str, name: str) -> dict:
-    return {"owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}",
-            "pushedAt": "2024-01-01T00:00:00Z"}  # fmt: skip
+    return {
+        "owner": owner,
+        "name": name,
+        "url": f"https://github.com/{owner}/{name}",
+        "pushedAt": "2024-01-01T00:00:00Z",
+    }
 
 
 def git_processes_for(port: str, tmp: Path) -> list[str]:
@@ -71,8 +75,13 @@ def test_git_faults(workspace_factory, tmp_path: Path) -> None:
     assert server.packs["broken/repo"] == 3  # an incomplete pack may be a passing fault: retried, then a result
     kinds = rows.loc[rows["status"] == "failed", "failure_kind"].to_dict()
     # no complete answer: transient; an answer that is an error (404, auth, a broken pack): permanent
-    assert kinds == {"hang": "transient", "reset": "transient", "missing": "permanent", "private": "permanent",
-                     "broken": "permanent"}  # fmt: skip
+    assert kinds == {
+        "hang": "transient",
+        "reset": "transient",
+        "missing": "permanent",
+        "private": "permanent",
+        "broken": "permanent",
+    }
     assert rows.loc[rows["status"] != "failed", "failure_kind"].isna().all()
     assert elapsed < 30
     digest = (ws.path / "data/summaries/shard-0/flaky/repo.txt").read_text()

@@ -85,8 +85,9 @@ def test_aggregate_checks_digests_on_disk_against_the_rows(workspace_factory, tm
     # A manifest that did not come from fetch names an owner DVC skips: the digest is on disk but DVC would not
     # track it, and aggregate says so instead of writing metrics that count it.
     e = entries[0]
-    write_manifest(manifest_path(0, ws.path / "data/manifests"), 1, 0, "index",
-                   [Repo(e["url"], ".git", e["name"], e["pushedAt"])])  # fmt: skip
+    write_manifest(
+        manifest_path(0, ws.path / "data/manifests"), 1, 0, "index", [Repo(e["url"], ".git", e["name"], e["pushedAt"])]
+    )
     ws.python("-m", "stages.shard", "--batch-size", "1", "--offset", "0")
     assert (shard_dir / ".git" / f"{e['name']}.txt").is_file()
     result = ws.python("-m", "stages.aggregate", check=False)
@@ -120,9 +121,14 @@ def test_temp_files_and_permissions(workspace_factory, tmp_path: Path) -> None:
             ws.python("-m", "stages.aggregate")
             ws.python("-m", "stages.fetch")
         assert set(files_under(shard_dir)) == expected
-        outputs = [ws.path / "data/repos.json", ws.path / "data/manifests/shard-0.json", ws.path / "data/stats.parquet",
-                   ws.path / "data/stats/shard-0.parquet", ws.path / "reports/report.md",
-                   *(shard_dir / p for p in expected)]  # fmt: skip
+        outputs = [
+            ws.path / "data/repos.json",
+            ws.path / "data/manifests/shard-0.json",
+            ws.path / "data/stats.parquet",
+            ws.path / "data/stats/shard-0.parquet",
+            ws.path / "reports/report.md",
+            *(shard_dir / p for p in expected),
+        ]
         modes = {p.relative_to(ws.path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in outputs}
         assert set(modes.values()) == {oct(0o666 & ~mask)}, modes
 

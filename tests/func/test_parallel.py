@@ -85,8 +85,12 @@ def without_timings(value: Any) -> Any:
 def outputs(ws: Workspace) -> dict[str, Any]:
     """What the pipeline produced, timings left out: digests, snapshot, manifests, metrics, stats."""
     data = ws.path / "data"
-    files = {str(p.relative_to(ws.path)): p.read_bytes() for base in (data / "summaries", data / "manifests")
-             for p in sorted(base.rglob("*")) if p.is_file() and p.name != ".gitignore"}  # fmt: skip
+    files = {
+        str(p.relative_to(ws.path)): p.read_bytes()
+        for base in (data / "summaries", data / "manifests")
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and p.name != ".gitignore"
+    }
     files["data/repos.json"] = (data / "repos.json").read_bytes()
 
     def stats(path: Path) -> list[dict[str, Any]]:
@@ -116,8 +120,11 @@ def status(ws: Workspace) -> dict[str, Any]:
 def shard_of(ws: Workspace) -> dict[str, int]:
     """Repo URL -> the offset whose manifest lists it."""
     manifests = ws.path / "data" / "manifests"
-    return {repo["url"]: k for k in SHARDS["offsets"]
-            for repo in json.loads((manifests / f"shard-{k}.json").read_text())["repos"]}  # fmt: skip
+    return {
+        repo["url"]: k
+        for k in SHARDS["offsets"]
+        for repo in json.loads((manifests / f"shard-{k}.json").read_text())["repos"]
+    }
 
 
 def shards_overlapped(ws: Workspace, spy: GitSpy) -> bool:
@@ -246,8 +253,14 @@ def test_a_failed_shard_is_named_and_is_the_only_one_run_again(pipeline, tmp_pat
     (shim / "git").write_text(FAILING_GIT)
     (shim / "git").chmod(0o755)
     fail = tmp_path / "fail-clones.txt"
-    ws = pipeline("failing", extra_env={"PATH": f"{shim}:{VENV_BIN}:{os.environ['PATH']}", "FAIL_CLONES": str(fail),
-                                        "REAL_GIT": shutil.which("git") or "/usr/bin/git"})  # fmt: skip
+    ws = pipeline(
+        "failing",
+        extra_env={
+            "PATH": f"{shim}:{VENV_BIN}:{os.environ['PATH']}",
+            "FAIL_CLONES": str(fail),
+            "REAL_GIT": shutil.which("git") or "/usr/bin/git",
+        },
+    )
     ws.set_params(ingest={"retries": 0})
     ws.dvc("repro", "--single-item", "fetch")
     shard_2 = [url for url, k in shard_of(ws).items() if k == 2]
@@ -285,8 +298,14 @@ def test_stopping_make_stops_every_shard(pipeline, tmp_path: Path, how: str) -> 
     (tmp_path / "tmp").mkdir()  # the clones' checkouts: inside tmp_path, so that leftovers() sees them
     ws = pipeline("stopped", extra_env={**spy.env(sleep=60), "TMPDIR": str(tmp_path / "tmp")})
     log = (tmp_path / "make.log").open("w")
-    proc = subprocess.Popen(make_cmd("-j", "4", "repro"), cwd=ws.path, env=ws.env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        make_cmd("-j", "4", "repro"),
+        cwd=ws.path,
+        env=ws.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(spy.clones()) < 8:  # 4 shards x 2 workers, each in a 60 s clone

@@ -19,15 +19,28 @@ from tests.conftest import Workspace, write_feed
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parents[1]
 TITLES = {
-    "Wall time per shard", "Repos per shard by status", "Seconds per cloned repo, by percentile",
-    "Digest size by percentile, and the cap", "Tokens per digest by percentile", "Failed repos by reason",
-}  # fmt: skip
+    "Wall time per shard",
+    "Repos per shard by status",
+    "Seconds per cloned repo, by percentile",
+    "Digest size by percentile, and the cap",
+    "Tokens per digest by percentile",
+    "Failed repos by reason",
+}
 
 
 def make(ws: Workspace, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     shutil.copy2(ROOT / "Makefile", ws.path / "Makefile")
-    return ws.run("make", "--no-print-directory", "-o", f"{VENV}/.installed", "-o", f"{VENV}/.installed-plots",
-                  f"VENV={VENV}", *args, check=check)  # fmt: skip
+    return ws.run(
+        "make",
+        "--no-print-directory",
+        "-o",
+        f"{VENV}/.installed",
+        "-o",
+        f"{VENV}/.installed-plots",
+        f"VENV={VENV}",
+        *args,
+        check=check,
+    )
 
 
 def html_specs(path: Path) -> dict[str, dict]:
@@ -38,9 +51,19 @@ def html_specs(path: Path) -> dict[str, dict]:
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # No network at all: every host name fails to resolve and every request goes to a proxy that is not there.
-OFFLINE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND",
-                 "--proxy-server=http://127.0.0.1:9", "--virtual-time-budget=20000", "--hide-scrollbars")  # fmt: skip
+OFFLINE_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://127.0.0.1:9",
+    "--virtual-time-budget=20000",
+    "--hide-scrollbars",
+)
 SHOTS = Path(os.environ.get("XGOV_SHOTS", ROOT.parent / "people-shots"))
 
 
@@ -58,8 +81,12 @@ def browser() -> str:
 def in_browser(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
     profile.mkdir()
-    return subprocess.run([browser(), *OFFLINE_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
-                          capture_output=True, timeout=180, check=True)  # fmt: skip
+    return subprocess.run(
+        [browser(), *OFFLINE_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+        capture_output=True,
+        timeout=180,
+        check=True,
+    )
 
 
 def inked_pixels(data: bytes) -> tuple[int, int, int]:
@@ -209,8 +236,10 @@ def test_make_shards_sets_both_keys_keeps_the_layout_and_says_what_repro_will_do
     comment = "# must be exactly 0 .. batch_size-1 (DVC's foreach needs the list)"
     assert changed == [
         ("  batch_size: 10", "  batch_size: 4"),
-        (f"  offsets: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]  {comment}",
-         f"  offsets: [0, 1, 2, 3]  {comment}"),  # the comment keeps its two spaces after the list
+        (
+            f"  offsets: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]  {comment}",
+            f"  offsets: [0, 1, 2, 3]  {comment}",
+        ),  # the comment keeps its two spaces after the list
     ]
     assert "shards.batch_size 10 -> 4" in out
     assert "next dvc repro runs: fetch, shard@0..3, aggregate" in out, out

@@ -30,9 +30,15 @@ def test_first_publish_uploads_every_digest_with_metadata(site: Site) -> None:
     site.write()
     result = site.publish()
     assert summary(result) == {
-        "uploaded": "12", "restored": "0", "unchanged": "0", "kept": "0", "pruned": "0", "failed": "0",
-        "bytes": str(sum(len(r.text().encode()) for r in repos)), "index": "written",
-    }  # fmt: skip
+        "uploaded": "12",
+        "restored": "0",
+        "unchanged": "0",
+        "kept": "0",
+        "pruned": "0",
+        "failed": "0",
+        "bytes": str(sum(len(r.text().encode()) for r in repos)),
+        "index": "written",
+    }
     assert f"s3://{site.bucket}/summaries" in result.stdout  # publish.bucket empty: the DVC remote's bucket
     client = site.s3.client()
     for r in repos:
@@ -40,16 +46,24 @@ def test_first_publish_uploads_every_digest_with_metadata(site: Site) -> None:
         body = r.text().encode()
         assert head["ContentType"] == "text/plain; charset=utf-8"
         assert head["Metadata"] == {
-            "url": r.url, "pushed-at": r.pushed_at, "commit": r.commit, "sha256": hashlib.sha256(body).hexdigest()
-        }  # fmt: skip
+            "url": r.url,
+            "pushed-at": r.pushed_at,
+            "commit": r.commit,
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
         assert client.get_object(Bucket=site.bucket, Key=r.key)["Body"].read() == body
     listing = site.listing()
     assert site.index() == {
-        r.key: {"sha256": hashlib.sha256(r.text().encode()).hexdigest(), "commit": r.commit,
-                "pushedAt": r.pushed_at, "url": r.url, "bytes": len(r.text().encode()),
-                "etag": listing[r.key][0].strip('"')}
+        r.key: {
+            "sha256": hashlib.sha256(r.text().encode()).hexdigest(),
+            "commit": r.commit,
+            "pushedAt": r.pushed_at,
+            "url": r.url,
+            "bytes": len(r.text().encode()),
+            "etag": listing[r.key][0].strip('"'),
+        }
         for r in repos
-    }  # fmt: skip
+    }
     assert set(listing) == {r.key for r in repos} | {"summaries/_index.json"}  # the lease is gone
     requests = site.s3.proxy.take()
     assert not [r for r in requests if r.method == "HEAD"], "no per-object HEAD requests"
@@ -280,7 +294,11 @@ def test_missing_credentials_exit_2_naming_the_variables(site: Site) -> None:
     site.write()
     env = {k: v for k, v in site.env.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET"))}
     result = subprocess.run(
-        [XGOV_DIGESTS, "publish"], cwd=site.path, env=env, capture_output=True, text=True,
+        [XGOV_DIGESTS, "publish"],
+        cwd=site.path,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
@@ -438,11 +456,23 @@ def test_prune_racing_a_publish_leaves_an_index_of_present_objects(site: Site, m
     proxy = moto_s3.proxy
     proxy.take()
     proxy.hold_after = 1  # A's lease PUT passes; every later PUT waits
-    a = subprocess.Popen([XGOV_DIGESTS, "publish", "--prune"], cwd=site.path, env=site.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    a = subprocess.Popen(
+        [XGOV_DIGESTS, "publish", "--prune"],
+        cwd=site.path,
+        env=site.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_until(lambda: proxy.held >= 1)  # A holds the lease, its index write is waiting
-    b = subprocess.Popen([XGOV_DIGESTS, "publish"], cwd=other.path, env=other.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    b = subprocess.Popen(
+        [XGOV_DIGESTS, "publish"],
+        cwd=other.path,
+        env=other.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_until(lambda: proxy.held >= 2)  # B planned with X in the bucket and now waits for the lease
     proxy.reset()
     out_a, out_b = a.communicate(timeout=120), b.communicate(timeout=120)

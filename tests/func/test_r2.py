@@ -71,8 +71,16 @@ def test_plain_dvc_round_trip_through_r2s_checksum_rules(tmp_path: Path, workspa
     assert refused.returncode != 0 and proxy.take_rejected(), refused.stdout + refused.stderr
 
     shutil.copy2(ROOT / "Makefile", ws.path / "Makefile")
-    ws.run("make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}", "r2", f"R2_BUCKET={bucket}",
-           f"R2_ENDPOINT={proxy.endpoint}")  # fmt: skip
+    ws.run(
+        "make",
+        "--no-print-directory",
+        "-o",
+        f"{VENV}/.installed",
+        f"VENV={VENV}",
+        "r2",
+        f"R2_BUCKET={bucket}",
+        f"R2_ENDPOINT={proxy.endpoint}",
+    )
     assert (ws.path / ".dvc/r2-aws.config").read_text().count("request_checksum_calculation = when_required") == 2
     assert "configpath = r2-aws.config" in (ws.path / ".dvc/config").read_text()
     ws.commit("run, remote r2")

@@ -123,8 +123,9 @@ def test_stopping_a_shard_during_a_digest_that_never_ends(workspace_factory, tmp
     ws = workspace_factory(str(feed), digest_timeout=600)
     temp = tmp_path / "tmp"
     temp.mkdir()
-    proc = subprocess.Popen(shard_cmd(feed), cwd=ws.path, env={**ws.env, "TMPDIR": str(temp)},
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        shard_cmd(feed), cwd=ws.path, env={**ws.env, "TMPDIR": str(temp)}, stderr=subprocess.PIPE, text=True
+    )
     stuck: list[psutil.Process] = []
 
     def digest_is_stuck() -> bool:
@@ -160,10 +161,13 @@ def test_kill_9_of_a_shard_kills_its_clones(workspace_factory, tmp_path: Path) -
     make_repo(src, {"README.md": "x\n"})
     root = tmp_path / "srv"
     publish_bare(src, root, "good", "repo")
-    feed = write_feed(tmp_path / "feed.json", [
-        {"owner": "hang", "name": f"r{i}", "url": f"https://github.com/hang/r{i}", "pushedAt": "2024-01-01"}
-        for i in range(2)
-    ])  # fmt: skip
+    feed = write_feed(
+        tmp_path / "feed.json",
+        [
+            {"owner": "hang", "name": f"r{i}", "url": f"https://github.com/hang/r{i}", "pushedAt": "2024-01-01"}
+            for i in range(2)
+        ],
+    )
     with serve_git(root) as server:
         ws = workspace_factory(str(feed), extra_env=server.insteadof_env(), clone_timeout=300)
         port = server.base.rsplit(":", 1)[1]
@@ -202,14 +206,33 @@ def test_same_bytes_under_any_hash_seed(workspace_factory, tmp_path: Path) -> No
     """gitingest resolves negations against its built-in patterns in set order, which follows str hashing: the
     shard CLI re-executes itself with a fixed seed, so two runs under different seeds write the same bytes."""
     root = tmp_path / "repos"
-    make_repo(root / "seed", {".gitignore": "!*.log\n!*.pyc\n!dist/\n!*.min.js\n!*.egg-info\n!.env\n",
-                              "keep.log": "a\n", "x.pyc": "b\n", "dist/a.js": "c\n", "a.min.js": "d\n", ".env": "e\n"})
-    probe = ("import sys; from pathlib import Path; from xgov_digests.digest.format import Header; "
-             "from xgov_digests.digest.build import make_digest; "
-             f"sys.stdout.write(make_digest(Path({str(root / 'seed')!r}), Header('o', 'n', 'u', 'c', None), "
-             "max_file_size=10**6, max_summary_bytes=10**6).data.hex())")  # fmt: skip
-    raw = {s: subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONHASHSEED": s},
-                             capture_output=True, text=True, check=True).stdout for s in ("1", "2")}  # fmt: skip
+    make_repo(
+        root / "seed",
+        {
+            ".gitignore": "!*.log\n!*.pyc\n!dist/\n!*.min.js\n!*.egg-info\n!.env\n",
+            "keep.log": "a\n",
+            "x.pyc": "b\n",
+            "dist/a.js": "c\n",
+            "a.min.js": "d\n",
+            ".env": "e\n",
+        },
+    )
+    probe = (
+        "import sys; from pathlib import Path; from xgov_digests.digest.format import Header; "
+        "from xgov_digests.digest.build import make_digest; "
+        f"sys.stdout.write(make_digest(Path({str(root / 'seed')!r}), Header('o', 'n', 'u', 'c', None), "
+        "max_file_size=10**6, max_summary_bytes=10**6).data.hex())"
+    )
+    raw = {
+        s: subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**os.environ, "PYTHONHASHSEED": s},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for s in ("1", "2")
+    }
     assert raw["1"] != raw["2"]  # without the pin, the seed changes this repo's digest
     feed = write_feed(tmp_path / "feed.json", [entry(root, "seed")])
     ws = workspace_factory(str(feed), cache="")  # no digest cache: the second run digests again

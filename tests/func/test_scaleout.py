@@ -29,8 +29,19 @@ from tests.fixtures.scaleout import DVC_GIT_FILES, REPOS, SHARDS, committed_file
 
 pytestmark = pytest.mark.slow
 # What a stats row holds besides timings and whether the digest came from a clone or the digest cache.
-STABLE = ["url", "owner", "name", "offset", "batch_size", "pushed_at", "error", "commit", "files", "digest_bytes",
-          "truncated"]  # fmt: skip
+STABLE = [
+    "url",
+    "owner",
+    "name",
+    "offset",
+    "batch_size",
+    "pushed_at",
+    "error",
+    "commit",
+    "files",
+    "digest_bytes",
+    "truncated",
+]
 
 
 def start(ws: Workspace, *args: str, env: dict[str, str] | None = None, log: Path | None = None):
@@ -38,9 +49,14 @@ def start(ws: Workspace, *args: str, env: dict[str, str] | None = None, log: Pat
     out = log.open("w") if log else subprocess.PIPE
     try:
         return subprocess.Popen(
-            make_cmd(*args), cwd=ws.path, env={**ws.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )  # fmt: skip
+            make_cmd(*args),
+            cwd=ws.path,
+            env={**ws.env, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
     finally:
         if log:
             out.close()
@@ -176,8 +192,9 @@ def test_shards_on_separate_machines_meet_in_the_run_cache(three_machines, s3_se
     # 5. One machine, the published feed, its own digest cache: the same snapshot, manifests, digests and stats.
     solo = Workspace(tmp_path / "solo", origin.env)
     subprocess.run(["git", "clone", "-q", str(origin.path), str(solo.path)], check=True)
-    solo.set_params(feed={"url": str(tmp_path / "feed-published.json")},
-                    ingest={"cache": str(tmp_path / "solo-local" / "digests")})  # fmt: skip
+    solo.set_params(
+        feed={"url": str(tmp_path / "feed-published.json")}, ingest={"cache": str(tmp_path / "solo-local" / "digests")}
+    )
     started = time.monotonic()
     solo.dvc("repro")
     timings["one machine: dvc repro"] = time.monotonic() - started
@@ -221,9 +238,7 @@ def test_machines_refuse_to_run_other_code_or_params(three_machines) -> None:
     assert coord.ran_stages(result.stdout) == [] and not (coord.path / "dvc.lock").exists()
 
 
-def test_collect_reports_missing_workers_and_digests_them_only_when_allowed(
-    three_machines, s3_server: LocalS3
-) -> None:  # fmt: skip
+def test_collect_reports_missing_workers_and_digests_them_only_when_allowed(three_machines, s3_server: LocalS3) -> None:
     bucket, machines = three_machines[1], three_machines[2]
     (coord, coord_spy), (a, _) = machines["coordinator"], machines["worker-a"]
     make(coord, "fetch-publish")

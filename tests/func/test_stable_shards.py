@@ -58,8 +58,10 @@ def test_the_default_assignment_is_hash(tmp_path: Path) -> None:
 def test_adding_two_repos_reruns_only_their_shards_and_moves_no_digest(tmp_path: Path, workspace_factory) -> None:
     entries = build_corpus(tmp_path / "corpus", 14)
     default = gain_two_repos(tmp_path, workspace_factory, entries, None)  # params.yaml as shipped
-    print(f"2 repos added to a 12-repo feed, 10 shards, the default (hash): re-ran {len(default['ran'])} shards, "
-          f"moved {len(default['moved'])} digests")  # fmt: skip
+    print(
+        f"2 repos added to a 12-repo feed, 10 shards, the default (hash): re-ran {len(default['ran'])} shards, "
+        f"moved {len(default['moved'])} digests"
+    )
     assert set(default["ran"]) <= default["holding"] and default["ran"], default
     assert default["moved"] == []
     assert len(default["index"]) == 14
@@ -71,6 +73,8 @@ def test_under_index_the_same_change_reruns_most_shards_and_moves_digests(tmp_pa
     """The trade-off that made hash the default (index stays available for the original tool's rule)."""
     entries = build_corpus(tmp_path / "corpus", 14)
     index = gain_two_repos(tmp_path, workspace_factory, entries, "index")
-    print(f"2 repos added to a 12-repo feed, 10 shards, assign: index: re-ran {len(index['ran'])} shards, "
-          f"moved {len(index['moved'])} digests")  # fmt: skip
+    print(
+        f"2 repos added to a 12-repo feed, 10 shards, assign: index: re-ran {len(index['ran'])} shards, "
+        f"moved {len(index['moved'])} digests"
+    )
     assert len(index["ran"]) > len(index["holding"]) and index["moved"], index

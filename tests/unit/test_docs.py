@@ -195,8 +195,9 @@ def shown_commands(program: str, pages: list[Path] | None = None) -> dict[str, l
 def make_problem(command: str) -> str | None:
     """Why ``make ...`` would not run as shown (GNU make's dry run: the targets exist, the arguments parse), or None."""
     args = shlex.split(PLACEHOLDER_JOBS.sub(r"\1 2", command))[1:]
-    result = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     return None if result.returncode == 0 else f"{command}: {result.stderr.strip().splitlines()[-1]}"
 
 
@@ -204,24 +205,31 @@ def verb_problem(command: str) -> str | None:
     """Why ``xgov-digests VERB ...`` names no verb the installed command has (its --help fails), or None."""
     words = shlex.split(command)[1:]
     verb = [w for w in words[:1] if not w.startswith("-") and w.isascii() and w.upper() != w]
-    result = subprocess.run([str(Path(sys.executable).parent / "xgov-digests"), *verb, "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "xgov-digests"), *verb, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return None if result.returncode == 0 else f"{command}: {(result.stderr or result.stdout).strip()[-200:]}"
 
 
 def test_every_make_command_the_docs_show_runs() -> None:
     commands = shown_commands("make")
     assert {"make -j 10 repro", "make test-fast", "make push", "make pull"} <= set(commands)  # the scan finds them
-    problems = [f"{', '.join(where)}: {why}" for command, where in sorted(commands.items())
-                if (why := make_problem(command))]  # fmt: skip
+    problems = [
+        f"{', '.join(where)}: {why}" for command, where in sorted(commands.items()) if (why := make_problem(command))
+    ]
     assert problems == [], "\n".join(problems)
 
 
 def test_every_xgov_digests_verb_the_docs_show_exists() -> None:
     commands = shown_commands("xgov-digests")
     assert "xgov-digests repro -j 10" in commands  # the scan finds them
-    problems = [f"{', '.join(where)}: {why}" for command, where in sorted(commands.items())
-                if (why := verb_problem(command))]  # fmt: skip
+    problems = [
+        f"{', '.join(where)}: {why}" for command, where in sorted(commands.items()) if (why := verb_problem(command))
+    ]
     assert problems == [], "\n".join(problems)
 
 
@@ -229,8 +237,10 @@ def test_the_command_checks_can_fail(tmp_path: Path) -> None:
     """A target the Makefile lacks and a verb the command lacks are each reported; the scan reads code blocks and
     inline code, not prose."""
     page = tmp_path / "p.md"
-    page.write_text("Run `make no-such-target` or\n\n```sh\nmake -j N repro   # comment\n"
-                    "xgov-digests no-such-verb\n```\n\nmake lint in prose is not a command.\n")  # fmt: skip
+    page.write_text(
+        "Run `make no-such-target` or\n\n```sh\nmake -j N repro   # comment\n"
+        "xgov-digests no-such-verb\n```\n\nmake lint in prose is not a command.\n"
+    )
     assert set(shown_commands("make", [page])) == {"make no-such-target", "make -j N repro"}
     assert make_problem("make no-such-target") and make_problem("make -j N repro") is None
     assert verb_problem("xgov-digests no-such-verb") and verb_problem("xgov-digests repro -j 10") is None
@@ -257,10 +267,13 @@ def prose_lines(path: Path) -> list[tuple[int, str]]:
 
 def stale_test_paths(pages: list[Path]) -> list[str]:
     """The ``tests/....py`` paths a page names that do not exist (a test moved, the page not told)."""
-    return [f"{shown(page)}:{number}: {path}: no such file"
-            for page in pages
-            for number, line in prose_lines(page)
-            for path in TEST_PATH.findall(line) if not (ROOT / path).is_file()]  # fmt: skip
+    return [
+        f"{shown(page)}:{number}: {path}: no such file"
+        for page in pages
+        for number, line in prose_lines(page)
+        for path in TEST_PATH.findall(line)
+        if not (ROOT / path).is_file()
+    ]
 
 
 def test_every_test_file_the_pages_name_exists() -> None:

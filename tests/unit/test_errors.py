@@ -35,15 +35,29 @@ from xgov_digests.shard.cache import CacheSecretError, CacheUnavailable
 ROOT = Path(__file__).resolve().parents[2]
 # error -> (the base code may still catch it by, its exit code)
 USER_ERRORS = {
-    ParamsError: (ValueError, 2), SelectionError: (ValueError, 2), ManifestError: (ValueError, 2),
-    FeedError: (RuntimeError, 2), S3ConfigError: (RuntimeError, 2), DiskFull: (RuntimeError, 1),
-    EnvironmentMismatch: (RuntimeError, 2), TokenError: (RuntimeError, 2), CacheUnavailable: (RuntimeError, 2),
-    CacheSecretError: (RuntimeError, 2), AggregateError: (RuntimeError, 2), DigestMismatch: (RuntimeError, 2),
-    DatasetError: (RuntimeError, 2), PlotsError: (Exception, 2), PublishError: (RuntimeError, 2),
-    RunNotFinished: (RuntimeError, 2), PruneRefused: (RuntimeError, 2), RemoteError: (RuntimeError, 2),
-    LeaseError: (RuntimeError, 2), AuditError: (RuntimeError, 2), ScaleoutError: (RuntimeError, 2),
+    ParamsError: (ValueError, 2),
+    SelectionError: (ValueError, 2),
+    ManifestError: (ValueError, 2),
+    FeedError: (RuntimeError, 2),
+    S3ConfigError: (RuntimeError, 2),
+    DiskFull: (RuntimeError, 1),
+    EnvironmentMismatch: (RuntimeError, 2),
+    TokenError: (RuntimeError, 2),
+    CacheUnavailable: (RuntimeError, 2),
+    CacheSecretError: (RuntimeError, 2),
+    AggregateError: (RuntimeError, 2),
+    DigestMismatch: (RuntimeError, 2),
+    DatasetError: (RuntimeError, 2),
+    PlotsError: (Exception, 2),
+    PublishError: (RuntimeError, 2),
+    RunNotFinished: (RuntimeError, 2),
+    PruneRefused: (RuntimeError, 2),
+    RemoteError: (RuntimeError, 2),
+    LeaseError: (RuntimeError, 2),
+    AuditError: (RuntimeError, 2),
+    ScaleoutError: (RuntimeError, 2),
     RepairError: (RuntimeError, 2),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("error", list(USER_ERRORS), ids=lambda e: e.__name__)
@@ -73,8 +87,9 @@ def heavy_modules(module: str) -> list[str]:
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("module", ["xgov_digests.digest.errors", "xgov_digests.digest.version",
-                                    "xgov_digests.shard.run"])  # fmt: skip
+@pytest.mark.parametrize(
+    "module", ["xgov_digests.digest.errors", "xgov_digests.digest.version", "xgov_digests.shard.run"]
+)
 def test_digest_errors_import_without_the_digest_code(module: str) -> None:
     """The shard catches the digest's errors by type from the start, and loads the digest code on its first cache
     miss only."""
@@ -83,7 +98,8 @@ def test_digest_errors_import_without_the_digest_code(module: str) -> None:
 
 def test_the_import_check_can_fail() -> None:
     assert {"gitingest", "multiprocessing.connection", "xgov_digests.digest.budget"} <= set(
-        heavy_modules("xgov_digests.digest.budget"))
+        heavy_modules("xgov_digests.digest.budget")
+    )
 
 
 # The exceptions a stage or the command may catch besides XgovError and Python's own, each with why.
@@ -97,8 +113,12 @@ def caught_library_errors(source: str) -> list[str]:
     """The library's exception classes (imported from ``xgov_digests``) named in ``except`` clauses, beside
     ``XgovError`` and :data:`ALSO_CAUGHT`."""
     tree = ast.parse(source)
-    library = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-               and (n.module or "").startswith("xgov_digests") for a in n.names}  # fmt: skip
+    library = {
+        a.asname or a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("xgov_digests")
+        for a in n.names
+    }
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ExceptHandler) and node.type is not None:
@@ -107,8 +127,9 @@ def caught_library_errors(source: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", [*sorted((ROOT / "stages").glob("*.py")), ROOT / "xgov_digests/commands/main.py"],
-                         ids=lambda p: p.name)  # fmt: skip
+@pytest.mark.parametrize(
+    "path", [*sorted((ROOT / "stages").glob("*.py")), ROOT / "xgov_digests/commands/main.py"], ids=lambda p: p.name
+)
 def test_stages_and_the_command_catch_the_one_base(path: Path) -> None:
     assert caught_library_errors(path.read_text(encoding="utf-8")) == []
 

@@ -223,8 +223,10 @@ def test_private_name_check_catches_every_form(tmp_path: Path) -> None:
     for text, expected in forms.items():
         (tmp_path / "probe.py").write_text(text + "\n")
         assert [u.split(": ", 1)[1] for u in private_uses(tmp_path / "probe.py")] == [expected], text
-    allowed = (f"from gitingest.utils.file_utils import _decodes\nimport {module}\n{module}.__name__\n"
-               "class A:\n    def f(self):\n        return self._x\n")
+    allowed = (
+        f"from gitingest.utils.file_utils import _decodes\nimport {module}\n{module}.__name__\n"
+        "class A:\n    def f(self):\n        return self._x\n"
+    )
     (tmp_path / "probe.py").write_text(allowed)
     assert private_uses(tmp_path / "probe.py") == []
 
@@ -239,10 +241,18 @@ def test_stages_holds_exactly_the_commands_dvc_yaml_runs() -> None:
 def documented_commands() -> dict[str, list[str]]:
     """Every ``python -m <project module>`` that the Makefile, the docs, the CI files, params.yaml and the code's
     own messages tell someone to run, and where."""
-    sources = [ROOT / "Makefile", ROOT / "Dockerfile", ROOT / "params.yaml", ROOT / "dvc.yaml",
-               *ROOT.glob("*.md"), *ROOT.glob("docs/*.md"), *ROOT.glob("bench/*.md"),
-               *ROOT.glob(".github/workflows/*.yml"), *code_files(),
-               *[p for d in ("tests", "scripts", "bench") for p in (ROOT / d).rglob("*.py")]]  # fmt: skip
+    sources = [
+        ROOT / "Makefile",
+        ROOT / "Dockerfile",
+        ROOT / "params.yaml",
+        ROOT / "dvc.yaml",
+        *ROOT.glob("*.md"),
+        *ROOT.glob("docs/*.md"),
+        *ROOT.glob("bench/*.md"),
+        *ROOT.glob(".github/workflows/*.yml"),
+        *code_files(),
+        *[p for d in ("tests", "scripts", "bench") for p in (ROOT / d).rglob("*.py")],
+    ]
     found: dict[str, list[str]] = {}
     pattern = re.compile(r"""-m["',\s]+((?:stages|xgov_digests)(?:\.\w+)++)(?!\.<)""")
     for path in sources:
@@ -262,8 +272,11 @@ def test_every_documented_command_names_a_runnable_module() -> None:
         if not runnable:
             bad.append(f"python -m {module} (in {', '.join(sorted(set(where)))}): no such command")
     assert bad == [], "\n".join(bad)
-    runnable = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts) for p in LIBRARY.rglob("*.py")
-                      if 'if __name__ == "__main__"' in p.read_text())  # fmt: skip
+    runnable = sorted(
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in LIBRARY.rglob("*.py")
+        if 'if __name__ == "__main__"' in p.read_text()
+    )
     undocumented = [name for name in runnable if name not in commands]
     assert undocumented == [], "library modules run as python -m that nothing runs: document them or remove them"
 
@@ -277,8 +290,11 @@ def test_the_verbs_are_the_one_entry_point() -> None:
 
     held = sorted(p.stem for p in (LIBRARY / "commands").glob("*.py") if p.stem not in ("__init__", "main", "common"))
     assert held == sorted(VERBS), "a module of commands/ that is not a verb, or a verb without its module"
-    parsers = sorted(str(p.relative_to(ROOT)) for p in LIBRARY.rglob("*.py")
-                     if "ArgumentParser(" in p.read_text() and p.parent.name != "commands")  # fmt: skip
+    parsers = sorted(
+        str(p.relative_to(ROOT))
+        for p in LIBRARY.rglob("*.py")
+        if "ArgumentParser(" in p.read_text() and p.parent.name != "commands"
+    )
     tools = ["xgov_digests/operations/procgroup.py", "xgov_digests/results/plots_template.py"]
     assert parsers == tools, "a second entry point beside xgov-digests: make it a verb of commands/"
 
@@ -288,8 +304,14 @@ def test_scripts_and_bench_import_only_the_test_fixtures() -> None:
     offenders = []
     for path in sorted(p for d in ("scripts", "bench") for p in (ROOT / d).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])  # fmt: skip
-            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {name}" for name in names
-                          if name.split(".")[0] == "tests" and not name.startswith("tests.fixtures")]  # fmt: skip
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            )
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {name}"
+                for name in names
+                if name.split(".")[0] == "tests" and not name.startswith("tests.fixtures")
+            ]
     assert offenders == [], "import a fixture (move what is shared into tests/fixtures/):\n" + "\n".join(offenders)

@@ -57,9 +57,17 @@ def root_package() -> dict[str, Any]:
 
 def environment(python: tuple[int, int], arch: str) -> dict[str, str]:
     version = f"{python[0]}.{python[1]}"
-    return {"python_version": version, "python_full_version": f"{version}.0", "platform_machine": arch,
-            "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}  # fmt: skip
+    return {
+        "python_version": version,
+        "python_full_version": f"{version}.0",
+        "platform_machine": arch,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
 
 
 def linux_tags(python: tuple[int, int], arch: str) -> set[Tag]:
@@ -79,8 +87,14 @@ def test_lock_records_exactly_pyproject_dependency_tables() -> None:
     recorded = set()
     for entry in root_package()["metadata"]["requires-dist"]:
         extras = f"[{','.join(sorted(entry['extras']))}]" if entry.get("extras") else ""
-        recorded.add((canonicalize_name(entry["name"]), extras, str(Requirement(f"x{entry.get('specifier', '')}")
-                      .specifier), marker_text(entry.get("marker", ""))))  # fmt: skip
+        recorded.add(
+            (
+                canonicalize_name(entry["name"]),
+                extras,
+                str(Requirement(f"x{entry.get('specifier', '')}").specifier),
+                marker_text(entry.get("marker", "")),
+            )
+        )
     declared = set()
     for extra, req in project_requirements():
         extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
@@ -148,14 +162,24 @@ def test_uv_says_the_lock_is_up_to_date_offline(tmp_path: Path) -> None:
     for name in ("pyproject.toml", "uv.lock", "README.md"):
         shutil.copy2(ROOT / name, tmp_path / name)
     env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "cache"), "UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never"}
-    ok = subprocess.run([str(uv), "lock", "--locked", "--offline", "--python", sys.executable], cwd=tmp_path,
-                        env=env, capture_output=True, text=True)  # fmt: skip
+    ok = subprocess.run(
+        [str(uv), "lock", "--locked", "--offline", "--python", sys.executable],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     # the same check fails once pyproject.toml asks for something the lock does not hold
     text = (tmp_path / "pyproject.toml").read_text()
     (tmp_path / "pyproject.toml").write_text(text.replace('"tqdm>=4.60"', '"tqdm>=4.60", "six>=1.16"', 1))
-    stale = subprocess.run([str(uv), "lock", "--locked", "--offline", "--python", sys.executable], cwd=tmp_path,
-                           env=env, capture_output=True, text=True)  # fmt: skip
+    stale = subprocess.run(
+        [str(uv), "lock", "--locked", "--offline", "--python", sys.executable],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert stale.returncode != 0
 
 
@@ -173,8 +197,13 @@ def test_uv_bootstrap_is_pinned_with_hashes() -> None:
 
 def dry_run(*targets: str, venv: Path) -> list[str]:
     """The commands `make` would run for ``targets`` with a venv that does not exist yet."""
-    out = subprocess.run(["make", "-n", "--no-print-directory", f"VENV={venv}", *targets], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", f"VENV={venv}", *targets],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [ln.strip() for ln in out.splitlines() if ln.strip()]
 
 

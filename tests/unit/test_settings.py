@@ -52,16 +52,23 @@ def defaults_outside(source: str, keys: set[str], filename: str = "<source>") ->
     ``xgov_digests.core.params`` (``FeedParams.timeout``), directly or through a constant of the same module so
     derived, is not a second definition."""
     tree = ast.parse(source)
-    imported = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and node.module == "xgov_digests.core.params" for a in node.names}  # fmt: skip
+    imported = {
+        a.asname or a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "xgov_digests.core.params"
+        for a in node.names
+    }
     derived = set(imported)
 
     def reads_params(value: ast.expr) -> bool:
         return any(isinstance(n, ast.Name) and n.id in derived for n in ast.walk(value))
 
     def plain(value: ast.expr | None) -> bool:  # a value of its own: a second definition
-        return value is not None and not (isinstance(value, ast.Constant) and value.value is None) and not (
-            reads_params(value))
+        return (
+            value is not None
+            and not (isinstance(value, ast.Constant) and value.value is None)
+            and not (reads_params(value))
+        )
 
     def key(name: str) -> str | None:
         low = name.lower().lstrip("_").removeprefix("default_")
@@ -80,8 +87,10 @@ def defaults_outside(source: str, keys: set[str], filename: str = "<source>") ->
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             a = node.args
             positional = a.posonlyargs + a.args
-            pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
-                     *zip(a.kwonlyargs, a.kw_defaults, strict=True)]  # fmt: skip
+            pairs = [
+                *zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True),
+                *zip(a.kwonlyargs, a.kw_defaults, strict=True),
+            ]
             for arg, value in pairs:
                 if arg.arg in keys and plain(value):
                     found.append(f"{filename}:{node.lineno}: parameter {arg.arg} = {ast.unparse(value)}")
@@ -91,13 +100,17 @@ def defaults_outside(source: str, keys: set[str], filename: str = "<source>") ->
                     targets = item.targets if isinstance(item, ast.Assign) else [item.target]
                     for target in targets:
                         if isinstance(target, ast.Name) and key(target.id) and plain(item.value):
-                            found.append(f"{filename}:{item.lineno}: field {node.name}.{target.id} = "
-                                         f"{ast.unparse(item.value)}")  # fmt: skip
+                            found.append(
+                                f"{filename}:{item.lineno}: field {node.name}.{target.id} = {ast.unparse(item.value)}"
+                            )
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
             kw = {k.arg: k.value for k in node.keywords}
             flags = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-            dest = kw["dest"].value if isinstance(kw.get("dest"), ast.Constant) else (
-                max(flags, key=len).lstrip("-").replace("-", "_") if flags else "")  # fmt: skip
+            dest = (
+                kw["dest"].value
+                if isinstance(kw.get("dest"), ast.Constant)
+                else (max(flags, key=len).lstrip("-").replace("-", "_") if flags else "")
+            )
             if dest in keys and plain(kw.get("default")):
                 found.append(f"{filename}:{node.lineno}: default of option --{dest} = {ast.unparse(kw['default'])}")
     return found
@@ -133,7 +146,7 @@ def test_every_params_default_is_defined_in_core_params() -> None:
 def test_the_default_scan_can_fail() -> None:
     """Each form the scan looks for, planted in a source string, is found; the derived forms are not."""
     keys = {"retries", "max_file_size", "limit", "timeout"}
-    planted = '''
+    planted = """
 import argparse
 from xgov_digests.core.params import FeedParams
 MAX_FILE_SIZE = 524288
@@ -144,7 +157,7 @@ def fetch(url, timeout=DERIVED_TIMEOUT, limit=FeedParams.limit): ...
 class Options:
     limit: int = 5
 argparse.ArgumentParser().add_argument("--limit", type=int, default=7)
-'''
+"""
     found = defaults_outside(planted, keys)
     assert [_name(h) for h in found] == ["MAX_FILE_SIZE", "DEFAULT_RETRIES", "retries", "limit", "limit"], found
 
@@ -189,9 +202,14 @@ def test_params_yaml_is_checked_against_the_sections() -> None:
 
 @pytest.mark.parametrize(
     ("section", "key", "value", "problem"),
-    [("ingest", "workers", "8", "is not"), ("ingest", "allowed_hosts", "github.com", "is not"),
-     ("feed", "timeout", True, "is not"), ("ingest", "worker", 8, "unknown key"), ("shard", "x", 1, "unknown")],
-)  # fmt: skip
+    [
+        ("ingest", "workers", "8", "is not"),
+        ("ingest", "allowed_hosts", "github.com", "is not"),
+        ("feed", "timeout", True, "is not"),
+        ("ingest", "worker", 8, "unknown key"),
+        ("shard", "x", 1, "unknown"),
+    ],
+)
 def test_the_params_check_can_fail(section: str, key: str, value: object, problem: str) -> None:
     raw = YAML(typ="safe", pure=True).load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     raw.setdefault(section, {})[key] = value

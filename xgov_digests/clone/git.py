@@ -209,8 +209,13 @@ def _base_env() -> dict[str, str]:
 def carried_config() -> tuple[tuple[str, str], ...]:
     """The user's git config that clones keep (system, global and ``GIT_CONFIG_COUNT``/``git -c`` entries, in
     git's order), read once per process, and again when the variables or files that hold it change."""
-    where = tuple(sorted((k, v) for k, v in os.environ.items()
-                         if k.startswith("GIT_CONFIG") or k in ("HOME", "XDG_CONFIG_HOME", "PATH")))  # fmt: skip
+    where = tuple(
+        sorted(
+            (k, v)
+            for k, v in os.environ.items()
+            if k.startswith("GIT_CONFIG") or k in ("HOME", "XDG_CONFIG_HOME", "PATH")
+        )
+    )
     return _read_carried_config(where, tuple(_stamp(f) for f in _config_files()))
 
 
@@ -239,8 +244,12 @@ def _read_carried_config(where: tuple[tuple[str, str], ...], stamps: object) -> 
     env.pop("GIT_CONFIG", None)  # names a file for `git config` to write: not the user's config
     found = subprocess.run(
         ["git", "config", "-z", "--includes", "--show-scope", "--get-regexp", "."],
-        cwd="/", env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False,
-    )  # fmt: skip
+        cwd="/",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
     fields = found.stdout.decode("utf-8", "surrogateescape").split("\0")
     out = []
     for scope, item in zip(fields[0::2], fields[1::2], strict=False):
@@ -340,9 +349,16 @@ def sweep_partial_packs(repo: Path) -> None:
 
 
 def run_git(
-    args: list[str] | tuple[str, ...], timeout: float, *, repo: Path | None = None, cwd: Path | None = None,
-    max_records: int | None = None, stdin: bytes = b"", watch: Path | None = None, max_bytes: int | None = None,
-) -> GitResult:  # fmt: skip
+    args: list[str] | tuple[str, ...],
+    timeout: float,
+    *,
+    repo: Path | None = None,
+    cwd: Path | None = None,
+    max_records: int | None = None,
+    stdin: bytes = b"",
+    watch: Path | None = None,
+    max_bytes: int | None = None,
+) -> GitResult:
     """Run ``git <pinned settings> args`` (for ``repo``, when given) in its own session with :func:`git_env`; on
     timeout kill the whole process group (git forks helpers). With ``max_records``, the command is killed once its
     output holds more NUL-terminated records than that (``cut``): memory stays bounded whatever the tree holds.
@@ -353,10 +369,14 @@ def run_git(
         if _STOPPING.is_set():
             raise CloneError("not started: the shard is stopping")
         proc = subprocess.Popen(
-            cmd, cwd=cwd, env=git_env(),
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd,
+            cwd=cwd,
+            env=git_env(),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
-        )  # fmt: skip
+        )
         _LIVE.add(proc.pid)
         REAPER.watch(proc.pid)  # killed with its helpers if the shard dies, even by SIGKILL
     watched = (watch or repo) if max_bytes is not None else None
@@ -376,9 +396,13 @@ def run_git(
 
 
 def _collect(
-    proc: subprocess.Popen[bytes], deadline: float, max_records: int | None, stdin: bytes,
-    watched: Path | None = None, max_bytes: int | None = None,
-) -> tuple[bytes, bytes, bool, bool]:  # fmt: skip
+    proc: subprocess.Popen[bytes],
+    deadline: float,
+    max_records: int | None,
+    stdin: bytes,
+    watched: Path | None = None,
+    max_bytes: int | None = None,
+) -> tuple[bytes, bytes, bool, bool]:
     """Read ``proc``'s output until it ends, the deadline passes (TimeoutExpired), ``max_records`` is passed (cut)
     or the packs of ``watched`` pass ``max_bytes`` (over)."""
     assert proc.stdout is not None and proc.stderr is not None
@@ -463,11 +487,19 @@ def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | 
     host = urlsplit(target).netloc
     if not oids or not target.startswith(("http://", "https://")) or "@" in host or host in _NO_OBJECT_INFO:
         return None
-    body = b"".join([_pkt("command=object-info\n"), b"0001", _pkt("size\n"),
-                     *(_pkt(f"oid {oid}\n") for oid in oids), b"0000"])  # fmt: skip
-    request = urllib.request.Request(f"{target}/git-upload-pack", data=body, method="POST", headers={
-        "Git-Protocol": "version=2", "Content-Type": "application/x-git-upload-pack-request",
-        "Accept": "application/x-git-upload-pack-result"})  # fmt: skip
+    body = b"".join(
+        [_pkt("command=object-info\n"), b"0001", _pkt("size\n"), *(_pkt(f"oid {oid}\n") for oid in oids), b"0000"]
+    )
+    request = urllib.request.Request(
+        f"{target}/git-upload-pack",
+        data=body,
+        method="POST",
+        headers={
+            "Git-Protocol": "version=2",
+            "Content-Type": "application/x-git-upload-pack-request",
+            "Accept": "application/x-git-upload-pack-result",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - http(s) only, checked above
             data = reply.read(len(oids) * 64 + 4096)
@@ -502,8 +534,10 @@ def object_sizes(url: str, oids: list[str], timeout: float) -> dict[str, int] | 
 
 def too_large(max_bytes: int) -> str:
     """Why a repo failed that would take more than ``max_bytes`` under TMPDIR."""
-    return (f"the repository takes more than {max_bytes} bytes to download and check out (ingest.max_repo_bytes): "
-            "stopped there, not digested")  # fmt: skip
+    return (
+        f"the repository takes more than {max_bytes} bytes to download and check out (ingest.max_repo_bytes): "
+        "stopped there, not digested"
+    )
 
 
 def last_line(stderr: str) -> str:
@@ -539,8 +573,22 @@ def clone(url: str, dest: Path, settings: CloneSettings, extra_args: tuple[str, 
     (the partial clone's filter: xgov_digests/clone/strategy.py).
     """
     timeout, retries, max_bytes = settings.clone_timeout, settings.retries, settings.max_repo_bytes
-    args = ["clone", "--quiet", "--template=", "--origin", "origin", "--depth", "1", "--single-branch", "--no-tags",
-            "--no-recurse-submodules", *extra_args, "--", url, str(dest)]  # fmt: skip
+    args = [
+        "clone",
+        "--quiet",
+        "--template=",
+        "--origin",
+        "origin",
+        "--depth",
+        "1",
+        "--single-branch",
+        "--no-tags",
+        "--no-recurse-submodules",
+        *extra_args,
+        "--",
+        url,
+        str(dest),
+    ]
     error, kind = "", TRANSIENT
     for attempt in attempts(retries, settings.backoff):
         result = run_git(args, timeout, watch=dest, max_bytes=max_bytes)  # a timeout raises: not retried

@@ -53,7 +53,7 @@ from xgov_digests.clone.git import (
     run_git,
     sweep_partial_packs,
     too_large,
-)  # fmt: skip
+)
 from xgov_digests.core.backoff import attempts as retry_attempts
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import CloneSettings
@@ -185,9 +185,15 @@ def clone_repo(url: str, dest: Path, settings: CloneSettings) -> Checkout:
         if absent:
             if not step.sized:  # every blob the digest may read is here
                 step.end_partial_clone()
-            return CutCheckout(checkout.path, checkout.commit, checkout.tree, checkout.unfiltered, absent=absent,
-                               _bring=lambda paths: step.bring(tree, paths),
-                               _finish=step.end_partial_clone if step.sized else None)  # fmt: skip
+            return CutCheckout(
+                checkout.path,
+                checkout.commit,
+                checkout.tree,
+                checkout.unfiltered,
+                absent=absent,
+                _bring=lambda paths: step.bring(tree, paths),
+                _finish=step.end_partial_clone if step.sized else None,
+            )
     else:
         _full_checkout(step, list_tree(step, sizes=True))
     if partial:
@@ -287,9 +293,13 @@ class _Steps:
         return True
 
     def run(
-        self, *args: str, attempts: int = 1, max_records: int | None = None, stdin: bytes = b"",
+        self,
+        *args: str,
+        attempts: int = 1,
+        max_records: int | None = None,
+        stdin: bytes = b"",
         budget: int | None = None,
-    ) -> GitResult:  # fmt: skip
+    ) -> GitResult:
         """Run one git command (retried ``attempts - 1`` times); a failure is classified as the clone's are: a
         broken pack met here is as permanent as in the clone. The repo's packs may not pass ``max_repo_bytes``
         (a permanent failure); with ``budget``, a download of more than that many bytes is stopped and returned
@@ -320,8 +330,9 @@ class _Steps:
     def present(self) -> dict[str, int]:
         """Every blob in the repository's object store, with its size (objects the server left out are not listed,
         and listing never fetches one)."""
-        out = self.git("cat-file", "--batch-all-objects", "--unordered",
-                       "--batch-check=%(objectname) %(objecttype) %(objectsize)")  # fmt: skip
+        out = self.git(
+            "cat-file", "--batch-all-objects", "--unordered", "--batch-check=%(objectname) %(objecttype) %(objectsize)"
+        )
         found = {}
         for line in out.splitlines():
             oid, kind, size = line.split(" ")
@@ -358,10 +369,22 @@ class _Steps:
     def _fetch(self, wants: list[str], limit: int, budget: int | None = None) -> GitResult:
         # --refetch (git >= 2.36): ask for the trees although they are here, so the server walks them for blobs;
         # the wants go on stdin, however many there are
-        return self.run("-c", "fetch.negotiationAlgorithm=noop", "fetch", "--refetch", "--quiet", "--no-tags",
-                        "--no-write-fetch-head", "--recurse-submodules=no", f"--filter=blob:limit={limit + 1}",
-                        "--stdin", "origin", stdin="".join(f"{w}\n" for w in wants).encode(),
-                        attempts=self.retries + 1, budget=budget)  # fmt: skip
+        return self.run(
+            "-c",
+            "fetch.negotiationAlgorithm=noop",
+            "fetch",
+            "--refetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--recurse-submodules=no",
+            f"--filter=blob:limit={limit + 1}",
+            "--stdin",
+            "origin",
+            stdin="".join(f"{w}\n" for w in wants).encode(),
+            attempts=self.retries + 1,
+            budget=budget,
+        )
 
     def _fetch_by_id(self, blobs: list[str], limit: int) -> set[str]:
         """Fetch ``blobs`` by name, which a server sends whatever their size: the download is stopped once it
@@ -387,28 +410,32 @@ class _Steps:
         by_path = {e.path: e for e in tree.entries}
         here = sorted({by_path[p].oid for p in self.fetched if by_path[p].oid not in missing} - set(self.sizes))
         if here:
-            out = self.run("cat-file", "--batch-check=%(objectname) %(objectsize)",
-                           stdin="".join(f"{oid}\n" for oid in here).encode()).stdout.decode()  # fmt: skip
+            out = self.run(
+                "cat-file",
+                "--batch-check=%(objectname) %(objectsize)",
+                stdin="".join(f"{oid}\n" for oid in here).encode(),
+            ).stdout.decode()
             for line in out.splitlines():
                 oid, _, size = line.partition(" ")
                 if size.isdigit():
                     self.sizes[oid] = int(size)
         self.skipped = {
-            p for p in self.fetched
-            if by_path[p].oid in missing or self.sizes.get(by_path[p].oid, limit + 1) > limit
-        }  # fmt: skip
+            p for p in self.fetched if by_path[p].oid in missing or self.sizes.get(by_path[p].oid, limit + 1) > limit
+        }
 
     def may_shrink(self, paths: set[str]) -> set[str]:
         """The ``paths`` (checked-out ``.gitattributes`` apply) that a :data:`SHRINKING` attribute names."""
         if not paths:
             return set()
-        out = self.run("check-attr", "-z", "--stdin", *SHRINKING,
-                       stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)))  # fmt: skip
+        out = self.run(
+            "check-attr", "-z", "--stdin", *SHRINKING, stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths))
+        )
         fields = out.stdout.split(b"\0")
         return {
-            os.fsdecode(path) for path, _attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+            os.fsdecode(path)
+            for path, _attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
             if value not in (b"unspecified", b"unset")
-        }  # fmt: skip
+        }
 
     def defer(self, tree: Tree, wanted: set[str], cut: int) -> dict[str, int]:
         """Check out the files of ``wanted`` whose blocks start before the digest's estimated cut (``cut`` bytes, see
@@ -448,13 +475,20 @@ class _Steps:
         """The ``paths`` whose checkout may differ in size from their blob (the checked-out ``.gitattributes``)."""
         if not paths or not any(e.path.rpartition("/")[2] == ".gitattributes" for e in tree.entries):
             return set()
-        out = self.run("check-attr", "-z", "--stdin", "eol", *SHRINKING,
-                       stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)))  # fmt: skip
+        out = self.run(
+            "check-attr",
+            "-z",
+            "--stdin",
+            "eol",
+            *SHRINKING,
+            stdin=b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)),
+        )
         fields = out.stdout.split(b"\0")
         return {
-            os.fsdecode(path) for path, attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+            os.fsdecode(path)
+            for path, attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
             if (value == b"crlf" if attr == b"eol" else value not in (b"unspecified", b"unset"))
-        }  # fmt: skip
+        }
 
     def bring(self, tree: Tree, paths: list[str]) -> None:
         """Check out ``paths``, which :meth:`defer` left as files of their size only."""
@@ -475,8 +509,14 @@ class _Steps:
             return
         by_path = {e.path: e.oid for e in tree.entries}
         self.check_room(sum(self.sizes.get(by_path[p], 0) for p in self.shown | set(new)))
-        self.run("checkout-index", "--ignore-skip-worktree-bits", "-z", "--stdin",
-                 stdin=b"".join(os.fsencode(p) + b"\0" for p in new), attempts=self.retries + 1)  # fmt: skip
+        self.run(
+            "checkout-index",
+            "--ignore-skip-worktree-bits",
+            "-z",
+            "--stdin",
+            stdin=b"".join(os.fsencode(p) + b"\0" for p in new),
+            attempts=self.retries + 1,
+        )
         self.shown |= set(new)
 
     def check_out(self, tree: Tree) -> None:
@@ -578,8 +618,10 @@ def _confusable(tree: Tree) -> bool:
         by_length.setdefault(len(name), []).append(name)
     for name in names:
         breaks = {i for i, ch in enumerate(name) if ch in "\r\n"}
-        if breaks and any(other != name and all(other[i] == ch for i, ch in enumerate(name) if i not in breaks)
-                          for other in by_length[len(name)]):  # fmt: skip
+        if breaks and any(
+            other != name and all(other[i] == ch for i, ch in enumerate(name) if i not in breaks)
+            for other in by_length[len(name)]
+        ):
             return True
     return False
 
@@ -590,8 +632,9 @@ def list_tree(step: _Steps, *, sizes: bool = False) -> Tree:
     folders is a permanent :class:`CloneError`, found after reading that many records and no more."""
     max_entries = step.max_tree_entries
     root = step.root_tree or step.git("rev-parse", "HEAD^{tree}").strip()
-    listing = step.run("ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD",
-                       max_records=max_entries)  # fmt: skip
+    listing = step.run(
+        "ls-tree", "-r", "-t", "-z", "--full-tree", *(["-l"] if sizes else []), "HEAD", max_records=max_entries
+    )
     if listing.cut:
         raise CloneError(
             f"the tree has more than {max_entries} paths and folders (ingest.max_tree_entries): not checked out",

@@ -14,8 +14,9 @@ from xgov_digests.shard.cache import CacheUnavailable, drop, drop_named
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("cache-drop", help="delete digest-cache entries (named repos, or --all)",
-                            description=__doc__)  # fmt: skip
+    parser = sub.add_parser(
+        "cache-drop", help="delete digest-cache entries (named repos, or --all)", description=__doc__
+    )
     parser.add_argument("names", nargs="*", metavar="OWNER/NAME", help="the repos whose entries to delete")
     parser.add_argument("--all", action="store_true", help="delete every entry of the cache")
     parser.set_defaults(func=main)

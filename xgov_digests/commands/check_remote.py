@@ -27,11 +27,17 @@ def share(text: str) -> float:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("check-remote", help="audit that the remote holds every output (read-only)",
-                            description=__doc__)  # fmt: skip
+    parser = sub.add_parser(
+        "check-remote", help="audit that the remote holds every output (read-only)", description=__doc__
+    )
     remote_argument(parser)
-    parser.add_argument("--verify", type=share, default=0.0, metavar="SHARE",
-                        help="also download and hash this share of the present objects (0-1; 1: all)")  # fmt: skip
+    parser.add_argument(
+        "--verify",
+        type=share,
+        default=0.0,
+        metavar="SHARE",
+        help="also download and hash this share of the present objects (0-1; 1: all)",
+    )
     parser.add_argument("--access", action="store_true", help="only check that the bucket answers; audit nothing")
     parser.add_argument("--write", action="store_true", help="only check that the bucket answers and takes writes")
     parser.set_defaults(func=main)

@@ -21,8 +21,9 @@ from xgov_digests.operations.scaleout import collect
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("collect", help="scale-out: shards from the run-cache, aggregate, push, commit",
-                            description=__doc__)  # fmt: skip
+    parser = sub.add_parser(
+        "collect", help="scale-out: shards from the run-cache, aggregate, push, commit", description=__doc__
+    )
     parser.add_argument("--allow-local", action="store_true", help="digest any number of missing shards here")
     remote_argument(parser)
     parser.set_defaults(func=main)
@@ -32,9 +33,11 @@ def main(args: argparse.Namespace) -> None:
     scaleout_guard("collect")
     default = dvc.default_remote()
     if args.remote and args.remote != default:
-        raise XgovError(f"REMOTE={args.remote} is not the default remote ({default or 'none'}); 'dvc repro --pull', "
-                        "which restores the workers' shards, reads only the default remote: run "
-                        f"'dvc remote default --local {args.remote}' (or make r2), then collect again")  # fmt: skip
+        raise XgovError(
+            f"REMOTE={args.remote} is not the default remote ({default or 'none'}); 'dvc repro --pull', "
+            "which restores the workers' shards, reads only the default remote: run "
+            f"'dvc remote default --local {args.remote}' (or make r2), then collect again"
+        )
     dvc.warn_state()
     remote_access(args.remote, write=True)
     dvc.must(["pull", *remote_flag(args.remote), "fetch"])

@@ -53,15 +53,19 @@ def stage_results(verb: str) -> None:
 def scaleout_guard(verb: str) -> None:
     """Every machine of a scale-out run must run the committed code and tracked params (they key the run-cache)."""
     if git("diff", "--quiet", "HEAD", "--", "stages", "xgov_digests", "dvc.yaml", check=False).returncode != 0:
-        raise XgovError("stages/, xgov_digests/ or dvc.yaml differ from the last commit; every machine must run the "
-                        "committed code (commit and git push first)")  # fmt: skip
+        raise XgovError(
+            "stages/, xgov_digests/ or dvc.yaml differ from the last commit; every machine must run the "
+            "committed code (commit and git push first)"
+        )
     try:
         changed = changed_tracked_params()
     except ScaleoutError as exc:
         raise XgovError(f"cannot tell whether tracked params differ from the last commit ({exc}): refusing") from None
     if changed:
-        raise XgovError(f"tracked params differ from the last commit ({' '.join(changed)}); every machine must run "
-                        "the committed ones (commit and git push first)")  # fmt: skip
+        raise XgovError(
+            f"tracked params differ from the last commit ({' '.join(changed)}); every machine must run "
+            "the committed ones (commit and git push first)"
+        )
 
 
 def scaleout_commit(verb: str, message: str, paths: list[str]) -> None:

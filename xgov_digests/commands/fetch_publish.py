@@ -16,8 +16,9 @@ from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("fetch-publish", help="scale-out: fetch, push the snapshot, commit dvc.lock",
-                            description=__doc__)  # fmt: skip
+    parser = sub.add_parser(
+        "fetch-publish", help="scale-out: fetch, push the snapshot, commit dvc.lock", description=__doc__
+    )
     remote_argument(parser)
     parser.set_defaults(func=main)
 

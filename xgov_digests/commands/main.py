@@ -13,14 +13,32 @@ from xgov_digests.core.errors import XgovError
 
 # module name -> verb; each module has add_parser(subparsers) that sets func(args) -> int | None (passthrough: the
 # verb hands the options it does not know, args.extra, to the module it runs)
-VERBS = ("repro", "run", "retry", "shards", "set_params", "publish", "plots", "check_remote", "push", "pull",
-         "fetch_publish", "worker", "collect", "r2", "cache_drop")  # fmt: skip
+VERBS = (
+    "repro",
+    "run",
+    "retry",
+    "shards",
+    "set_params",
+    "publish",
+    "plots",
+    "check_remote",
+    "push",
+    "pull",
+    "fetch_publish",
+    "worker",
+    "collect",
+    "r2",
+    "cache_drop",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="xgov-digests", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="The Makefile's targets call these verbs: make -j 10 repro is xgov-digests repro -j 10.")  # fmt: skip
+        prog="xgov-digests",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="The Makefile's targets call these verbs: make -j 10 repro is xgov-digests repro -j 10.",
+    )
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name in VERBS:
         importlib.import_module(f"xgov_digests.commands.{name}").add_parser(sub)

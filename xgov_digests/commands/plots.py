@@ -16,8 +16,12 @@ from xgov_digests.results.plots import PlotsError, plots_from_dvc_json, write
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("plots", help="the DVC plots as dvc_plots/index.html and PNGs (--rev: a diff)",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = sub.add_parser(
+        "plots",
+        help="the DVC plots as dvc_plots/index.html and PNGs (--rev: a diff)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rev", action="append", default=[], help="compare with this revision (dvc plots diff)")
     parser.add_argument("--out", type=Path, default=Path("dvc_plots"), help="folder to write (default dvc_plots)")
     parser.set_defaults(func=main)

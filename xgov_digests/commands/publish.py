@@ -61,16 +61,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prune.add_argument("--prune", action="store_true", help="delete objects of repos no longer in the snapshot")
     prune.add_argument("--prune-if-safe", action="store_true", help="prune only when the prune guard allows it")
     parser.add_argument("--force", action="store_true", help="publish an unfinished run; prune despite the guard")
-    parser.add_argument("--jobs", type=positive, default=DEFAULT_JOBS,
-                        help=f"uploads in flight (default {DEFAULT_JOBS})")  # fmt: skip
+    parser.add_argument(
+        "--jobs", type=positive, default=DEFAULT_JOBS, help=f"uploads in flight (default {DEFAULT_JOBS})"
+    )
     parser.add_argument("--wait", type=float, default=DEFAULT_WAIT, help="seconds to wait for another publish")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
     parser.add_argument("--remote", default=REMOTE, help=f"DVC remote giving endpoint and credentials ({REMOTE})")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("publish", help="copy the digests to R2 for search consumers (--dry-run, --prune)",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = sub.add_parser(
+        "publish",
+        help="copy the digests to R2 for search consumers (--dry-run, --prune)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -89,8 +94,11 @@ def main(args: argparse.Namespace) -> int:
         return publish(args)
     except (Stopped, KeyboardInterrupt) as exc:
         signum = exc.args[0] if isinstance(exc, Stopped) else signal.SIGINT
-        print(f"publish: stopped by {signal.Signals(signum).name}: its publish lease (if any) was released; "
-              "run publish again to finish", file=sys.stderr)  # fmt: skip
+        print(
+            f"publish: stopped by {signal.Signals(signum).name}: its publish lease (if any) was released; "
+            "run publish again to finish",
+            file=sys.stderr,
+        )
         return 128 + signum
 
 
@@ -99,8 +107,11 @@ def publish(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     opts = Options(
         prune="yes" if args.prune else "if-safe" if args.prune_if_safe else "no",
-        force=args.force, dry_run=args.dry_run, jobs=args.jobs, wait=args.wait,
-    )  # fmt: skip
+        force=args.force,
+        dry_run=args.dry_run,
+        jobs=args.jobs,
+        wait=args.wait,
+    )
     secret = None
     try:
         settings = load_settings(args.params)
@@ -148,8 +159,10 @@ def publish(args: argparse.Namespace) -> int:
             f"unchanged {plan.unchanged}, kept {plan.kept}, would prune {outcome.pruned}, bytes {outcome.bytes}, "
             f"seconds {seconds:.2f} ({target}); nothing was written"
         )
-        log.info("dry run", extra={**counts, "uploaded": 0, "would_upload": len(plan.upload), "target": str(target),
-                              HUMAN: ""})  # fmt: skip
+        log.info(
+            "dry run",
+            extra={**counts, "uploaded": 0, "would_upload": len(plan.upload), "target": str(target), HUMAN: ""},
+        )
         return 0
     print(
         f"publish: uploaded {outcome.uploaded}, restored {outcome.restored}, unchanged {plan.unchanged}, "
@@ -163,4 +176,3 @@ def publish(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return 1
     return 0
-

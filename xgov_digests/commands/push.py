@@ -10,8 +10,9 @@ from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("push", help="dvc push, with the remote checked before and audited after",
-                            description=__doc__)  # fmt: skip
+    parser = sub.add_parser(
+        "push", help="dvc push, with the remote checked before and audited after", description=__doc__
+    )
     remote_argument(parser)
     parser.set_defaults(func=lambda args: push_outputs(args.remote))
 

@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--account-id", default="", help="your Cloudflare account id (gives the endpoint)")
     parser.add_argument("--bucket", default="", help="your R2 bucket's name")
     parser.add_argument("--prefix", default="dvc", help="the folder in the bucket (default dvc)")
-    parser.add_argument("--endpoint", default="", help="another endpoint (e.g. https://<id>.eu.r2.cloudflarestorage.com)")
+    parser.add_argument(
+        "--endpoint", default="", help="another endpoint (e.g. https://<id>.eu.r2.cloudflarestorage.com)"
+    )
     parser.set_defaults(func=main)
 
 
@@ -40,15 +42,23 @@ def main(args: argparse.Namespace) -> None:
         raise XgovError("set R2_BUCKET=<your R2 bucket name>")
     endpoint = args.endpoint or f"https://{args.account_id}.r2.cloudflarestorage.com"
     Path(AWS_CONFIG).write_text(CONFIG_TEXT, encoding="utf-8")
-    for key, value in (("url", f"s3://{args.bucket}/{args.prefix}"), ("endpointurl", endpoint), ("region", "auto"),
-                       ("configpath", AWS_CONFIG)):  # fmt: skip
+    for key, value in (
+        ("url", f"s3://{args.bucket}/{args.prefix}"),
+        ("endpointurl", endpoint),
+        ("region", "auto"),
+        ("configpath", AWS_CONFIG),
+    ):
         dvc.must(["remote", "modify", "r2", key, value])
     dvc.must(["remote", "default", "r2"])
     local = Path(".dvc/config.local")  # credentials may go here: readable by its owner only
     local.touch()
     os.chmod(local, 0o600)
     git("add", ".dvc/config", AWS_CONFIG, check=False)
-    print(f"remote 'r2' -> s3://{args.bucket}/{args.prefix} on {endpoint} (default; R2's checksum settings in "
-          f"{AWS_CONFIG}; .dvc/config and {AWS_CONFIG} staged for git).")  # fmt: skip
-    print("Credentials as dvc-s3 reads them: export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... (or "
-          ".dvc/config.local, or an AWS profile); then plain dvc push / dvc pull, or make push")  # fmt: skip
+    print(
+        f"remote 'r2' -> s3://{args.bucket}/{args.prefix} on {endpoint} (default; R2's checksum settings in "
+        f"{AWS_CONFIG}; .dvc/config and {AWS_CONFIG} staged for git)."
+    )
+    print(
+        "Credentials as dvc-s3 reads them: export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... (or "
+        ".dvc/config.local, or an AWS profile); then plain dvc push / dvc pull, or make push"
+    )

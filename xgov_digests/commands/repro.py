@@ -23,19 +23,36 @@ def positive(text: str) -> int:
 
 
 def add_repro_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-j", "--jobs", type=positive, default=1, metavar="N",
-                        help="run up to N shard commands at once (default 1: one after another, like dvc repro)")
-    parser.add_argument("--grace", type=float, default=30.0,
-                        help="seconds the shards have to stop after Ctrl-C/SIGTERM before they are killed (30)")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="run up to N shard commands at once (default 1: one after another, like dvc repro)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds the shards have to stop after Ctrl-C/SIGTERM before they are killed (30)",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("repro", help="fetch, the changed shards (up to N at once), aggregate: like dvc repro",
-                            description=__doc__ + "\n\n" + (operation.__doc__ or ""),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = sub.add_parser(
+        "repro",
+        help="fetch, the changed shards (up to N at once), aggregate: like dvc repro",
+        description=__doc__ + "\n\n" + (operation.__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_repro_arguments(parser)
-    parser.add_argument("shards", nargs="*", metavar="SHARD",
-                        help="only these shards (shard@K or K; fetch does not run), then aggregate when it changed")
+    parser.add_argument(
+        "shards",
+        nargs="*",
+        metavar="SHARD",
+        help="only these shards (shard@K or K; fetch does not run), then aggregate when it changed",
+    )
     parser.set_defaults(func=main)
 
 
@@ -60,9 +77,13 @@ def run_repro(args: argparse.Namespace, shards: list[str] | None = None) -> None
 
 def main(args: argparse.Namespace) -> int:
     run_repro(args, args.shards)
-    changed = subprocess.run(["git", "status", "--porcelain", "--", "dvc.lock", "params.yaml", "data", "reports"],
-                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", "dvc.lock", "params.yaml", "data", "reports"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     if changed:
-        print(f"repro: to track the changes with git: {STAGE_HINT}; then dvc push (make run stages and pushes by "
-              "itself)")  # fmt: skip
+        print(
+            f"repro: to track the changes with git: {STAGE_HINT}; then dvc push (make run stages and pushes by itself)"
+        )
     return 0

@@ -14,8 +14,9 @@ from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("retry", help="re-run the shards that have failed repos, then stage for git",
-                            description=__doc__)  # fmt: skip
+    parser = sub.add_parser(
+        "retry", help="re-run the shards that have failed repos, then stage for git", description=__doc__
+    )
     parser.add_argument("--dry", action="store_true", help="only print the shards it would re-run")
     parser.set_defaults(func=main)
 

@@ -22,10 +22,12 @@ def limit(text: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("run", help="set feed.limit, repro, stage for git, dvc push (and publish to r2)",
-                            description=__doc__)  # fmt: skip
-    parser.add_argument("--limit", type=limit, default=FeedParams.limit, metavar="N",
-                        help="the first N repos of the feed (0: all)")
+    parser = sub.add_parser(
+        "run", help="set feed.limit, repro, stage for git, dvc push (and publish to r2)", description=__doc__
+    )
+    parser.add_argument(
+        "--limit", type=limit, default=FeedParams.limit, metavar="N", help="the first N repos of the feed (0: all)"
+    )
     add_repro_arguments(parser)
     remote_argument(parser)
     parser.set_defaults(func=main)

@@ -27,8 +27,12 @@ def assignment(text: str) -> tuple[str, str, object]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("set-params", help="set keys of params.yaml, keeping its comments and layout",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = sub.add_parser(
+        "set-params",
+        help="set keys of params.yaml, keeping its comments and layout",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("assignments", nargs="+", type=assignment, metavar="section.key=value")
     parser.set_defaults(func=main)
 

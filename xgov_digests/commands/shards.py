@@ -16,8 +16,9 @@ from xgov_digests.operations import dvc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("shards", help="set the number of shards (batch size and offsets together)",
-                            description=__doc__)  # fmt: skip
+    parser = sub.add_parser(
+        "shards", help="set the number of shards (batch size and offsets together)", description=__doc__
+    )
     parser.add_argument("n", type=positive, nargs="?", metavar="N", help="the number of shards (>= 1)")
     parser.set_defaults(func=main)
 
@@ -38,9 +39,11 @@ def summarise_plan(dry_run_output: str) -> str:
     stages = re.findall(r"^Running stage '([^']+)'", dry_run_output, re.M)
     shards = sorted(int(s.split("@")[1]) for s in stages if s.startswith("shard@"))
     others = [s for s in stages if not s.startswith("shard@")]
-    names = [s for s in others if s == "fetch"] + ([_ranges(shards)] if shards else []) + [
-        s for s in others if s != "fetch"
-    ]
+    names = (
+        [s for s in others if s == "fetch"]
+        + ([_ranges(shards)] if shards else [])
+        + [s for s in others if s != "fetch"]
+    )
     return ", ".join(names) if names else "nothing (up to date)"
 
 
@@ -60,7 +63,9 @@ def main(args: argparse.Namespace) -> None:
     if before.batch_size != n or any(not manifest_path(k).exists() for k in offsets):
         # Every manifest records the batch size, so fetch rewrites them all and every shard runs (from the digest
         # cache: no clones). 'dvc repro --dry' cannot say so: it checks the new shards' manifests before fetch runs.
-        print(f"next dvc repro runs: fetch, {_ranges(offsets)}, aggregate (every shard: the batch size changed; "
-              "repos already digested come from the digest cache, no clone)")  # fmt: skip
+        print(
+            f"next dvc repro runs: fetch, {_ranges(offsets)}, aggregate (every shard: the batch size changed; "
+            "repos already digested come from the digest cache, no clone)"
+        )
         return
     print(f"next dvc repro runs: {summarise_plan(dvc.output(['repro', '--dry']))}")

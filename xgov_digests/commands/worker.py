@@ -13,9 +13,10 @@ from xgov_digests.operations.scaleout import check_offsets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("worker", help="scale-out: digest shards K... into the remote's run-cache",
-                            description=__doc__)  # fmt: skip
-    parser.add_argument("offsets", nargs="*", metavar="K", help="offsets from shards.offsets (\"1 3\" counts as two)")
+    parser = sub.add_parser(
+        "worker", help="scale-out: digest shards K... into the remote's run-cache", description=__doc__
+    )
+    parser.add_argument("offsets", nargs="*", metavar="K", help='offsets from shards.offsets ("1 3" counts as two)')
     remote_argument(parser)
     parser.set_defaults(func=main)
 
@@ -32,6 +33,8 @@ def main(args: argparse.Namespace) -> None:
         dvc.must(["push", *remote, f"shard@{k}"])  # the data first: an entry is only ever pushed after its data
         dvc.must(["push", *remote, "--run-cache", f"shard@{k}"])
     remote_audit(args.remote, repair=True)
-    print(f"worker: shard(s) {' '.join(map(str, offsets))} are in the remote's run-cache. This clone's dvc.lock and "
-          ".gitignore files now hold worker-only entries: do not commit them (before the next git pull: "
-          "git restore dvc.lock data && git clean -fq data)")  # fmt: skip
+    print(
+        f"worker: shard(s) {' '.join(map(str, offsets))} are in the remote's run-cache. This clone's dvc.lock and "
+        ".gitignore files now hold worker-only entries: do not commit them (before the next git pull: "
+        "git restore dvc.lock data && git clean -fq data)"
+    )

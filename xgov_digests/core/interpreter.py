@@ -22,8 +22,9 @@ def running_command() -> str:
     return Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
 
 
-def missing_dependency_line(module: str, executable: str, prefix: str, root: Path = ROOT,
-                            command: str | None = None) -> str:  # fmt: skip
+def missing_dependency_line(
+    module: str, executable: str, prefix: str, root: Path = ROOT, command: str | None = None
+) -> str:
     """The one line for ``module`` missing in the interpreter ``executable`` (its ``sys.prefix`` is ``prefix``)."""
     top = module.split(".")[0]
     package = _PACKAGES.get(top, top)
@@ -32,8 +33,10 @@ def missing_dependency_line(module: str, executable: str, prefix: str, root: Pat
     if Path(prefix).resolve() == venv.resolve():
         fix = "the project's .venv is incomplete: run 'make install' (or make repro, which installs it)"
     else:
-        fix = (f"this is not the project's .venv: run 'make repro', or '. {venv.relative_to(root)}/bin/activate' "
-               "first so that dvc's stages run with .venv/bin/python")  # fmt: skip
+        fix = (
+            f"this is not the project's .venv: run 'make repro', or '. {venv.relative_to(root)}/bin/activate' "
+            "first so that dvc's stages run with .venv/bin/python"
+        )
     named = f"'{top}'" if package == top else f"'{top}' (package {package})"
     return f"{command or running_command()}: error: {ran} has no module {named}; {fix}"
 

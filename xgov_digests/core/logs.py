@@ -95,8 +95,9 @@ def log_format(stream: TextIO | None = None) -> str:
     """``json`` or ``human``: ``XGOV_LOG_FORMAT`` when set to either, else human exactly when ``stream`` is a tty."""
     wanted = os.environ.get(FORMAT_ENV, "auto").strip().lower() or "auto"
     if wanted not in FORMATS:
-        print(f"error: {FORMAT_ENV}={wanted!r} is not one of {', '.join(FORMATS)}: unset it or pick one",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {FORMAT_ENV}={wanted!r} is not one of {', '.join(FORMATS)}: unset it or pick one", file=sys.stderr
+        )
         raise SystemExit(2)
     if wanted != "auto":
         return wanted

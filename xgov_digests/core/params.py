@@ -67,15 +67,23 @@ class IngestParams:
     def clone_settings(self) -> CloneSettings:
         """What a shard's clones read of these: every repo is cloned with these settings, cut at the digest's cap."""
         return CloneSettings(
-            clone_filter=self.clone_filter, clone_timeout=self.clone_timeout, retries=self.retries,
-            max_file_size=self.max_file_size, max_tree_entries=self.max_tree_entries,
-            max_repo_bytes=self.max_repo_bytes, max_summary_bytes=self.max_summary_bytes,
-        )  # fmt: skip
+            clone_filter=self.clone_filter,
+            clone_timeout=self.clone_timeout,
+            retries=self.retries,
+            max_file_size=self.max_file_size,
+            max_tree_entries=self.max_tree_entries,
+            max_repo_bytes=self.max_repo_bytes,
+            max_summary_bytes=self.max_summary_bytes,
+        )
 
     def digest_settings(self) -> DigestSettings:
         """What a shard's digests read of these."""
-        return DigestSettings(max_file_size=self.max_file_size, max_summary_bytes=self.max_summary_bytes,
-                              max_files=self.max_files, max_total_bytes=self.max_total_bytes)  # fmt: skip
+        return DigestSettings(
+            max_file_size=self.max_file_size,
+            max_summary_bytes=self.max_summary_bytes,
+            max_files=self.max_files,
+            max_total_bytes=self.max_total_bytes,
+        )
 
 
 @dataclass(frozen=True)
@@ -158,8 +166,10 @@ def parse_params(raw: dict[str, Any]) -> Params:
         raise ParamsError("params.yaml: 'feed.url' is required (an https URL or a local path to repos.json)")
     known = set(Params.__dataclass_fields__)
     if unknown := sorted(set(raw) - known):
-        raise ParamsError(f"params.yaml: unknown section(s) {', '.join(map(str, unknown))}; known sections are "
-                          f"{', '.join(sorted(known))}")  # fmt: skip
+        raise ParamsError(
+            f"params.yaml: unknown section(s) {', '.join(map(str, unknown))}; known sections are "
+            f"{', '.join(sorted(known))}"
+        )
     params = Params(
         feed=_section(raw, "feed", FeedParams),
         shards=_section(raw, "shards", ShardParams),

@@ -74,9 +74,14 @@ class Remote:
         )
         c = self.credentials
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, region_name=self.region, config=config,
-            aws_access_key_id=c.key, aws_secret_access_key=c.secret, aws_session_token=c.token,
-        )  # fmt: skip
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            config=config,
+            aws_access_key_id=c.key,
+            aws_secret_access_key=c.secret,
+            aws_session_token=c.token,
+        )
 
     def __str__(self) -> str:
         return f"remote '{self.name}': {self.url} at {self.endpoint or 'AWS S3'}"
@@ -119,9 +124,11 @@ def resolve_credentials(name: str, settings: dict[str, Any], dvc_dir: Path = DVC
     """The remote's credentials in dvc-s3's order of precedence, with their source."""
     if settings.get("access_key_id") and settings.get("secret_access_key"):
         return Credentials(
-            settings["access_key_id"], settings["secret_access_key"], settings.get("session_token"),
+            settings["access_key_id"],
+            settings["secret_access_key"],
+            settings.get("session_token"),
             f"access_key_id/secret_access_key of remote '{name}' in {_config_level(name, dvc_dir)}",
-        )  # fmt: skip
+        )
     if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
         key, secret = os.environ.get("R2_ACCESS_KEY_ID"), os.environ.get("R2_SECRET_ACCESS_KEY")
         if key and secret and not settings.get("profile"):

@@ -70,10 +70,12 @@ class Watchdog:
             if self.proc is None or self.proc.poll() is not None:  # started with the first group
                 self.proc = subprocess.Popen(
                     [sys.executable, "-I", "-S", "-c", _SCRIPT, str(int(self.first)), str(self.grace)],
-                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                     start_new_session=True,  # a Ctrl-C to the parent's process group leaves it to do its job
                     bufsize=0,
-                )  # fmt: skip
+                )
             assert self.proc.stdin is not None
             with contextlib.suppress(OSError):
                 self.proc.stdin.write(line)

@@ -151,12 +151,20 @@ class DigestPool:
             self._all.discard(worker)
 
     def digest(
-        self, checkout: Path, header: Header, settings: DigestSettings, absent: frozenset[str] = frozenset(),
-    ) -> Digest:  # fmt: skip
+        self,
+        checkout: Path,
+        header: Header,
+        settings: DigestSettings,
+        absent: frozenset[str] = frozenset(),
+    ) -> Digest:
         """:func:`make_digest` with ``settings`` in a child process; :class:`DigestTimeout` after ``timeout``
         seconds."""
-        kwargs = {"max_file_size": settings.max_file_size, "max_summary_bytes": settings.max_summary_bytes,
-                  "limits": Limits(settings.max_files, settings.max_total_bytes), "absent": absent}  # fmt: skip
+        kwargs = {
+            "max_file_size": settings.max_file_size,
+            "max_summary_bytes": settings.max_summary_bytes,
+            "limits": Limits(settings.max_files, settings.max_total_bytes),
+            "absent": absent,
+        }
         with self._slots:
             worker = self._take()
             deadline = time.monotonic() + self.timeout
@@ -170,8 +178,9 @@ class DigestPool:
                 status, value = worker.answers.recv()
             except (EOFError, OSError) as exc:
                 self._drop(worker)
-                raise DigestStopped(f"digest process died ({type(exc).__name__}, exit code "
-                                    f"{worker.process.exitcode})") from None  # fmt: skip
+                raise DigestStopped(
+                    f"digest process died ({type(exc).__name__}, exit code {worker.process.exitcode})"
+                ) from None
             except BaseException:
                 self._drop(worker)
                 raise
@@ -194,4 +203,3 @@ class DigestPool:
             self._idle.clear()
         for worker in workers:
             worker.kill()
-

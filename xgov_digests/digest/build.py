@@ -32,9 +32,14 @@ def ingest_tree(checkout: Path, *, max_file_size: int, limits: Limits = GITINGES
 
 
 def make_digest(
-    checkout: Path, header: Header, *, max_file_size: int, max_summary_bytes: int, limits: Limits = GITINGEST_LIMITS,
+    checkout: Path,
+    header: Header,
+    *,
+    max_file_size: int,
+    max_summary_bytes: int,
+    limits: Limits = GITINGEST_LIMITS,
     absent: frozenset[str] = frozenset(),
-) -> Digest:  # fmt: skip
+) -> Digest:
     """The digest of ``checkout``: header, tree and contents, capped at ``max_summary_bytes``.
 
     Identical to ``truncate((header + "\\n" + tree + "\\n" + content).encode(), cap)`` with the checkout's path

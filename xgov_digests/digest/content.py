@@ -63,6 +63,8 @@ def file_text(path: str, name: str, size: int, encodings: list[str]) -> str:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         return text
     return _text_mode_read(path, good)
+
+
 def _is_utf8(encoding: str) -> bool:
     try:
         return codecs.lookup(encoding).name == "utf-8"

@@ -59,8 +59,11 @@ def installed_versions() -> dict[str, str | None]:
 def check_environment(found: dict[str, str | None] | None = None) -> None:
     """Raise :class:`EnvironmentMismatch` naming each version that differs from ``DIGEST_VERSIONS`` and what to do."""
     found = installed_versions() if found is None else found
-    wrong = [f"{name} {found.get(name) or 'not installed'} (recorded: {want})"
-             for name, want in DIGEST_VERSIONS.items() if found.get(name) != want]  # fmt: skip
+    wrong = [
+        f"{name} {found.get(name) or 'not installed'} (recorded: {want})"
+        for name, want in DIGEST_VERSIONS.items()
+        if found.get(name) != want
+    ]
     if wrong:
         raise EnvironmentMismatch(
             f"this environment has {', '.join(wrong)}; {HERE} records the versions the digests are made with and "

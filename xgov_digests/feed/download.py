@@ -229,8 +229,9 @@ def _attempt(
     url = source
     with _deadline(timeout):
         for _ in range(MAX_REDIRECTS + 1):
-            resp = session.get(url, timeout=timeout, stream=True, allow_redirects=False,
-                               headers={"Accept-Encoding": "gzip, deflate"})  # fmt: skip
+            resp = session.get(
+                url, timeout=timeout, stream=True, allow_redirects=False, headers={"Accept-Encoding": "gzip, deflate"}
+            )
             with resp:
                 if resp.status_code in REDIRECT_STATUS and resp.headers.get("Location"):
                     url = _next_hop(resp, url, shown)
@@ -293,8 +294,10 @@ def _download_url(
         for attempt in range(retries + 1):
             if attempt:
                 seconds = retry_delay(attempt, backoff, asked)
-                log.warning("retrying feed download", extra={"attempt": attempt, "delay_s": round(seconds, 3),
-                                                             "retry_after_s": asked, "reason": last})  # fmt: skip
+                log.warning(
+                    "retrying feed download",
+                    extra={"attempt": attempt, "delay_s": round(seconds, 3), "retry_after_s": asked, "reason": last},
+                )
                 time.sleep(seconds)
             asked = None
             try:
@@ -305,5 +308,7 @@ def _download_url(
                 last, asked = str(exc), exc.retry_after
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 last = redact(f"{type(exc).__name__}: {exc}")
-    raise FeedError(f"feed {redact(source)} failed after {retries + 1} attempts: {last}; check feed.url in "
-                    "params.yaml and that this machine reaches it (the last good snapshot is kept)")
+    raise FeedError(
+        f"feed {redact(source)} failed after {retries + 1} attempts: {last}; check feed.url in "
+        "params.yaml and that this machine reaches it (the last good snapshot is kept)"
+    )

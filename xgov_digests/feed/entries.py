@@ -190,9 +190,13 @@ def parse_pushed_at(value: Any) -> tuple[str | None, datetime, str | None]:
             micro = f".{parsed.microsecond:06d}".rstrip("0").rstrip(".")
             return f"{parsed:%Y-%m-%dT%H:%M:%S}{micro}Z", parsed, None
     shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
-    return None, EPOCH, (
-        f"pushedAt {shown} is not an ISO-8601 date and time with a UTC offset (e.g. 2024-01-31T12:00:00Z): "
-        "set to null"
+    return (
+        None,
+        EPOCH,
+        (
+            f"pushedAt {shown} is not an ISO-8601 date and time with a UTC offset (e.g. 2024-01-31T12:00:00Z): "
+            "set to null"
+        ),
     )
 
 

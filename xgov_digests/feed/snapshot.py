@@ -44,8 +44,13 @@ def decode(body: bytes, source: str = "feed") -> list[Any]:
     if body[:2] == b"\x1f\x8b":
         raise FeedError(f"{source} is gzip data sent without Content-Encoding: gzip (not decoded); check feed.url")
     try:
-        data = json.loads(body, parse_constant=parse_constant, parse_int=parse_int, parse_float=parse_float,
-                          object_pairs_hook=object_pairs)  # fmt: skip
+        data = json.loads(
+            body,
+            parse_constant=parse_constant,
+            parse_int=parse_int,
+            parse_float=parse_float,
+            object_pairs_hook=object_pairs,
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FeedError(f"{source} is not valid JSON ({exc}); the previous snapshot is untouched") from None
     except RecursionError:
@@ -111,20 +116,27 @@ def one_spelling_per_owner(kept: list[Checked]) -> list[Checked]:
     for c in kept:
         canon = chosen.get(c.repo.owner.lower(), c.repo.owner)
         if canon != c.repo.owner:
-            log.warning("feed entry changed", extra={
-                "repo": f"{c.repo.owner}/{c.repo.name}",
-                "reason": f"owner {c.repo.owner!r} is written {canon!r} by other entries (one account: their digests "
-                          f"would share one folder on a case-insensitive disk): written {canon!r}",
-            })  # fmt: skip
+            log.warning(
+                "feed entry changed",
+                extra={
+                    "repo": f"{c.repo.owner}/{c.repo.name}",
+                    "reason": f"owner {c.repo.owner!r} is written {canon!r} by other entries (one account: their "
+                    f"digests would share one folder on a case-insensitive disk): written {canon!r}",
+                },
+            )
             c = replace(c, repo=replace(c.repo, owner=canon), record={**c.record, "owner": canon})
         out.append(c)
     return out
 
 
 def parse_feed(
-    body: bytes, *, limit: int = FeedParams.limit, source: str = "feed", allowed_hosts: tuple[str, ...] | None = None,
+    body: bytes,
+    *,
+    limit: int = FeedParams.limit,
+    source: str = "feed",
+    allowed_hosts: tuple[str, ...] | None = None,
     allow_file_urls: bool = True,
-) -> Snapshot:  # fmt: skip
+) -> Snapshot:
     """Validate and normalise the feed body. Raises :class:`FeedError` when nothing usable is left.
 
     Two entries with the same normalised URL, or with the same owner/name ignoring case, are one repo: the
@@ -159,11 +171,16 @@ def parse_feed(
         duplicates += same_url
         dropped += not same_url
         won = winner.checked.repo
-        log.warning("dropping feed entry", extra={
-            "index": cand.index, "kept_index": winner.index, "repo": f"{won.owner}/{won.name}",
-            "reason": f"{'same URL' if same_url else 'same owner/name (ignoring case)'} as entry {winner.index} "
-                      f"({won.url}, pushedAt {won.pushed_at}), which is kept: {_why(winner, cand)}",
-        })  # fmt: skip
+        log.warning(
+            "dropping feed entry",
+            extra={
+                "index": cand.index,
+                "kept_index": winner.index,
+                "repo": f"{won.owner}/{won.name}",
+                "reason": f"{'same URL' if same_url else 'same owner/name (ignoring case)'} as entry {winner.index} "
+                f"({won.url}, pushedAt {won.pushed_at}), which is kept: {_why(winner, cand)}",
+            },
+        )
     ordered = one_spelling_per_owner([by_key[key].checked for key in sorted(by_key)])
     if limit:
         ordered = ordered[:limit]
@@ -183,10 +200,20 @@ def load_snapshot(source: str, params: Params, *, require_validator: bool = Fals
     ``require_validator``: see :func:`~xgov_digests.feed.download.download` (fetch, whose dependency is the URL)."""
     feed = params.feed
     try:
-        body = download(source, timeout=feed.timeout, retries=feed.retries, max_bytes=feed.max_bytes,
-                        require_validator=require_validator)  # fmt: skip
-        return parse_feed(body, limit=feed.limit, source=redact(source), allowed_hosts=params.ingest.allowed_hosts,
-                          allow_file_urls=params.ingest.allow_file_urls)  # fmt: skip
+        body = download(
+            source,
+            timeout=feed.timeout,
+            retries=feed.retries,
+            max_bytes=feed.max_bytes,
+            require_validator=require_validator,
+        )
+        return parse_feed(
+            body,
+            limit=feed.limit,
+            source=redact(source),
+            allowed_hosts=params.ingest.allowed_hosts,
+            allow_file_urls=params.ingest.allow_file_urls,
+        )
     except MemoryError:
         raise FeedError(
             f"the feed {redact(source)} does not fit in this machine's memory once parsed; lower feed.max_bytes "

@@ -202,9 +202,14 @@ def verify_sample(present: list[str], share: float, rng: random.Random | None = 
 
 
 def audit(
-    store: LocalStore | S3Store, outs: dict[str, str], repair: bool, dvc_cache: Path = DVC_CACHE, verify: float = 0.0,
-    jobs: int = 16, rng: random.Random | None = None,
-) -> Audit:  # fmt: skip
+    store: LocalStore | S3Store,
+    outs: dict[str, str],
+    repair: bool,
+    dvc_cache: Path = DVC_CACHE,
+    verify: float = 0.0,
+    jobs: int = 16,
+    rng: random.Random | None = None,
+) -> Audit:
     """Compare the remote's listing with what the outputs need; with ``verify``, download that share of the present
     objects (1.0: all) and hash them; with ``repair``, upload the missing and corrupt objects that the local cache
     holds (a local copy that does not hash right is never uploaded)."""
@@ -220,8 +225,10 @@ def audit(
         result.verified = len(sample)
         result.corrupt = sorted(m for m in sample if found[m] != _content_md5(m))
         if result.corrupt:
-            log.warning("objects on the remote whose bytes do not match their hash", extra={
-                "objects": len(result.corrupt), "e.g.": describe(result.corrupt, expected, 3)})  # fmt: skip
+            log.warning(
+                "objects on the remote whose bytes do not match their hash",
+                extra={"objects": len(result.corrupt), "e.g.": describe(result.corrupt, expected, 3)},
+            )
     for md5 in result.missing + result.corrupt:
         src = dvc_cache / _rel(md5)
         if repair and src.is_file() and _file_md5(src) == _content_md5(md5):
@@ -230,8 +237,9 @@ def audit(
         else:
             result.still_missing.append(md5)
     if result.repaired:
-        log.warning("re-uploaded objects missing from the remote or corrupt there",
-                    extra={"objects": len(result.repaired)})  # fmt: skip
+        log.warning(
+            "re-uploaded objects missing from the remote or corrupt there", extra={"objects": len(result.repaired)}
+        )
     return result
 
 
@@ -270,18 +278,24 @@ def check_remote(remote: str | None, timeout: float, repair: bool = False, verif
         f"check_remote: audit of remote '{name}' ({where}): {len(result.expected)} objects named by dvc.lock, "
         f"{result.listed} listed in {result.pages} page(s), missing {len(result.missing)}, re-uploaded "
         f"{len(result.repaired)}, still missing {len(result.still_missing)}, seconds {took:.2f}"
-        + (f", verified {result.verified} (corrupt {len(result.corrupt)})" if verify else ""), flush=True
+        + (f", verified {result.verified} (corrupt {len(result.corrupt)})" if verify else ""),
+        flush=True,
     )
     if result.repaired:
         repaired = describe(result.repaired, result.expected)
         print(f"check_remote: re-uploaded what 'dvc push' had taken for present: {repaired}", file=sys.stderr)
     if result.still_missing:
         corrupt = set(result.corrupt)
-        what = ("missing from the remote" if not corrupt & set(result.still_missing)
-                else "missing from the remote or corrupt there (their bytes do not match their hash)")  # fmt: skip
+        what = (
+            "missing from the remote"
+            if not corrupt & set(result.still_missing)
+            else "missing from the remote or corrupt there (their bytes do not match their hash)"
+        )
         fix = "run 'make push' to re-upload them"
         if repair:
-            fix = ("the local DVC cache does not hold them either: run 'dvc repro --force' of the stages named where "
-                   "they can be rebuilt, then 'make push'")  # fmt: skip
+            fix = (
+                "the local DVC cache does not hold them either: run 'dvc repro --force' of the stages named where "
+                "they can be rebuilt, then 'make push'"
+            )
         missing = describe(result.still_missing, result.expected)
         raise XgovError(f"{len(result.still_missing)} object(s) are {what}: {missing}; {fix}", exit_code=1)

@@ -75,12 +75,19 @@ def warn_state(root: Path = Path(".")) -> None:
         print(f"xgov-digests: warning: {line}", file=sys.stderr)
 
 
-def run(args: Sequence[str], root: Path = Path("."), *, hints: bool = False, check_after: bool = True,
-        env: dict[str, str] | None = None) -> int:  # fmt: skip
+def run(
+    args: Sequence[str],
+    root: Path = Path("."),
+    *,
+    hints: bool = False,
+    check_after: bool = True,
+    env: dict[str, str] | None = None,
+) -> int:
     """``dvc ARGS`` in its own process group, DVC's state checked before and after; its exit status."""
     warn_state(root)
-    job = Job("dvc " + " ".join(args), [*DVC, *args], cwd=str(root), env=env,
-              stdout_filter=None if hints else without_hints)  # fmt: skip
+    job = Job(
+        "dvc " + " ".join(args), [*DVC, *args], cwd=str(root), env=env, stdout_filter=None if hints else without_hints
+    )
     outcome = run_jobs([job])
     if check_after:
         warn_state(root)  # keeps the dvc.lock this command wrote as the last good copy
@@ -155,8 +162,13 @@ def command_of(stage: Any) -> Job:
     if len(commands) != 1:
         raise XgovError(f"{stage.addressing} has {len(commands)} commands; run it with dvc repro")
     kwargs = prepare_kwargs(stage)
-    return Job(stage.addressing, _make_cmd(get_executable(), commands[0]), cwd=kwargs["cwd"], env=kwargs["env"],
-               banner=f"Running stage '{stage.addressing}':\n> {commands[0]}")  # fmt: skip
+    return Job(
+        stage.addressing,
+        _make_cmd(get_executable(), commands[0]),
+        cwd=kwargs["cwd"],
+        env=kwargs["env"],
+        banner=f"Running stage '{stage.addressing}':\n> {commands[0]}",
+    )
 
 
 def record(repo: Repo, stages: list[Any]) -> None:

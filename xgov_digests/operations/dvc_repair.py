@@ -162,9 +162,7 @@ def _dump(stages: dict[str, Any]) -> bytes:
 
 def _git_head_lock(root: Path) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "show", f"HEAD:{LOCK_FILE}"], cwd=root, capture_output=True, text=True, timeout=30
-        )  # fmt: skip
+        out = subprocess.run(["git", "show", f"HEAD:{LOCK_FILE}"], cwd=root, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 and lock_problem(out.stdout) is None else None

@@ -91,9 +91,15 @@ def run_jobs(jobs: Sequence[Job], parallel: int = 1, grace: float = 30.0) -> Out
                 if job.banner:
                     print(job.banner, flush=True)
                 # stdin is not the terminal's: a background process group reading it would be stopped (SIGTTIN)
-                proc = subprocess.Popen(list(job.argv), cwd=job.cwd, env=dict(job.env) if job.env else None,
-                                        process_group=0, stdin=subprocess.DEVNULL, close_fds=True,
-                                        stdout=subprocess.PIPE if job.stdout_filter else None)  # fmt: skip
+                proc = subprocess.Popen(
+                    list(job.argv),
+                    cwd=job.cwd,
+                    env=dict(job.env) if job.env else None,
+                    process_group=0,
+                    stdin=subprocess.DEVNULL,
+                    close_fds=True,
+                    stdout=subprocess.PIPE if job.stdout_filter else None,
+                )
                 WATCHDOG.watch(proc.pid)
                 reader = None
                 if job.stdout_filter is not None:

@@ -51,8 +51,10 @@ def _start_sentinel(pgid: int, grace: float) -> subprocess.Popen[bytes] | None:
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "xgov_digests.operations.procgroup", "--sentinel", str(pgid), str(grace)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=pgid,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            process_group=pgid,
+        )
     except OSError:  # the command exited already (its group no longer exists)
         return None
 
@@ -130,8 +132,9 @@ def run_in_group(cmd: Sequence[str], grace: float = 30.0, stdout_filter: LineFil
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         # stdin is not the terminal's: a background process group reading it would be stopped (SIGTTIN)
-        proc = subprocess.Popen(list(cmd), process_group=0, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE if stdout_filter else None)  # fmt: skip
+        proc = subprocess.Popen(
+            list(cmd), process_group=0, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if stdout_filter else None
+        )
         reader = None
         if stdout_filter is not None:
             assert proc.stdout is not None
@@ -183,13 +186,21 @@ def _is_dvc(command: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xgov_digests.operations.procgroup", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--grace", type=float, default=30.0,
-                        help="seconds the command has to stop after the signal before it is killed (30)")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m xgov_digests.operations.procgroup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds the command has to stop after the signal before it is killed (30)",
+    )
     parser.add_argument("--check", action="store_true", help="only check and repair DVC's state files")
-    parser.add_argument("--drop-hints", action="store_true",
-                        help="drop DVC's git-staging and 'dvc push' hints from stdout")  # fmt: skip
+    parser.add_argument(
+        "--drop-hints", action="store_true", help="drop DVC's git-staging and 'dvc push' hints from stdout"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args(argv)
     if args.check:

@@ -37,8 +37,9 @@ def shard_names(offsets: Sequence[int]) -> list[str]:
     return [f"shard@{k}" for k in offsets]
 
 
-def repro(root: Path, offsets: Sequence[int], jobs: int = 1, only: Sequence[str] = (),
-          grace: float = 30.0) -> ReproResult:  # fmt: skip
+def repro(
+    root: Path, offsets: Sequence[int], jobs: int = 1, only: Sequence[str] = (), grace: float = 30.0
+) -> ReproResult:
     """Run the pipeline as ``dvc repro`` would, up to ``jobs`` shards at once; ``only``: just these shard stages
     (fetch does not run). Raises XgovError naming what failed."""
     result = ReproResult()
@@ -60,20 +61,26 @@ def repro(root: Path, offsets: Sequence[int], jobs: int = 1, only: Sequence[str]
             done = set(result.ran) | set(result.restored)
             dvc.record(repo, [s for s in stages if s.addressing in done])
             for name in result.failed:
-                print(f"ERROR: failed to reproduce '{name}': its command did not finish (its messages are above)",
-                      flush=True)  # fmt: skip
+                print(
+                    f"ERROR: failed to reproduce '{name}': its command did not finish (its messages are above)",
+                    flush=True,
+                )
             if outcome.stopped_by is not None:
                 dvc.warn_state(root)
                 raise XgovError(
                     f"stopped by {signal.Signals(outcome.stopped_by).name}: recorded {_names(sorted(done))}; not "
-                    f"recorded {_names(result.failed)}; the next repro runs those", exit_code=128 + outcome.stopped_by)
+                    f"recorded {_names(result.failed)}; the next repro runs those",
+                    exit_code=128 + outcome.stopped_by,
+                )
         aggregate = "aggregate" in changed or bool(todo)
     dvc.warn_state(root)
     if result.failed:
         raise XgovError(
             f"{_names(result.failed)} failed and {'was' if len(result.failed) == 1 else 'were'} not recorded; "
             f"the other shards are; aggregate did not run. Fix the cause and run repro again: it runs only "
-            f"{'that shard' if len(result.failed) == 1 else 'those shards'} and aggregate", exit_code=1)
+            f"{'that shard' if len(result.failed) == 1 else 'those shards'} and aggregate",
+            exit_code=1,
+        )
     if aggregate:
         dvc.must(["repro", "--single-item", "aggregate"], root)
         result.aggregated = True

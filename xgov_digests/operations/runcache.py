@@ -84,7 +84,9 @@ def restore_complete(targets: list[str], storage: StorageParams, remote: str | N
             cached = repo.stage_cache._create_stage(entry, wdir=stage.wdir)
             for objs in cached.get_used_objs().values():
                 repo.cloud.pull(objs, remote=remote)
-            log.info(f"{target}: restoring from the complete run-cache entry {chosen.name}",
-                     extra={"stage": target, "entry": chosen.name})  # fmt: skip
+            log.info(
+                f"{target}: restoring from the complete run-cache entry {chosen.name}",
+                extra={"stage": target, "entry": chosen.name},
+            )
             ready.append(target)
     return ready

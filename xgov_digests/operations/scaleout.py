@@ -43,7 +43,7 @@ def check_offsets(values: Iterable[str], offsets: tuple[int, ...]) -> list[int]:
     """``values`` as shard offsets, each one of ``shards.offsets``; raises ScaleoutError naming the bad ones."""
     values = [v for value in values for v in value.split()]
     if not values:
-        raise ScaleoutError(f"set OFFSET=K (or OFFSET=\"K1 K2\"), K from shards.offsets {list(offsets)}")
+        raise ScaleoutError(f'set OFFSET=K (or OFFSET="K1 K2"), K from shards.offsets {list(offsets)}')
     bad = [v for v in values if not re.fullmatch(r"\d+", v) or int(v) not in offsets]
     if bad:
         raise ScaleoutError(
@@ -175,7 +175,7 @@ def collect(offsets: list[int], allow_local: bool) -> Collected:
         ks = " ".join(m.split("@")[1] for m in got.missing)
         raise ScaleoutError(
             f"{len(got.missing)} shards are not in the remote's run-cache: {', '.join(got.missing)} (their workers "
-            f"did not run or did not push). Run them on workers (make worker OFFSET=\"{ks}\") and collect again, or "
+            f'did not run or did not push). Run them on workers (make worker OFFSET="{ks}") and collect again, or '
             "make collect ALLOW_LOCAL=1 to digest them on this machine. " + got.report()
         )
     if got.missing:

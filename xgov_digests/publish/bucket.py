@@ -102,9 +102,13 @@ class Bucket:
         """PUT one digest with its metadata; returns its index entry (hash of the bytes sent, the bucket's ETag)."""
         sent, data = d.read()
         out = self.client.put_object(
-            Bucket=self.target.bucket, Key=d.key, Body=data, ContentType=CONTENT_TYPE, Metadata=sent.metadata(),
+            Bucket=self.target.bucket,
+            Key=d.key,
+            Body=data,
+            ContentType=CONTENT_TYPE,
+            Metadata=sent.metadata(),
             ContentMD5=_md5(data),
-        )  # fmt: skip
+        )
         return sent.entry(_etag(out["ETag"]))
 
     def upload_all(
@@ -162,9 +166,14 @@ class Bucket:
         """Write the index only if it is still the one read (``If-Match``), or still absent (``If-None-Match``)."""
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         out = self.client.put_object(
-            Bucket=self.target.bucket, Key=self.target.index_key, Body=blob, ContentType="application/json",
-            CacheControl="no-cache", ContentMD5=_md5(blob), **condition,
-        )  # fmt: skip
+            Bucket=self.target.bucket,
+            Key=self.target.index_key,
+            Body=blob,
+            ContentType="application/json",
+            CacheControl="no-cache",
+            ContentMD5=_md5(blob),
+            **condition,
+        )
         return _etag(out["ETag"])
 
     def delete(self, keys: list[str]) -> dict[str, str]:
@@ -263,8 +272,9 @@ class Lease:
                 print(
                     f"publish: waiting for the publish lease held by {current.holder} (until {until}; a crashed "
                     f"publish's lease is taken over then; waiting at most {wait:.0f}s)",
-                    file=sys.stderr, flush=True,
-                )  # fmt: skip
+                    file=sys.stderr,
+                    flush=True,
+                )
             time.sleep(0.5)
 
     def _current(self) -> LeaseState:
@@ -291,8 +301,13 @@ class Lease:
             now = time.time()
         holder = str(info.get("holder", "?")) if info else "? (an unreadable lease)"
         nonce = info.get("nonce")
-        return LeaseState(holder, modified + ttl, _etag(obj["ETag"]), nonce if isinstance(nonce, str) else None,
-                          expired=now > modified + ttl)  # fmt: skip
+        return LeaseState(
+            holder,
+            modified + ttl,
+            _etag(obj["ETag"]),
+            nonce if isinstance(nonce, str) else None,
+            expired=now > modified + ttl,
+        )
 
     def renew_if_due(self) -> None:
         if self.etag and time.monotonic() - self.renewed > self.ttl / 3:

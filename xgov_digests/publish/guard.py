@@ -14,9 +14,7 @@ from xgov_digests.core.params import Params
 LOCK_FILE = Path("dvc.lock")
 
 
-def workspace_reasons(
-    settings: Params, rows: int, root: Path = Path("."), stale: list[str] | None = None
-) -> list[str]:
+def workspace_reasons(settings: Params, rows: int, root: Path = Path("."), stale: list[str] | None = None) -> list[str]:
     """Why this workspace may not prune (empty: it may): a limited snapshot, no stats rows, or outputs that are not
     what ``dvc.lock`` records for the shards and ``aggregate`` (``stale``: those reasons, when already known)."""
     reasons = []

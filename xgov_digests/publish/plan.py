@@ -109,10 +109,13 @@ class LocalDigest:
         pushed = header.get("Pushed at")
         pushed_at = pushed if pushed and pushed != "unknown" else self.pushed_at
         if commit != self.commit:
-            log.warning("digest header and stats disagree on the commit: publishing the header's",
-                        extra={"key": self.key, "header": commit, "stats": self.commit})  # fmt: skip
-        return replace(self, sha256=hashlib.sha256(data).hexdigest(), size=len(data), commit=commit,
-                       pushed_at=pushed_at), data  # fmt: skip
+            log.warning(
+                "digest header and stats disagree on the commit: publishing the header's",
+                extra={"key": self.key, "header": commit, "stats": self.commit},
+            )
+        return replace(
+            self, sha256=hashlib.sha256(data).hexdigest(), size=len(data), commit=commit, pushed_at=pushed_at
+        ), data
 
 
 HEADER_FIELDS = ("Repository", "URL", "Commit", "Pushed at", "Files analyzed")

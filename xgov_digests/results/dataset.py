@@ -30,10 +30,21 @@ FINGERPRINT_KEY = b"xgov_digests.fingerprint"  # parquet metadata: what the file
 DIGESTED = ("ok", "cached")
 # (column, arrow type name): the documented schema, in order
 COLUMNS = [
-    ("owner", "string"), ("name", "string"), ("url", "string"), ("commit", "string"), ("pushed_at", "string"),
-    ("license", "string"), ("language", "string"), ("stars", "int64"), ("files", "int64"), ("bytes", "int64"),
-    ("tokens", "int64"), ("truncated", "bool"), ("status", "string"), ("text", "string"),
-]  # fmt: skip
+    ("owner", "string"),
+    ("name", "string"),
+    ("url", "string"),
+    ("commit", "string"),
+    ("pushed_at", "string"),
+    ("license", "string"),
+    ("language", "string"),
+    ("stars", "int64"),
+    ("files", "int64"),
+    ("bytes", "int64"),
+    ("tokens", "int64"),
+    ("truncated", "bool"),
+    ("status", "string"),
+    ("text", "string"),
+]
 
 
 class DatasetError(XgovError, RuntimeError):
@@ -122,13 +133,25 @@ def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Pa
     for r in done.itertuples(index=False):
         r = r._replace(**{k: None for k, v in r._asdict().items() if v is pd.NA})  # a null of a "string" column
         extra = meta.get(normalise_url(r.url), {})
-        groups.setdefault(bucket(r.url), []).append({
-            "owner": r.owner, "name": r.name, "url": r.url, "commit": r.commit, "pushed_at": r.pushed_at,
-            "license": extra.get("license"), "language": extra.get("language"), "stars": extra.get("stars"),
-            "files": int(r.files), "bytes": int(r.digest_bytes), "tokens": int(r.tokens),
-            "truncated": bool(r.truncated), "status": "ok",  # cloned tonight or from the cache: the same row
-            "sha256": r.sha256, "path": digest_path(summaries_path(int(r.offset)), r.owner, r.name),
-        })  # fmt: skip
+        groups.setdefault(bucket(r.url), []).append(
+            {
+                "owner": r.owner,
+                "name": r.name,
+                "url": r.url,
+                "commit": r.commit,
+                "pushed_at": r.pushed_at,
+                "license": extra.get("license"),
+                "language": extra.get("language"),
+                "stars": extra.get("stars"),
+                "files": int(r.files),
+                "bytes": int(r.digest_bytes),
+                "tokens": int(r.tokens),
+                "truncated": bool(r.truncated),
+                "status": "ok",  # cloned tonight or from the cache: the same row
+                "sha256": r.sha256,
+                "path": digest_path(summaries_path(int(r.offset)), r.owner, r.name),
+            }
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     schema, keep, total, rewritten = _schema(), set(), 0, 0
     for k in sorted(groups):

@@ -72,8 +72,10 @@ def page(plots: list[Plot]) -> str:
     divs = []
     for i, plot in enumerate(plots):
         if not plot.spec:
-            divs.append(f'<div id="plot-{i}" class="plot empty"><h3>{html.escape(plot.title)}</h3>'
-                        "<p>no data in this run (for failures: no repo failed)</p></div>")  # fmt: skip
+            divs.append(
+                f'<div id="plot-{i}" class="plot empty"><h3>{html.escape(plot.title)}</h3>'
+                "<p>no data in this run (for failures: no repo failed)</p></div>"
+            )
             continue
         spec = script_text(json.dumps(plot.spec, ensure_ascii=False))
         divs.append(
@@ -84,7 +86,7 @@ def page(plots: list[Plot]) -> str:
             "</script>\n</div>"
         )
     return (
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>xgov-digests plots</title>\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>xgov-digests plots</title>\n'
         f'<script type="text/javascript">\n{script_text(bundle)}\n</script>\n'
         "<style>body { font-family: sans-serif; } .plot { margin: 24px; }</style>\n</head>\n<body>\n"
         + "\n".join(divs)

@@ -46,7 +46,7 @@ SVG_DEFAULT = """(function () {
 def template() -> str:
     bundle = vl_convert().javascript_bundle(vl_version=VL_VERSION)
     page = (
-        "<!DOCTYPE html>\n<html>\n<head>\n{refresh_tag}\n<meta charset=\"utf-8\">\n<title>DVC Plot</title>\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n{refresh_tag}\n<meta charset="utf-8">\n<title>DVC Plot</title>\n'
         f"<!--\nWritten by python -m xgov_digests.results.plots_template (vl-convert, vega-lite {VL_VERSION}).\n"
         f"{NOTICE}\n-->\n"
         f'<script type="text/javascript">\n{script_text(bundle)}\n{SVG_DEFAULT}\n</script>\n'
@@ -58,8 +58,11 @@ def template() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xgov_digests.results.plots_template", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m xgov_digests.results.plots_template",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=TEMPLATE, help=f"where to write it (default: {TEMPLATE})")
     args = parser.parse_args(argv)
     try:

@@ -12,9 +12,23 @@ from xgov_digests.core.files import digest_path, summaries_path
 FAILURE_KINDS = ("transient", "permanent", "internal")  # the stats' failure_kind values, in the report's order
 
 PERCENTILES = list(range(0, 101))  # the rows of the distribution files: one per percentile of the repos
-SHARD_COLUMNS = ["shard", "offset", "wall_s", "repos", "ok", "cached", "empty", "failed", "failed_transient",
-                 "failed_permanent", "failed_internal", "digest_bytes", "truncated", "p50_total_s",
-                 "p95_total_s"]  # fmt: skip
+SHARD_COLUMNS = [
+    "shard",
+    "offset",
+    "wall_s",
+    "repos",
+    "ok",
+    "cached",
+    "empty",
+    "failed",
+    "failed_transient",
+    "failed_permanent",
+    "failed_internal",
+    "digest_bytes",
+    "truncated",
+    "p50_total_s",
+    "p95_total_s",
+]
 TOP_REASONS = 12  # failure reasons plotted one by one; the rest are summed as "other"
 
 
@@ -65,18 +79,20 @@ def shard_table(frame: pd.DataFrame, offsets: list[int], walls: dict[int, float 
     rows = []
     for k in offsets:
         part = frame[frame["offset"] == k]
-        rows.append({
-            "shard": str(k).zfill(width),  # zero-padded: a plot's category axis sorts it as a number
-            "offset": k,
-            "wall_s": round(walls[k], 3) if walls.get(k) is not None else None,
-            "repos": len(part),
-            **_counts(part),
-            **_kinds(part),
-            "digest_bytes": int(part["digest_bytes"].sum()),
-            "truncated": int(part["truncated"].sum()),
-            "p50_total_s": _quantile(part["total_s"], 0.5),
-            "p95_total_s": _quantile(part["total_s"], 0.95),
-        })  # fmt: skip
+        rows.append(
+            {
+                "shard": str(k).zfill(width),  # zero-padded: a plot's category axis sorts it as a number
+                "offset": k,
+                "wall_s": round(walls[k], 3) if walls.get(k) is not None else None,
+                "repos": len(part),
+                **_counts(part),
+                **_kinds(part),
+                "digest_bytes": int(part["digest_bytes"].sum()),
+                "truncated": int(part["truncated"].sum()),
+                "p50_total_s": _quantile(part["total_s"], 0.5),
+                "p95_total_s": _quantile(part["total_s"], 0.95),
+            }
+        )
     return pd.DataFrame(rows, columns=SHARD_COLUMNS)
 
 
@@ -85,11 +101,13 @@ def seconds_distribution(frame: pd.DataFrame) -> pd.DataFrame:
     done = frame[frame["status"] == "ok"]
     if done.empty:
         return pd.DataFrame(columns=["percentile", "clone_s", "digest_s"])
-    return pd.DataFrame({
-        "percentile": PERCENTILES,
-        "clone_s": [_quantile(done["clone_s"], p / 100) for p in PERCENTILES],
-        "digest_s": [_quantile(done["digest_s"], p / 100) for p in PERCENTILES],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "percentile": PERCENTILES,
+            "clone_s": [_quantile(done["clone_s"], p / 100) for p in PERCENTILES],
+            "digest_s": [_quantile(done["digest_s"], p / 100) for p in PERCENTILES],
+        }
+    )
 
 
 def size_distribution(frame: pd.DataFrame, cap_bytes: int) -> pd.DataFrame:
@@ -99,12 +117,14 @@ def size_distribution(frame: pd.DataFrame, cap_bytes: int) -> pd.DataFrame:
     kb, ktokens = digested["digest_bytes"] / 1024, digested["tokens"] / 1000
     if kb.empty:
         return pd.DataFrame(columns=["percentile", "digest_kb", "cap_kb", "tokens_k"])
-    return pd.DataFrame({
-        "percentile": PERCENTILES,
-        "digest_kb": [_quantile(kb, p / 100) for p in PERCENTILES],
-        "cap_kb": round(cap_bytes / 1024, 3),
-        "tokens_k": [_quantile(ktokens, p / 100) for p in PERCENTILES],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "percentile": PERCENTILES,
+            "digest_kb": [_quantile(kb, p / 100) for p in PERCENTILES],
+            "cap_kb": round(cap_bytes / 1024, 3),
+            "tokens_k": [_quantile(ktokens, p / 100) for p in PERCENTILES],
+        }
+    )
 
 
 def failure_reason(kind: object, error: object) -> str:
@@ -118,8 +138,9 @@ def failure_reason(kind: object, error: object) -> str:
 def failure_reasons(frame: pd.DataFrame) -> pd.DataFrame:
     """Failed repos by reason, the most frequent first (ties by name); beyond the top few, one "other" row."""
     failed = frame[frame["status"] == "failed"]
-    reasons = pd.Series([failure_reason(k, e) for k, e in zip(failed["failure_kind"], failed["error"], strict=True)],
-                        dtype="object")  # fmt: skip
+    reasons = pd.Series(
+        [failure_reason(k, e) for k, e in zip(failed["failure_kind"], failed["error"], strict=True)], dtype="object"
+    )
     counts = sorted(reasons.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     rows = [{"reason": r, "repos": int(n)} for r, n in counts[:TOP_REASONS]]
     if rest := sum(n for _, n in counts[TOP_REASONS:]):
@@ -173,5 +194,7 @@ _KIND_NOTES = {
 def digest_index(frame: pd.DataFrame) -> dict[str, str]:
     """``owner/name`` -> the path of its digest in this run, for the repos that have one (``ok`` or ``cached``)."""
     has = frame[frame["status"].isin(["ok", "cached"])]
-    return {f"{r.owner}/{r.name}": digest_path(summaries_path(r.offset), r.owner, r.name).as_posix() for r in
-            has.itertuples()}  # fmt: skip
+    return {
+        f"{r.owner}/{r.name}": digest_path(summaries_path(r.offset), r.owner, r.name).as_posix()
+        for r in has.itertuples()
+    }

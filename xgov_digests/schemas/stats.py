@@ -46,12 +46,27 @@ class Row:
 COLUMNS = [f.name for f in fields(Row)]
 WALL_KEY = b"xgov_digests.wall_s"  # parquet metadata key: the shard's wall time in seconds
 DTYPES = {
-    "url": "string", "owner": "string", "name": "string", "offset": "int64", "batch_size": "int64",
-    "pushed_at": "string", "status": "string", "error": "string", "failure_kind": "string", "commit": "string",
-    "files": "int64", "digest_bytes": "int64", "truncated": "bool", "clone_s": "float64", "digest_s": "float64",
-    "total_s": "float64", "walk_limit": "string", "warnings": "string", "tokens": "int64",
+    "url": "string",
+    "owner": "string",
+    "name": "string",
+    "offset": "int64",
+    "batch_size": "int64",
+    "pushed_at": "string",
+    "status": "string",
+    "error": "string",
+    "failure_kind": "string",
+    "commit": "string",
+    "files": "int64",
+    "digest_bytes": "int64",
+    "truncated": "bool",
+    "clone_s": "float64",
+    "digest_s": "float64",
+    "total_s": "float64",
+    "walk_limit": "string",
+    "warnings": "string",
+    "tokens": "int64",
     "sha256": "string",
-}  # fmt: skip
+}
 
 
 def stats_path(offset: int, directory: Path = STATS_DIR) -> Path:
@@ -85,8 +100,9 @@ def write_stats(path: Path, rows: list[Row], wall_s: float | None = None) -> Non
     if ordered:
         lines = "".join(json.dumps(asdict(r)) + "\n" for r in ordered).encode("utf-8")
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-        table = pj.read_json(pa.BufferReader(lines), parse_options=options,
-                             read_options=pj.ReadOptions(block_size=len(lines) + 1)).select(COLUMNS)  # fmt: skip
+        table = pj.read_json(
+            pa.BufferReader(lines), parse_options=options, read_options=pj.ReadOptions(block_size=len(lines) + 1)
+        ).select(COLUMNS)
     else:
         table = pa.Table.from_batches([], schema=schema)  # (schema.empty_table() imports pandas)
     if wall_s is not None:

@@ -45,7 +45,7 @@ SECRET_ENV = "XGOV_CACHE_KEY"
 MIN_SECRET = 32  # characters: 'python -c "import secrets; print(secrets.token_hex(32))"' gives 64
 NO_SECRET = (
     f"the shared digest cache signs its entries with a secret that is not stored in the bucket: set {SECRET_ENV} "
-    f"(at least {MIN_SECRET} characters, e.g. from python -c \"import secrets; print(secrets.token_hex(32))\"), the "
+    f'(at least {MIN_SECRET} characters, e.g. from python -c "import secrets; print(secrets.token_hex(32))"), the '
     "same on every machine that shares the cache (a CI secret for the workers), or set ingest.cache to a local "
     "folder or ''"
 )
@@ -183,8 +183,13 @@ def decode_entry(blob: bytes, repo: Repo | None = None, fp: str | None = None, s
     if not isinstance(tokens, dict) or not all(isinstance(n, int) and not isinstance(n, bool) for n in tokens.values()):
         raise ValueError("header field 'tokens' must map encodings to integers")
     return Entry(
-        data, _field(head, "commit", str), _field(head, "files", int), _field(head, "truncated", bool), walk_limit,
-        warnings, tokens,
+        data,
+        _field(head, "commit", str),
+        _field(head, "files", int),
+        _field(head, "truncated", bool),
+        walk_limit,
+        warnings,
+        tokens,
     )
 
 

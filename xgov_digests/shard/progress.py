@@ -66,9 +66,17 @@ class ShardProgress:
             columns, lines = _size(stream)
             sized = columns > 0 and lines > 0
             # leave=False: the bar is the live view; the shard's summary line is what stays on the screen
-            self.bar = tqdm(total=total, desc=f"shard {offset}/{batch_size}", unit="repo", file=stream, leave=False,
-                            dynamic_ncols=sized, ncols=None if sized else 100, nrows=None if sized else 24,
-                            postfix=self._postfix())  # fmt: skip
+            self.bar = tqdm(
+                total=total,
+                desc=f"shard {offset}/{batch_size}",
+                unit="repo",
+                file=stream,
+                leave=False,
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 24,
+                postfix=self._postfix(),
+            )
 
     def _postfix(self) -> str:
         c = self.counts
@@ -81,8 +89,10 @@ class ShardProgress:
             self.bar.set_postfix_str(self._postfix(), refresh=False)
             self.bar.update(1)
         elif done % self.step == 0 or done == total:
-            log.info(f"Processing batch {self.batch_size}, offset {self.offset}: {done}/{total} repos",
-                     extra={HUMAN: f"{done:,}/{total:,} repos  {self._postfix()}"})  # fmt: skip
+            log.info(
+                f"Processing batch {self.batch_size}, offset {self.offset}: {done}/{total} repos",
+                extra={HUMAN: f"{done:,}/{total:,} repos  {self._postfix()}"},
+            )
 
     @contextmanager
     def active(self) -> Iterator[ShardProgress]:
@@ -112,8 +122,15 @@ class ShardProgress:
 class CountProgress:
     """A count of ``total`` things done: a bar on a terminal, else a log line at most every ``every`` seconds."""
 
-    def __init__(self, total: int, desc: str, unit: str, logger: logging.Logger, every: float = 10.0,
-                 stream: TextIO | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str,
+        logger: logging.Logger,
+        every: float = 10.0,
+        stream: TextIO | None = None,
+    ) -> None:
         import time
 
         self.total, self.desc, self.unit, self.log, self.every = total, desc, unit, logger, every
@@ -126,8 +143,16 @@ class CountProgress:
 
             columns, lines = _size(stream)
             sized = columns > 0 and lines > 0
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=stream, leave=False, dynamic_ncols=sized,
-                            ncols=None if sized else 100, nrows=None if sized else 24)  # fmt: skip
+            self.bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                file=stream,
+                leave=False,
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 24,
+            )
 
     def update(self) -> None:
         self.done += 1

@@ -69,8 +69,9 @@ class ShardRun:
                     self.after_import()
                 if self._stopping:
                     raise DigestStopped("digest not started: the shard is stopping")
-                self._pool = DigestPool(max(1, min(self.settings.workers, len(self.repos) or 1)),
-                                        self.settings.digest_timeout)  # fmt: skip
+                self._pool = DigestPool(
+                    max(1, min(self.settings.workers, len(self.repos) or 1)), self.settings.digest_timeout
+                )
             return self._pool
 
     def _close_pool(self) -> None:
@@ -105,8 +106,11 @@ class ShardRun:
                 row.commit = checkout.commit
                 t = time.perf_counter()
                 header = Header(repo.owner, repo.name, row.url, checkout.commit, repo.pushed_at)
-                digest, bringing = digest_cut(checkout, s.max_summary_bytes, lambda absent: pool.digest(
-                    checkout.path, header, s.digest_settings(), absent))  # fmt: skip
+                digest, bringing = digest_cut(
+                    checkout,
+                    s.max_summary_bytes,
+                    lambda absent: pool.digest(checkout.path, header, s.digest_settings(), absent),
+                )
                 row.clone_s += bringing
                 t += bringing
                 write_atomic(out, digest.data)
@@ -122,9 +126,17 @@ class ShardRun:
                 log.warning("walk stopped early: files left out", extra={"url": row.url, "walk_limit": row.walk_limit})
             if self.cache:
                 self.cache.put(
-                    repo, Entry(digest.data, checkout.commit, digest.files, digest.truncated, row.walk_limit,
-                                row.warnings, {s.token_encoding: row.tokens}),
-                )  # fmt: skip
+                    repo,
+                    Entry(
+                        digest.data,
+                        checkout.commit,
+                        digest.files,
+                        digest.truncated,
+                        row.walk_limit,
+                        row.warnings,
+                        {s.token_encoding: row.tokens},
+                    ),
+                )
         except EmptyRepo as exc:
             row.status, row.error = "empty", str(exc)
         except CloneError as exc:  # UrlRejected too: permanent

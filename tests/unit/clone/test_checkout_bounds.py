@@ -42,8 +42,11 @@ def test_tree_bomb_fails_in_seconds_and_writes_nothing(tmp_path: Path, mode: str
     with GitServer(tmp_path / "srv", lifetime=120) as server:
         start = time.monotonic()
         with pytest.raises(CloneError, match="ingest.max_tree_entries") as failed:
-            clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb",
-                       CloneSettings(clone_filter=mode, clone_timeout=60, max_tree_entries=5000))  # fmt: skip
+            clone_repo(
+                f"{server.url}org/bomb",
+                tmp_path / "c" / "bomb",
+                CloneSettings(clone_filter=mode, clone_timeout=60, max_tree_entries=5000),
+            )
         took = time.monotonic() - start
     assert failed.value.kind == "permanent" and paths > 100_000
     assert took < 15, f"{took:.1f}s"
@@ -56,8 +59,11 @@ def test_oversized_blob_named_many_times_is_never_written(tmp_path: Path, mode: 
     size, names = 16 << 20, 16  # 256 MiB of files if checked out
     blob_bomb(bare_repo(tmp_path / "srv" / "org" / "bomb"), size, names, attributes)
     with GitServer(tmp_path / "srv", lifetime=120) as server:
-        checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb",
-                              CloneSettings(clone_filter=mode, clone_timeout=60, max_file_size=MAX))  # fmt: skip
+        checkout = clone_repo(
+            f"{server.url}org/bomb",
+            tmp_path / "c" / "bomb",
+            CloneSettings(clone_filter=mode, clone_timeout=60, max_file_size=MAX),
+        )
     written = _du(checkout.path)
     assert written < 2 << 20, written  # the pack of zeros, and the small files
     assert not any((checkout.path / "x").glob("bomb*")) and (checkout.path / "x" / "a.py").exists()
@@ -68,8 +74,10 @@ def test_oversized_blob_named_many_times_is_never_written(tmp_path: Path, mode: 
 def singles_bomb(repo: Path, sizes: dict[str, int]) -> None:
     """Random (incompressible) blobs of ``sizes`` at the root, beside ``a.py`` and an ignored file: the root is
     only partly kept, so ``auto`` asks for its files one by one, by name."""
-    root = [("100644", "a.py", git_object(repo, "blob", b"a = 1\n")),
-            ("100644", "package-lock.json", git_object(repo, "blob", b"{}\n"))]  # fmt: skip
+    root = [
+        ("100644", "a.py", git_object(repo, "blob", b"a = 1\n")),
+        ("100644", "package-lock.json", git_object(repo, "blob", b"{}\n")),
+    ]
     for i, (name, size) in enumerate(sorted(sizes.items())):
         root.append(("100644", name, git_object(repo, "blob", random.Random(i).randbytes(size))))
     commit_tree(repo, git_tree(repo, root))
@@ -86,12 +94,18 @@ def test_oversized_blob_asked_for_by_name_is_not_downloaded(tmp_path: Path) -> N
     # 1.9 MiB sent on an idle machine, 4.6 MiB during a whole test run); at 2 MiB/s the bound leaves each ~200 ms.
     with GitServer(tmp_path / "srv", lifetime=120, bandwidth=2 << 20) as server:  # 16 MiB would take 8 s
         start = time.monotonic()
-        checkout = clone_repo(f"{server.url}org/bomb", tmp_path / "c" / "bomb",
-                              CloneSettings(clone_filter="auto", clone_timeout=60, max_file_size=MAX))  # fmt: skip
+        checkout = clone_repo(
+            f"{server.url}org/bomb",
+            tmp_path / "c" / "bomb",
+            CloneSettings(clone_filter="auto", clone_timeout=60, max_file_size=MAX),
+        )
         took, sent = time.monotonic() - start, server.bytes_sent
     with GitServer(tmp_path / "srv", lifetime=120) as server:  # the whole repo, for the digest to compare with
-        full = clone_repo(f"{server.url}org/bomb", tmp_path / "off" / "bomb",
-                          CloneSettings(clone_filter="off", clone_timeout=60, max_file_size=MAX))  # fmt: skip
+        full = clone_repo(
+            f"{server.url}org/bomb",
+            tmp_path / "off" / "bomb",
+            CloneSettings(clone_filter="off", clone_timeout=60, max_file_size=MAX),
+        )
     digests = [make_digest(c.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6).data for c in (checkout, full)]
     assert digests[0] == digests[1]
     on_disk = sorted(p.name for p in checkout.path.iterdir() if p.name != ".git")
@@ -105,9 +119,18 @@ def test_oversized_blob_asked_for_by_name_is_not_downloaded(tmp_path: Path) -> N
 def _files_bomb(repo: Path, files: int, size: int, compressible: bool) -> None:
     """``files`` blobs of ``size`` bytes, each under ``max_file_size``: small packs when ``compressible``."""
     rng = random.Random(files)
-    blobs = [("100644", f"f{i}.txt", git_object(repo, "blob", (f"{i:08d}\n" * (size // 9) if compressible else
-                                                              rng.randbytes(size).hex()[:size]).encode()))
-             for i in range(files)]  # fmt: skip
+    blobs = [
+        (
+            "100644",
+            f"f{i}.txt",
+            git_object(
+                repo,
+                "blob",
+                (f"{i:08d}\n" * (size // 9) if compressible else rng.randbytes(size).hex()[:size]).encode(),
+            ),
+        )
+        for i in range(files)
+    ]
     commit_tree(repo, git_tree(repo, [("40000", "src", git_tree(repo, blobs))]))
 
 
@@ -134,8 +157,11 @@ def test_repo_over_max_repo_bytes_fails_and_stays_bounded(tmp_path: Path, mode: 
         sampler.start()
         try:
             with pytest.raises(CloneError, match="ingest.max_repo_bytes") as failed:
-                clone_repo(f"{server.url}org/bomb", dest,
-                           CloneSettings(clone_filter=mode, clone_timeout=60, max_repo_bytes=limit))
+                clone_repo(
+                    f"{server.url}org/bomb",
+                    dest,
+                    CloneSettings(clone_filter=mode, clone_timeout=60, max_repo_bytes=limit),
+                )
         finally:
             done.set()
             sampler.join()
@@ -151,9 +177,11 @@ def test_repo_under_max_repo_bytes_is_checked_out_whole(tmp_path: Path) -> None:
     _files_bomb(bare_repo(tmp_path / "srv" / "org" / "repo"), 16, 100_000, False)
     with GitServer(tmp_path / "srv", lifetime=120) as server:
         for mode in ("off", "auto"):
-            checkout = clone_repo(f"{server.url}org/repo", tmp_path / mode / "repo",
-                                  CloneSettings(clone_filter=mode, clone_timeout=60,
-                                  max_repo_bytes=8 << 20))  # fmt: skip
+            checkout = clone_repo(
+                f"{server.url}org/repo",
+                tmp_path / mode / "repo",
+                CloneSettings(clone_filter=mode, clone_timeout=60, max_repo_bytes=8 << 20),
+            )
             assert len(list((checkout.path / "src").iterdir())) == 16, mode
 
 
@@ -186,8 +214,11 @@ def test_broken_pack_is_permanent_in_every_git_step(tmp_path: Path, mode: str, f
     with CorruptsPacks(tmp_path / "srv", lifetime=120) as server:
         server.first = first
         with pytest.raises(CloneError) as failed:
-            clone_repo(f"{server.url}org/repo", tmp_path / "c" / "repo",
-                       CloneSettings(clone_filter=mode, clone_timeout=60, retries=1, backoff=0.1))  # fmt: skip
+            clone_repo(
+                f"{server.url}org/repo",
+                tmp_path / "c" / "repo",
+                CloneSettings(clone_filter=mode, clone_timeout=60, retries=1, backoff=0.1),
+            )
     assert failed.value.kind == "permanent", str(failed.value)
 
 
@@ -197,16 +228,30 @@ def test_ident_blob_over_max_file_size_is_digested_in_both_modes(served: Served,
     make_repo(tmp_path / "src", files)
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=MAX)
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo",
-                          CloneSettings(clone_timeout=60, max_file_size=MAX))
+    checkout = clone_repo(
+        f"{served.filtering.url}org/repo", tmp_path / "one" / "repo", CloneSettings(clone_timeout=60, max_file_size=MAX)
+    )
     assert (checkout.path / "kept.c").read_text().startswith("$Id: ") and (checkout.path / "kept.c").stat().st_size < 60
 
 
 ATTRIBUTE_LINES = [
-    "*.txt ident", "*.txt text eol=crlf", "*.md text eol=lf", "* text=auto", "*.dat -text", "*.c crlf",
-    "*.u16 working-tree-encoding=UTF-16LE", "*.u16 text", "*.bin binary", "*.txt export-subst", "* filter=lfs",
-    "*.md ident", "docs/** eol=crlf", "*.c -ident", "*.dat filter=none", "*.py linguist-vendored",
-]  # fmt: skip
+    "*.txt ident",
+    "*.txt text eol=crlf",
+    "*.md text eol=lf",
+    "* text=auto",
+    "*.dat -text",
+    "*.c crlf",
+    "*.u16 working-tree-encoding=UTF-16LE",
+    "*.u16 text",
+    "*.bin binary",
+    "*.txt export-subst",
+    "* filter=lfs",
+    "*.md ident",
+    "docs/** eol=crlf",
+    "*.c -ident",
+    "*.dat filter=none",
+    "*.py linguist-vendored",
+]
 
 
 def _random_tree(rng: random.Random) -> dict[str, str | bytes]:

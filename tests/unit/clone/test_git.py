@@ -80,8 +80,11 @@ def test_missing_repo_fails_at_once(tmp_path: Path) -> None:
         ("remote: not found\nfatal: repository 'https://github.com/o/r/' not found", "permanent"),
         ("fatal: could not read Username for 'https://github.com': terminal prompts disabled", "permanent"),
         ("fatal: unable to access 'https://github.com/o/r/': The requested URL returned error: 403", "permanent"),
-        ("error: 176 bytes of body are still expected\nfatal: early EOF\nfatal: fetch-pack: invalid index-pack output",
-         "permanent"),
+        (
+            "error: 176 bytes of body are still expected\nfatal: early EOF\n"
+            "fatal: fetch-pack: invalid index-pack output",
+            "permanent",
+        ),
         ("Cloning into '/tmp/xgov-clone-1/openssl-timed-out'...\nfatal: early EOF", "permanent"),
         ("fatal: repository 'https://github.com/tls/ssl/' not found", "permanent"),
     ],

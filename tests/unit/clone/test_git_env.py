@@ -165,14 +165,22 @@ def test_user_url_rewriting_and_credential_helper_apply(
         rewrite = f'[url "{server.url}"]\n insteadOf = https://github.com/\n'
         (home / ".gitconfig").write_text(rewrite)
         with pytest.raises(CloneError) as refused:
-            clone_repo("https://github.com/org/repo", tmp_path / "no" / "repo",
-                       CloneSettings(clone_filter=mode, clone_timeout=30, retries=0))
+            clone_repo(
+                "https://github.com/org/repo",
+                tmp_path / "no" / "repo",
+                CloneSettings(clone_filter=mode, clone_timeout=30, retries=0),
+            )
         assert refused.value.kind == "permanent"
         helper = "!f() { echo username=u; echo password=s3cret; }; f"
-        (home / ".gitconfig").write_text(rewrite + f"[credential]\n helper = \"{helper}\"\n")
-        checkout = clone_repo("https://github.com/org/repo", tmp_path / "yes" / "repo",
-                              CloneSettings(clone_filter=mode, clone_timeout=30))
+        (home / ".gitconfig").write_text(rewrite + f'[credential]\n helper = "{helper}"\n')
+        checkout = clone_repo(
+            "https://github.com/org/repo", tmp_path / "yes" / "repo", CloneSettings(clone_filter=mode, clone_timeout=30)
+        )
         assert (checkout.path / "a.py").read_text() == "a = 1\n"
-    config = subprocess.run(["git", "-C", str(checkout.path), "config", "--list", "--local"], capture_output=True,
-                            text=True, env={"PATH": os.environ["PATH"], "HOME": str(home)}).stdout  # fmt: skip
+    config = subprocess.run(
+        ["git", "-C", str(checkout.path), "config", "--list", "--local"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(home)},
+    ).stdout
     assert "s3cret" not in config

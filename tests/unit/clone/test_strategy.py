@@ -75,10 +75,25 @@ def test_negated_default_pattern_fetched_in_a_second_batch(served: Served, tmp_p
 
 def test_awkward_names_become_exact_sparse_patterns(served: Served, tmp_path: Path) -> None:
     """Names that mean something in a pattern, or are not UTF-8, are checked out exactly (git quotes them)."""
-    files: dict[str, str | bytes] = {name: f"{i}\n" for i, name in enumerate([
-        "#hash.txt", "!bang.txt", "trailing space ", "br[ack]et.txt", "star*.txt", "q?.txt", "back\\slash.txt",
-        "tab\there.txt", 'quote".txt', "dir [x]/in.txt", "dir [x]/node_modules/skip.js", "é/ü.txt",
-    ])}  # fmt: skip
+    files: dict[str, str | bytes] = {
+        name: f"{i}\n"
+        for i, name in enumerate(
+            [
+                "#hash.txt",
+                "!bang.txt",
+                "trailing space ",
+                "br[ack]et.txt",
+                "star*.txt",
+                "q?.txt",
+                "back\\slash.txt",
+                "tab\there.txt",
+                'quote".txt',
+                "dir [x]/in.txt",
+                "dir [x]/node_modules/skip.js",
+                "é/ü.txt",
+            ]
+        )
+    }
     src = tmp_path / "src"
     make_repo(src, files)
     (src / os.fsdecode(b"latin1-caf\xe9.txt")).write_text("not UTF-8\n")
@@ -92,14 +107,21 @@ def test_awkward_names_become_exact_sparse_patterns(served: Served, tmp_path: Pa
 
 
 def test_file_over_max_file_size_in_an_included_folder(served: Served, tmp_path: Path) -> None:
-    files = {"src/app.py": "x = 1\n", "src/huge.txt": random.Random(2).randbytes(3000).hex(), "src/small.txt": "s\n",
-             "src/exact.txt": "e" * 999 + "\n"}  # exactly max_file_size: kept  # fmt: skip
+    files = {
+        "src/app.py": "x = 1\n",
+        "src/huge.txt": random.Random(2).randbytes(3000).hex(),
+        "src/small.txt": "s\n",
+        "src/exact.txt": "e" * 999 + "\n",
+    }  # exactly max_file_size: kept
     make_repo(tmp_path / "src", files)
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=1000)
     before = served.filtering.bytes_sent
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "one" / "repo",
-                          CloneSettings(clone_timeout=60, max_file_size=1000))
+    checkout = clone_repo(
+        f"{served.filtering.url}org/repo",
+        tmp_path / "one" / "repo",
+        CloneSettings(clone_timeout=60, max_file_size=1000),
+    )
     assert served.filtering.bytes_sent - before < 2500  # the 3 kB random blob is not downloaded
     digest = make_digest(checkout.path, HEADER, max_file_size=1000, max_summary_bytes=10**6).data
     assert b"src/app.py" in digest and b"huge.txt" not in digest and not (checkout.path / "src/huge.txt").exists()
@@ -108,8 +130,13 @@ def test_file_over_max_file_size_in_an_included_folder(served: Served, tmp_path:
 
 def test_gitattributes_conversions_apply_as_in_a_full_checkout(served: Served, tmp_path: Path) -> None:
     """eol=crlf grows a.txt past max_file_size on disk (left out) while b.md stays under it (kept as CRLF)."""
-    files = {".gitattributes": "*.txt text eol=crlf\n*.md text eol=crlf\n", "a.txt": "x" * 9 + "\n" * 1,
-             "big.txt": "line\n" * 190, "b.md": "one\ntwo\n", "vendor/v.txt": "v\n"}  # fmt: skip
+    files = {
+        ".gitattributes": "*.txt text eol=crlf\n*.md text eol=crlf\n",
+        "a.txt": "x" * 9 + "\n" * 1,
+        "big.txt": "line\n" * 190,
+        "b.md": "one\ntwo\n",
+        "vendor/v.txt": "v\n",
+    }
     make_repo(tmp_path / "src", files)
     publish(tmp_path / "src", served.root)
     assert_identical(served, "org/repo", tmp_path / "c", max_file_size=1000)
@@ -157,8 +184,9 @@ def test_blob_batch_cut_off_is_retried(tmp_path: Path) -> None:
     make_repo(tmp_path / "src", {f"f{i}.txt": random.Random(i).randbytes(3000).hex() for i in range(20)})
     publish(tmp_path / "src", tmp_path / "srv")
     with CutsFirstBlobBatch(tmp_path / "srv", lifetime=120) as server:
-        checkout = clone_repo(f"{server.url}org/repo", tmp_path / "c" / "repo",
-                              CloneSettings(clone_timeout=60, retries=1, backoff=0.1))
+        checkout = clone_repo(
+            f"{server.url}org/repo", tmp_path / "c" / "repo", CloneSettings(clone_timeout=60, retries=1, backoff=0.1)
+        )
         assert server.packs == 3 and len(list(checkout.path.glob("f*.txt"))) == 20
 
 
@@ -168,8 +196,10 @@ def test_git_server_counts_bytes_and_shares_its_link_cap(tmp_path: Path) -> None
     publish(tmp_path / "src", tmp_path / "srv")
     with GitServer(tmp_path / "srv", link_bandwidth=1_000_000, lifetime=120) as server:
         start = time.monotonic()
-        clones = [subprocess.Popen(["git", "clone", "-q", "--depth", "1", f"{server.url}org/repo", str(tmp_path / d)])
-                  for d in ("a", "b")]  # fmt: skip
+        clones = [
+            subprocess.Popen(["git", "clone", "-q", "--depth", "1", f"{server.url}org/repo", str(tmp_path / d)])
+            for d in ("a", "b")
+        ]
         assert [c.wait(60) for c in clones] == [0, 0]
         elapsed = time.monotonic() - start
         assert server.bytes_sent > 1_200_000 and server.stats()["link_bandwidth_bytes_per_s"] == 1_000_000
@@ -178,8 +208,11 @@ def test_git_server_counts_bytes_and_shares_its_link_cap(tmp_path: Path) -> None
 
 def test_missing_repo_still_fails_at_once(served: Served) -> None:
     with pytest.raises(CloneError, match="git clone failed"):
-        clone_repo(f"{served.filtering.url}org/nope", Path("/nonexistent-parent/never"),
-                   CloneSettings(clone_timeout=30, retries=0))
+        clone_repo(
+            f"{served.filtering.url}org/nope",
+            Path("/nonexistent-parent/never"),
+            CloneSettings(clone_timeout=30, retries=0),
+        )
 
 
 def test_unquote_and_patterns() -> None:
@@ -200,8 +233,10 @@ def test_shard_digests_identical_with_clone_filter_off_and_auto(
     try:
         for key, value in served.filtering.git_env().items():
             monkeypatch.setenv(key, value)
-        repos = [Repo(f"https://github.com/{e['owner']}/{e['name']}", e["owner"], e["name"], e["pushedAt"])
-                 for e in entries[:6]]  # fmt: skip
+        repos = [
+            Repo(f"https://github.com/{e['owner']}/{e['name']}", e["owner"], e["name"], e["pushedAt"])
+            for e in entries[:6]
+        ]
         outputs = {}
         for mode in ("off", "auto"):
             settings = IngestParams(workers=3, clone_filter=mode, retries=0, cache="")

@@ -86,7 +86,8 @@ def test_an_error_is_one_line_with_its_exit_code(tmp_path: Path) -> None:
     result = xgov(tmp_path, "retry")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        "xgov-digests retry: error: data/stats.parquet not found: run 'xgov-digests repro' (or dvc repro) first"]
+        "xgov-digests retry: error: data/stats.parquet not found: run 'xgov-digests repro' (or dvc repro) first"
+    ]
     result = xgov(tmp_path, "repro")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("xgov-digests repro: error: params.yaml not found")

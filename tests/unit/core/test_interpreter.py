@@ -35,8 +35,13 @@ def bare_env(venv: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("module", ["stages.fetch", "stages.shard", "stages.aggregate"])
 def test_a_stage_without_its_packages_says_so_in_one_line(empty_venv: Path, module: str) -> None:
-    result = subprocess.run(["python", "-m", module, "--batch-size", "10", "--offset", "0"], cwd=ROOT,
-                            env=bare_env(empty_venv), capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        ["python", "-m", module, "--batch-size", "10", "--offset", "0"],
+        cwd=ROOT,
+        env=bare_env(empty_venv),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -48,8 +53,9 @@ def test_a_stage_without_its_packages_says_so_in_one_line(empty_venv: Path, modu
 
 def test_plain_dvc_repro_with_the_wrong_python_first_on_path(empty_venv: Path, workspace_factory, tmp_path) -> None:
     ws = workspace_factory(str(write_feed(tmp_path / "feed.json", [])))
-    result = subprocess.run([f"{VENV_BIN}/dvc", "repro"], cwd=ws.path, env=bare_env(empty_venv),
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [f"{VENV_BIN}/dvc", "repro"], cwd=ws.path, env=bare_env(empty_venv), capture_output=True, text=True, timeout=300
+    )
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"stages.fetch: error: {empty_venv}/bin/python" in out and "has no module '" in out, out

@@ -59,10 +59,16 @@ def test_credentials_follow_dvc_precedence(tmp_path: Path, monkeypatch: pytest.M
     assert (creds.key, creds.source) == ("env-id", "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (environment)")
     assert dvc_key() is None  # DVC leaves it to botocore, which reads the same variables
 
-    subprocess.run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "r2", "access_key_id", "local-id"],
-                   cwd=project, check=True)  # fmt: skip
-    subprocess.run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "r2", "secret_access_key", "local-s"],
-                   cwd=project, check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "modify", "--local", "r2", "access_key_id", "local-id"],
+        cwd=project,
+        check=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "modify", "--local", "r2", "secret_access_key", "local-s"],
+        cwd=project,
+        check=True,
+    )
     creds = open_remote("r2").credentials
     assert creds.key == "local-id" == dvc_key()  # .dvc/config.local beats AWS_* in DVC, and here
     assert "config.local" in creds.source and "local-s" not in creds.source
@@ -76,10 +82,14 @@ def test_credentials_follow_dvc_precedence(tmp_path: Path, monkeypatch: pytest.M
 
 def check(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
-    result = subprocess.run([Path(sys.executable).with_name("xgov-digests"), "check-remote", *args], cwd=project,
-                            capture_output=True, text=True,
-                            env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s3cr3t-x", **env),
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [Path(sys.executable).with_name("xgov-digests"), "check-remote", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s3cr3t-x", **env),
+        timeout=120,
+    )
     assert "s3cr3t-x" not in result.stdout + result.stderr
     return result, time.monotonic() - start
 
@@ -162,9 +172,14 @@ def test_shard_with_a_hanging_cache_clones_as_if_missed(tmp_path: Path) -> None:
     try:
         project, feed = shard_project(tmp_path, silent.endpoint, 4)
         start = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed",
-                                 str(feed)], cwd=project, env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s"),
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed)],
+            cwd=project,
+            env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         took = time.monotonic() - start
     finally:
         silent.stop()
@@ -178,9 +193,13 @@ def test_shard_waiting_on_a_hanging_cache_stops_on_sigterm_within_seconds(tmp_pa
     try:
         project, feed = shard_project(tmp_path, silent.endpoint, 4, timeout=30)  # one request alone would take 90 s
         spy = GitSpy(tmp_path)
-        proc = subprocess.Popen([sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed",
-                                 str(feed)], cwd=project, stderr=subprocess.PIPE, text=True,
-                                env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", **spy.env()))  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed)],
+            cwd=project,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=run_env(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", **spy.env()),
+        )
         deadline = time.monotonic() + 60
         while silent.connections < 2 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -53,9 +53,12 @@ def test_digest_matches_stock_gitingest(varied_repo: Path, monkeypatch: pytest.M
     header, _, body = text.partition("\n\n")
     assert body == stock_gitingest(varied_repo, 1000, monkeypatch)
     assert header.splitlines() == [
-        "Repository: org/repo", "URL: https://github.com/org/repo", "Commit: c0ffee",
-        "Pushed at: 2024-01-01T00:00:00Z", f"Files analyzed: {digest.files}",
-    ]  # fmt: skip
+        "Repository: org/repo",
+        "URL: https://github.com/org/repo",
+        "Commit: c0ffee",
+        "Pushed at: 2024-01-01T00:00:00Z",
+        f"Files analyzed: {digest.files}",
+    ]
     assert "FILE: src/lib/deep/er/file.txt" in body and "FILE: café/ünï.md" in body
     assert "FILE: big.txt" not in body  # over max_file_size
     assert "node_modules" not in body and "keep.log" not in body

@@ -27,11 +27,22 @@ from xgov_digests.digest.format import render_header, truncate
 
 MAX = 40_000  # max_file_size
 
-NOTEBOOK = json.dumps({
-    "cells": [{"cell_type": "code", "source": ["print('hi')\n"], "outputs": [{"text": "x" * 30_000}],
-               "metadata": {}, "execution_count": 1}],
-    "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
-})  # fmt: skip  # 30 kB of outputs that the conversion drops
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": ["print('hi')\n"],
+                "outputs": [{"text": "x" * 30_000}],
+                "metadata": {},
+                "execution_count": 1,
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+)  # 30 kB of outputs that the conversion drops
 
 
 def tree_files() -> dict[str, str | bytes]:
@@ -70,9 +81,11 @@ DIGESTS: list[frozenset[str]] = []  # the absent set of every digest run by cut_
 def cut_clone(srv: Served, dest: Path, cap: int, name: str = "repo") -> tuple[Digest, CutCheckout | None, int]:
     """(digest, the checkout, bytes the server sent) of a clone that knows the cut."""
     before = srv.filtering.bytes_sent
-    checkout = clone_repo(f"{srv.filtering.url}org/{name}", dest / name,
-                          CloneSettings(clone_filter="auto", clone_timeout=60,
-                          retries=0, max_file_size=MAX, max_summary_bytes=cap))  # fmt: skip
+    checkout = clone_repo(
+        f"{srv.filtering.url}org/{name}",
+        dest / name,
+        CloneSettings(clone_filter="auto", clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=cap),
+    )
 
     def digest(absent: frozenset[str]) -> Digest:
         DIGESTS.append(absent)
@@ -89,8 +102,11 @@ def full(served: Served, tmp_path: Path) -> Path:
     src = tmp_path / "src"
     make_repo(src, tree_files(), symlinks={"link-to-readme": "README.md", "pkg/link-up": ".."})
     publish(src, served.root)
-    return clone_repo(f"{served.filtering.url}org/repo", tmp_path / "off" / "repo", CloneSettings(clone_filter="off",
-                      clone_timeout=60, retries=0, max_file_size=MAX)).path  # fmt: skip
+    return clone_repo(
+        f"{served.filtering.url}org/repo",
+        tmp_path / "off" / "repo",
+        CloneSettings(clone_filter="off", clone_timeout=60, retries=0, max_file_size=MAX),
+    ).path
 
 
 def boundaries(folder: Path) -> list[int]:
@@ -151,15 +167,19 @@ def test_a_file_past_the_cut_is_never_downloaded(served: Served, full: Path, tmp
     missing = git(checkout.path, "rev-list", "--objects", "--missing=print", "HEAD")
     assert {f"?{oid}" for oid in late.values()} <= set(missing.splitlines()), "a file past the cut was downloaded"
     before = served.filtering.bytes_sent
-    clone_repo(f"{served.filtering.url}org/repo", tmp_path / "whole" / "repo",
-               CloneSettings(clone_filter="auto", clone_timeout=60, retries=0, max_file_size=MAX))  # fmt: skip
+    clone_repo(
+        f"{served.filtering.url}org/repo",
+        tmp_path / "whole" / "repo",
+        CloneSettings(clone_filter="auto", clone_timeout=60, retries=0, max_file_size=MAX),
+    )
     whole = served.filtering.bytes_sent - before
     print(f"bytes sent: {sent} with the cut, {whole} without")
     assert sent < whole / 2
 
 
-def test_without_object_info_the_sizes_come_with_the_blobs(served: Served, full: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_without_object_info_the_sizes_come_with_the_blobs(
+    served: Served, full: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A server that does not answer ``object-info`` (GitHub): the kept blobs are fetched for their sizes, and still
     only the files before the cut are checked out; the same bytes."""
     monkeypatch.setattr(strategy, "object_sizes", lambda *a, **k: None)
@@ -190,9 +210,13 @@ def test_a_server_that_refuses_object_info_is_not_asked_again(tmp_path: Path) ->
     with Refuses(tmp_path / "srv", lifetime=120) as server:
         try:
             for name in ("repo", "again"):
-                checkout = clone_repo(f"{server.url}org/{name}", tmp_path / "c" / name,
-                                      CloneSettings(clone_filter="auto", clone_timeout=60, retries=0,
-                                                    max_file_size=MAX, max_summary_bytes=30_000))  # fmt: skip
+                checkout = clone_repo(
+                    f"{server.url}org/{name}",
+                    tmp_path / "c" / name,
+                    CloneSettings(
+                        clone_filter="auto", clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=30_000
+                    ),
+                )
                 assert isinstance(checkout, CutCheckout) and checkout.absent
         finally:
             gitmod._NO_OBJECT_INFO.clear()
@@ -202,13 +226,17 @@ def test_a_server_that_refuses_object_info_is_not_asked_again(tmp_path: Path) ->
 def test_the_comparison_can_fail(served: Served, full: Path, tmp_path: Path) -> None:
     """A digest that read a file past the cut as it stands on disk (zeros) would differ."""
     cap = 400_000
-    checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / "c" / "repo", CloneSettings(clone_filter="auto",
-                          clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=20_000))  # fmt: skip
+    checkout = clone_repo(
+        f"{served.filtering.url}org/repo",
+        tmp_path / "c" / "repo",
+        CloneSettings(clone_filter="auto", clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=20_000),
+    )
     assert isinstance(checkout, CutCheckout) and checkout.absent
     wrong = make_digest(checkout.path, HEADER, max_file_size=MAX, max_summary_bytes=cap).data  # absent ignored
     assert wrong != stock_cut(full, cap)
-    unfinished = make_digest(checkout.path, HEADER, max_file_size=MAX, max_summary_bytes=cap,
-                             absent=frozenset(checkout.absent))  # fmt: skip
+    unfinished = make_digest(
+        checkout.path, HEADER, max_file_size=MAX, max_summary_bytes=cap, absent=frozenset(checkout.absent)
+    )
     assert unfinished.needs and unfinished.data == b"" and unfinished.needs[0] in checkout.absent
 
 
@@ -217,11 +245,20 @@ def test_walk_limits_keep_their_meaning(served: Served, full: Path, tmp_path: Pa
     from xgov_digests.digest.walk import Limits
 
     for limits in (Limits(files=9), Limits(total_bytes=150_000)):
-        checkout = clone_repo(f"{served.filtering.url}org/repo", tmp_path / str(limits) / "repo",
-                              CloneSettings(clone_filter="auto",
-                              clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=10_000))  # fmt: skip
-        got, _ = digest_cut(checkout, 10**6, lambda absent, c=checkout, lim=limits: make_digest(
-            c.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6, limits=lim, absent=absent))  # fmt: skip
+        checkout = clone_repo(
+            f"{served.filtering.url}org/repo",
+            tmp_path / str(limits) / "repo",
+            CloneSettings(
+                clone_filter="auto", clone_timeout=60, retries=0, max_file_size=MAX, max_summary_bytes=10_000
+            ),
+        )
+        got, _ = digest_cut(
+            checkout,
+            10**6,
+            lambda absent, c=checkout, lim=limits: make_digest(
+                c.path, HEADER, max_file_size=MAX, max_summary_bytes=10**6, limits=lim, absent=absent
+            ),
+        )
         want = make_digest(full, HEADER, max_file_size=MAX, max_summary_bytes=10**6, limits=limits)
         assert got.data == want.data and got.walk_limit == want.walk_limit and got.walk_limit
 
@@ -239,9 +276,11 @@ def test_submodule_empty_and_attribute_trees(served: Served, tmp_path: Path) -> 
     git(src, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "vendored")
     git(src, "commit", "-q", "-m", "submodule")
     publish(src, served.root, name="mixed")
-    off = clone_repo(f"{served.filtering.url}org/mixed", tmp_path / "off" / "mixed",
-                     CloneSettings(clone_filter="off", clone_timeout=60,
-                     retries=0, max_file_size=MAX)).path  # fmt: skip
+    off = clone_repo(
+        f"{served.filtering.url}org/mixed",
+        tmp_path / "off" / "mixed",
+        CloneSettings(clone_filter="off", clone_timeout=60, retries=0, max_file_size=MAX),
+    ).path
     for cap in (5_000, 50_000, 110_000, 10**6):
         got, checkout, _ = cut_clone(served, tmp_path / f"cut-{cap}", cap, name="mixed")
         assert got.data == stock_cut(off, cap), cap
@@ -257,8 +296,10 @@ def test_submodule_empty_and_attribute_trees(served: Served, tmp_path: Path) -> 
 
 
 def test_digest_order_is_the_walks() -> None:
-    entries = [strategy.TreeEntry(p, "blob") for p in
-               ("b.txt", "README.md", ".dot", "a/z.txt", "a/README", "A.txt", "c/d/e.txt")]  # fmt: skip
+    entries = [
+        strategy.TreeEntry(p, "blob")
+        for p in ("b.txt", "README.md", ".dot", "a/z.txt", "a/README", "A.txt", "c/d/e.txt")
+    ]
     entries.append(strategy.TreeEntry("link", "link"))
     order = digest_order({e.path for e in entries}, entries)
     assert order == ["README.md", "A.txt", "b.txt", ".dot", "a/README", "a/z.txt", "c/d/e.txt", "link"]
@@ -269,24 +310,39 @@ def assert_cut_identical(srv: Served, repo: str, tmp: Path, caps: list[int], max
     """For each cap: the cut clone's digest equals the digest of a full clone cut there (no margin: every estimate
     that falls short sends the digest back for more)."""
     owner, name = repo.split("/")
-    off = clone_repo(f"{srv.filtering.url}{repo}", tmp / "off" / name,
-                     CloneSettings(clone_filter="off", clone_timeout=60, retries=0,
-                     max_file_size=max_file_size)).path  # fmt: skip
+    off = clone_repo(
+        f"{srv.filtering.url}{repo}",
+        tmp / "off" / name,
+        CloneSettings(clone_filter="off", clone_timeout=60, retries=0, max_file_size=max_file_size),
+    ).path
     for cap in caps:
         dest = tmp / f"cut-{cap}" / name
-        checkout = clone_repo(f"{srv.filtering.url}{repo}", dest,
-                              CloneSettings(clone_filter="auto", clone_timeout=60, retries=0,
-                              max_file_size=max_file_size, max_summary_bytes=cap))  # fmt: skip
-        got, _ = digest_cut(checkout, cap, lambda absent, c=checkout, m=cap: make_digest(
-            c.path, HEADER, max_file_size=max_file_size, max_summary_bytes=m, absent=absent))  # fmt: skip
+        checkout = clone_repo(
+            f"{srv.filtering.url}{repo}",
+            dest,
+            CloneSettings(
+                clone_filter="auto", clone_timeout=60, retries=0, max_file_size=max_file_size, max_summary_bytes=cap
+            ),
+        )
+        got, _ = digest_cut(
+            checkout,
+            cap,
+            lambda absent, c=checkout, m=cap: make_digest(
+                c.path, HEADER, max_file_size=max_file_size, max_summary_bytes=m, absent=absent
+            ),
+        )
         want = make_digest(off, HEADER, max_file_size=max_file_size, max_summary_bytes=cap)
         assert got.data == want.data, f"{repo}, cap {cap}: differs from the full clone's digest"
         shutil.rmtree(dest.parent)
     shutil.rmtree(off.parent)
 
 
-def test_tricky_tree_at_every_cut(tricky: Path, served: Served, tmp_path: Path,  # noqa: F811
-                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_tricky_tree_at_every_cut(
+    tricky: Path,
+    served: Served,
+    tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from tests.fixtures.sample import commit
 
     monkeypatch.setattr(strategy, "CUT_MARGIN", 1.0)
@@ -294,13 +350,19 @@ def test_tricky_tree_at_every_cut(tricky: Path, served: Served, tmp_path: Path, 
     commit(tricky, "commit the untracked extras: large text, broken and binary files")
     publish(tricky, served.root)
     for max_file_size in (1000, 200_000):
-        assert_cut_identical(served, "org/repo", tmp_path / str(max_file_size),
-                             [300, 2_000, 5_000, 9_000, 20_000, 60_000, 150_000], max_file_size)  # fmt: skip
+        assert_cut_identical(
+            served,
+            "org/repo",
+            tmp_path / str(max_file_size),
+            [300, 2_000, 5_000, 9_000, 20_000, 60_000, 150_000],
+            max_file_size,
+        )
 
 
 @pytest.mark.slow
-def test_sample_repos_at_every_cut(corpus: tuple[Path, list[dict]], tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_sample_repos_at_every_cut(
+    corpus: tuple[Path, list[dict]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(strategy, "CUT_MARGIN", 1.0)
     monkeypatch.setattr(strategy, "CUT_SLACK", 0)
     root, entries = corpus

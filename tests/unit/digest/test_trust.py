@@ -53,20 +53,28 @@ def test_symlinked_ignore_files_pointing_outside_are_not_read(tmp_path: Path) ->
     outside.mkdir()
     (outside / "patterns").write_text("README.md\n*.py\n")
     repo = tmp_path / "repo"
-    make_repo(repo, {"README.md": "# kept\n", "src/a.py": "x = 1\n"},
-              symlinks={".gitignore": str(outside / "patterns"), "src/.gitingestignore": "../../host/patterns"})
+    make_repo(
+        repo,
+        {"README.md": "# kept\n", "src/a.py": "x = 1\n"},
+        symlinks={".gitignore": str(outside / "patterns"), "src/.gitingestignore": "../../host/patterns"},
+    )
     stock_text = stock(repo)
     assert "FILE: README.md" not in stock_text  # stock gitingest follows the links: the host file hides README.md
     text, warnings = body(repo)
     assert "FILE: README.md" in text and "FILE: src/a.py" in text and "# kept" in text
-    assert warnings == (".gitignore: a symlink to outside the checkout, not read",
-                        "src/.gitingestignore: a symlink to outside the checkout, not read")  # fmt: skip
+    assert warnings == (
+        ".gitignore: a symlink to outside the checkout, not read",
+        "src/.gitingestignore: a symlink to outside the checkout, not read",
+    )
 
 
 def test_symlinked_ignore_file_inside_the_checkout_is_followed_like_stock(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    make_repo(repo, {"README.md": "r\n", "a.log": "l\n", "b.txt": "b\n", "conf/ignore": "*.log\n"},
-              symlinks={".gitignore": "conf/ignore"})  # fmt: skip
+    make_repo(
+        repo,
+        {"README.md": "r\n", "a.log": "l\n", "b.txt": "b\n", "conf/ignore": "*.log\n"},
+        symlinks={".gitignore": "conf/ignore"},
+    )
     text, warnings = body(repo)
     assert text == stock(repo) and "a.log" not in text and warnings == ()
 
@@ -82,8 +90,15 @@ def test_ignore_file_that_is_a_fifo_is_not_opened(tmp_path: Path) -> None:
 def test_ignore_files_are_read_up_to_a_bound(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     filler = ("#" + "x" * 1000 + "\n") * (MAX_IGNORE_BYTES // 1000)  # comment lines: more than the bound
-    make_repo(repo, {"README.md": "r\n", "early.txt": "e\n", "late.txt": "l\n",
-                     ".gitignore": "early.txt\n" + filler + "late.txt\n"})  # fmt: skip
+    make_repo(
+        repo,
+        {
+            "README.md": "r\n",
+            "early.txt": "e\n",
+            "late.txt": "l\n",
+            ".gitignore": "early.txt\n" + filler + "late.txt\n",
+        },
+    )
     text, warnings = body(repo)
     assert "early.txt" not in text and "FILE: late.txt" in text  # lines after the first MiB are not read
     assert warnings == (f".gitignore: larger than {MAX_IGNORE_BYTES} bytes, only its first lines read",)
@@ -91,8 +106,15 @@ def test_ignore_files_are_read_up_to_a_bound(tmp_path: Path) -> None:
 
 def test_latin1_nested_ignore_file_keeps_the_repo(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    make_repo(repo, {"README.md": "r\n", "docs/résumé.txt": "hidden\n", "docs/keep.txt": "k\n",
-                     "docs/.gitingestignore": "# caf\xe9\nr\xe9sum\xe9.txt\n".encode("latin-1")})  # fmt: skip
+    make_repo(
+        repo,
+        {
+            "README.md": "r\n",
+            "docs/résumé.txt": "hidden\n",
+            "docs/keep.txt": "k\n",
+            "docs/.gitingestignore": "# caf\xe9\nr\xe9sum\xe9.txt\n".encode("latin-1"),
+        },
+    )
     text, warnings = body(repo)
     assert "résumé" not in text and "FILE: docs/keep.txt" in text
     assert warnings == ("docs/.gitingestignore: not UTF-8 (byte 0xe9 at 5), read as Latin-1",)
@@ -101,8 +123,14 @@ def test_latin1_nested_ignore_file_keeps_the_repo(tmp_path: Path) -> None:
 # --- the streamed cut equals cutting the whole text ---------------------------------------------------------------
 
 BROKEN_NOTEBOOK = "{not json"
-NOTEBOOK = json.dumps({"cells": [{"cell_type": "code", "source": ["x = 'é'\n"], "outputs": []}], "metadata": {},
-                       "nbformat": 4, "nbformat_minor": 5})  # fmt: skip
+NOTEBOOK = json.dumps(
+    {
+        "cells": [{"cell_type": "code", "source": ["x = 'é'\n"], "outputs": []}],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+)
 
 
 def notebook_tree(root: Path, seed: int) -> Path:
@@ -112,10 +140,12 @@ def notebook_tree(root: Path, seed: int) -> Path:
     for i in range(rng.randint(1, 12)):
         kind = rng.random()
         files[f"f{i}.{rng.choice(['txt', 'md', 'py'])}"] = (
-            "é✓" * rng.randint(0, 300) if kind < 0.4
-            else rng.randbytes(200) if kind < 0.5
+            "é✓" * rng.randint(0, 300)
+            if kind < 0.4
+            else rng.randbytes(200)
+            if kind < 0.5
             else "x\n" * rng.randint(0, 400)
-        )  # fmt: skip
+        )
     files["good.ipynb"] = NOTEBOOK
     path = root / f"tree{seed}"
     make_repo(path, files, symlinks={"lnk": "f0.txt"})
@@ -244,14 +274,21 @@ def test_the_budget_works_under_a_long_tmpdir(tmp_path: Path) -> None:
     long_tmp.mkdir()
     repo = tmp_path / "repo"
     make_repo(repo, {"README.md": "r\n"})
-    script = ("import sys; from pathlib import Path; from xgov_digests.digest.format import Header; "
-              "from xgov_digests.digest.budget import DigestPool; from xgov_digests.core.params import DigestSettings\n"
-              "if __name__ == '__main__':\n"
-              "    with DigestPool(1, 30) as pool:\n"
-              f"        d = pool.digest(Path({str(repo)!r}), Header('o', 'n', 'u', 'c', None), "
-              "DigestSettings(max_file_size=10**6, max_summary_bytes=10**6))\n"
-              "    sys.stdout.write(str(d.files))\n")  # fmt: skip
+    script = (
+        "import sys; from pathlib import Path; from xgov_digests.digest.format import Header; "
+        "from xgov_digests.digest.budget import DigestPool; from xgov_digests.core.params import DigestSettings\n"
+        "if __name__ == '__main__':\n"
+        "    with DigestPool(1, 30) as pool:\n"
+        f"        d = pool.digest(Path({str(repo)!r}), Header('o', 'n', 'u', 'c', None), "
+        "DigestSettings(max_file_size=10**6, max_summary_bytes=10**6))\n"
+        "    sys.stdout.write(str(d.files))\n"
+    )
     (tmp_path / "probe.py").write_text(script)
-    done = subprocess.run([sys.executable, str(tmp_path / "probe.py")], env={**os.environ, "TMPDIR": str(long_tmp)},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "probe.py")],
+        env={**os.environ, "TMPDIR": str(long_tmp)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stdout == "1", done.stderr

@@ -22,8 +22,6 @@ from xgov_digests.digest.walk import walk_order
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 
 
-
-
 @pytest.fixture(autouse=True)
 def no_token_count(monkeypatch: pytest.MonkeyPatch) -> None:
     # tiktoken downloads its model at run time: stock gitingest without the token count (as the pipeline does)
@@ -72,22 +70,39 @@ def assert_same(folder: Path, max_file_size: int = MAX, walk_sorted: bool = Fals
     return expected
 
 
-
-
-
 @pytest.mark.parametrize("max_file_size", [MAX, 200_000])
 def test_tricky_tree_matches_stock(tricky: Path, max_file_size: int) -> None:
     text = assert_same(tricky, max_file_size)
     # The fixture does exercise what it claims to:
     # (keep.log, sub/x.log and important.tmp are left out here: whether a negation beats a default pattern
     # depends on the iteration order of gitingest's pattern set, i.e. on PYTHONHASHSEED; see bench/README.md.)
-    for present in ("FILE: notebooks/good.ipynb", "[Binary file]", "[Empty file]", "SYMLINK: outside -> passwd",
-                    "SYMLINK: up -> ..", "Error processing notebook", "level19.txt", "FILE: other/local.txt",
-                    "FILE: readme/inside.md", "SYMLINK: src/link-to-dir -> lib"):  # fmt: skip
+    for present in (
+        "FILE: notebooks/good.ipynb",
+        "[Binary file]",
+        "[Empty file]",
+        "SYMLINK: outside -> passwd",
+        "SYMLINK: up -> ..",
+        "Error processing notebook",
+        "level19.txt",
+        "FILE: other/local.txt",
+        "FILE: readme/inside.md",
+        "SYMLINK: src/link-to-dir -> lib",
+    ):
         assert present in text, present
-    for absent in ("FILE: drop.log", "FILE: sub/local.txt", "node_modules", "secret.txt", "bottom.txt",
-                   "level20.txt", "a-fifo", "root:", "FILE: src/tmp/t.txt", "pkg/mod.go", "tool.sh",
-                   "empty-dir"):  # fmt: skip
+    for absent in (
+        "FILE: drop.log",
+        "FILE: sub/local.txt",
+        "node_modules",
+        "secret.txt",
+        "bottom.txt",
+        "level20.txt",
+        "a-fifo",
+        "root:",
+        "FILE: src/tmp/t.txt",
+        "pkg/mod.go",
+        "tool.sh",
+        "empty-dir",
+    ):
         assert absent not in text, absent
     assert "FILE: Old.xcodeproj" in text and "FILE: docs/bin" in text and "App.xcworkspace" not in text
     if max_file_size == MAX:
@@ -129,13 +144,15 @@ def test_random_trees(tmp_path: Path, seed: int) -> None:
     for _ in range(rng.randint(20, 120)):
         parts = [rng.choice(names) for _ in range(rng.randint(1, 6))]
         kind = rng.random()
-        content: str | bytes = (
-            rng.randbytes(rng.randint(0, 3000)) if kind < 0.2 else "t\n" * rng.randint(0, 800)
-        )
+        content: str | bytes = rng.randbytes(rng.randint(0, 3000)) if kind < 0.2 else "t\n" * rng.randint(0, 800)
         files["/".join(parts) + rng.choice(["", ".py", ".md", ".bin"])] = content
     if rng.random() < 0.7:
-        files[".gitignore"] = "\n".join(rng.sample(["*.py", "!a.py", "lib/", "!lib/", "docs/*", "*.md", "!README*",
-                                                    "/a", "**/c.txt", "B"], 5)) + "\n"  # fmt: skip
+        files[".gitignore"] = (
+            "\n".join(
+                rng.sample(["*.py", "!a.py", "lib/", "!lib/", "docs/*", "*.md", "!README*", "/a", "**/c.txt", "B"], 5)
+            )
+            + "\n"
+        )
     path = tmp_path / f"r{seed}"
     # Paths that collide (a file where a folder is needed) are dropped by keeping the first of each prefix.
     kept: dict[str, str | bytes] = {}

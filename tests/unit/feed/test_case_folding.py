@@ -17,10 +17,20 @@ from xgov_digests.results.outputs import DigestMismatch, check_digests
 
 def entry(owner: str, name: str, pushed: str = "2026-01-01T00:00:00Z") -> dict:
     return {
-        "owner": owner, "name": name, "url": f"https://github.com/{owner}/{name}", "description": "", "archived": False,
-        "license": None, "stargazersCount": 0, "language": None, "forksCount": 0, "openIssuesCount": 0,
-        "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z", "pushedAt": pushed,
-    }  # fmt: skip
+        "owner": owner,
+        "name": name,
+        "url": f"https://github.com/{owner}/{name}",
+        "description": "",
+        "archived": False,
+        "license": None,
+        "stargazersCount": 0,
+        "language": None,
+        "forksCount": 0,
+        "openIssuesCount": 0,
+        "createdAt": "2024-01-01T00:00:00Z",
+        "updatedAt": "2024-01-01T00:00:00Z",
+        "pushedAt": pushed,
+    }
 
 
 def folders(snapshot) -> dict[str, set[str]]:
@@ -32,8 +42,16 @@ def folders(snapshot) -> dict[str, set[str]]:
 
 
 def test_one_spelling_per_owner_whatever_the_feed_order(caplog) -> None:
-    feed = [entry("Alphagov", "a"), entry("alphagov", "b"), entry("alphagov", "c"), entry("ukhomeoffice", "x"),
-            entry("UKHomeOffice", "y"), entry("UKHomeOffice", "z"), entry("Org", "p"), entry("org", "q")]  # fmt: skip
+    feed = [
+        entry("Alphagov", "a"),
+        entry("alphagov", "b"),
+        entry("alphagov", "c"),
+        entry("ukhomeoffice", "x"),
+        entry("UKHomeOffice", "y"),
+        entry("UKHomeOffice", "z"),
+        entry("Org", "p"),
+        entry("org", "q"),
+    ]
     results = []
     for order in itertools.islice(itertools.permutations(feed), 0, None, 997):  # 41 of the 40,320 orders
         caplog.clear()
@@ -58,8 +76,14 @@ def test_owners_that_agree_are_left_alone() -> None:
 
 
 def stats(rows: list[tuple[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame({"offset": [0] * len(rows), "status": ["ok"] * len(rows), "owner": [o for o, _ in rows],
-                         "name": [n for _, n in rows]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "offset": [0] * len(rows),
+            "status": ["ok"] * len(rows),
+            "owner": [o for o, _ in rows],
+            "name": [n for _, n in rows],
+        }
+    )
 
 
 def lay_out(root: Path, paths: list[str]) -> None:

@@ -152,15 +152,18 @@ def test_the_url_is_rebuilt_from_its_parts(url: str, canonical: str) -> None:
 
 def test_owner_and_name_must_agree_with_the_url(caplog) -> None:
     legit = entry("alphagov", "govuk-frontend", pushedAt="2024-01-01T00:00:00Z")
-    forged = entry("alphagov", "govuk-frontend", pushedAt="2030-01-01T00:00:00Z",
-                   url="https://github.com/attacker/govuk-frontend")  # fmt: skip
+    forged = entry(
+        "alphagov", "govuk-frontend", pushedAt="2030-01-01T00:00:00Z", url="https://github.com/attacker/govuk-frontend"
+    )
     for feed in ([legit, forged], [forged, legit]):
         snap = parse_feed(json.dumps(feed).encode())
         assert [r.url for r in snap.repos] == ["https://github.com/alphagov/govuk-frontend"]
         assert snap.dropped == 1
     reasons = [r.reason for r in caplog.records if r.getMessage() == "dropping feed entry"]
-    assert reasons[0] == "url https://github.com/… does not point to 'alphagov/govuk-frontend': its path disagrees " \
-        "with owner/name"  # fmt: skip
+    assert (
+        reasons[0] == "url https://github.com/… does not point to 'alphagov/govuk-frontend': its path disagrees "
+        "with owner/name"
+    )
 
 
 @pytest.mark.parametrize(
@@ -239,8 +242,14 @@ def test_names_must_match_whole() -> None:
 
 
 def test_dvc_special_names_are_dropped() -> None:
-    special = [entry(".git", "a"), entry(".HG", "b"), entry(".dvc", "c"), entry(".dvcignore", "d"),
-               entry("o", ".git"), entry("o", ".DVCignore")]  # fmt: skip
+    special = [
+        entry(".git", "a"),
+        entry(".HG", "b"),
+        entry(".dvc", "c"),
+        entry(".dvcignore", "d"),
+        entry("o", ".git"),
+        entry("o", ".DVCignore"),
+    ]
     snap = parse_feed(json.dumps([*special, entry(".github", ".github")]).encode())
     assert [(r.owner, r.name) for r in snap.repos] == [(".github", ".github")] and snap.dropped == 6
 
@@ -264,9 +273,26 @@ def test_clone_retries_are_full_jitter_too() -> None:
     assert min(waits) < 0.1 and max(waits) > 0.9 and len({round(w, 6) for w in waits}) > 590
 
 
-HOSTILE_TOKENS = [b"NaN", b"-Infinity", b"1e999", b"9" * 5000, b'"\\ud83d"', b'"\\udfff"', b"[" * 3000, b"{",
-                  b'"https://[::1/o/r"', '"github.com\u2100evil.com"'.encode(), b"\xff", b"\x00", b"null", b'"x\\n"',
-                  b'"2024\\nCommit: 0"', b"-0", b"1.5e308", b'{"a":' * 50]  # fmt: skip
+HOSTILE_TOKENS = [
+    b"NaN",
+    b"-Infinity",
+    b"1e999",
+    b"9" * 5000,
+    b'"\\ud83d"',
+    b'"\\udfff"',
+    b"[" * 3000,
+    b"{",
+    b'"https://[::1/o/r"',
+    '"github.com\u2100evil.com"'.encode(),
+    b"\xff",
+    b"\x00",
+    b"null",
+    b'"x\\n"',
+    b'"2024\\nCommit: 0"',
+    b"-0",
+    b"1.5e308",
+    b'{"a":' * 50,
+]
 
 
 def test_no_body_crashes_parse_feed() -> None:

@@ -61,9 +61,15 @@ def test_two_clonable_entries_latest_push_then_url_order(caplog) -> None:
 
 
 def test_same_url_spellings_are_one_repo() -> None:
-    spellings = [entry("alphagov", "router", u) for u in (
-        "https://github.com/alphagov/router/", "https://github.com/alphagov/router.git",
-        "https://GitHub.com/alphagov/router", "https://github.com/alphagov/router.git/")]  # fmt: skip
+    spellings = [
+        entry("alphagov", "router", u)
+        for u in (
+            "https://github.com/alphagov/router/",
+            "https://github.com/alphagov/router.git",
+            "https://GitHub.com/alphagov/router",
+            "https://github.com/alphagov/router.git/",
+        )
+    ]
     got = snap([*spellings, REAL])
     assert [r.url for r in got.repos] == [REAL["url"]] and got.duplicates == 4
 

@@ -67,7 +67,8 @@ def test_manifest_ignores_everything_but_url_owner_name_pushed_at() -> None:
     changed[3]["pushedAt"] = "2025-01-01T00:00:00Z"  # r3 is at index 13 in sorted order -> shard 3 only
     a, b = parse_feed(json.dumps(feed).encode()).repos, parse_feed(json.dumps(changed).encode()).repos
     differs = [  # a test of the index rule: the pushedAt change reaches only the shard at that index
-        k for k in range(10)
+        k
+        for k in range(10)
         if render(10, k, "index", select(a, 10, k, "index")) != render(10, k, "index", select(b, 10, k, "index"))
     ]
     assert differs == [3]

@@ -17,15 +17,27 @@ def rows() -> pd.DataFrame:
     def row(name: str, offset: int, status: str, **kw) -> Row:
         return Row(f"https://github.com/o/{name}", "o", name, offset, 12, None, status=status, **kw)
 
-    return to_frame([
-        row("a", 0, "ok", digest_bytes=2048, clone_s=1.0, digest_s=0.1, total_s=1.2),
-        row("b", 0, "cached", digest_bytes=4096),
-        row("c", 11, "failed", error="clone failed after 3 attempts: https://github.com/o/c: timed out after 300 s",
-            failure_kind="transient"),
-        row("d", 11, "failed", error="clone failed after 3 attempts: https://github.com/o/d: timed out after 12 s",
-            failure_kind="transient"),
-        row("e", 11, "failed", error="URL not allowed: host gitlab.com", failure_kind="permanent"),
-    ])  # fmt: skip
+    return to_frame(
+        [
+            row("a", 0, "ok", digest_bytes=2048, clone_s=1.0, digest_s=0.1, total_s=1.2),
+            row("b", 0, "cached", digest_bytes=4096),
+            row(
+                "c",
+                11,
+                "failed",
+                error="clone failed after 3 attempts: https://github.com/o/c: timed out after 300 s",
+                failure_kind="transient",
+            ),
+            row(
+                "d",
+                11,
+                "failed",
+                error="clone failed after 3 attempts: https://github.com/o/d: timed out after 12 s",
+                failure_kind="transient",
+            ),
+            row("e", 11, "failed", error="URL not allowed: host gitlab.com", failure_kind="permanent"),
+        ]
+    )
 
 
 def test_shard_table_sorts_as_numbers_and_keeps_wall_time() -> None:

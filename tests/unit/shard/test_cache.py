@@ -49,9 +49,15 @@ FORGED = Entry(b"Repository: alphagov/router\nplanted\n", "0" * 40, 1, False)
 def s3_cache(endpoint: str, bucket: str, secret: bytes | None = SECRET, fp: str = "fp") -> DigestCache:
     import boto3
 
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **{
-        "aws_access_key_id": LocalS3.env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": LocalS3.env["AWS_SECRET_ACCESS_KEY"]})  # fmt: skip
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        **{
+            "aws_access_key_id": LocalS3.env["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": LocalS3.env["AWS_SECRET_ACCESS_KEY"],
+        },
+    )
     url = f"s3://{bucket}/cache"
     return DigestCache(url, fp, _S3Store(url, client), deadline=30, secret=secret)
 
@@ -198,8 +204,14 @@ def test_drop_one_repos_entry_or_the_whole_cache(proxied, tmp_path: Path, monkey
 
 
 def shard(project: Path, feed: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed",
-                           str(feed)], cwd=project, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "stages.shard", "--batch-size", "1", "--offset", "0", "--feed", str(feed)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def statuses(project: Path) -> dict[str, str]:
@@ -253,8 +265,9 @@ def test_shards_reject_forged_and_rolled_back_entries(tmp_path: Path, s3_server:
     write_feed(feed, entries)
     newer = Repo(head["url"], head["owner"], head["name"], "2025-06-01T00:00:00Z")
     new_key = cache_key(newer, head["fingerprint"])
-    client.copy_object(Bucket=bucket, Key=f"cache/{new_key[:2]}/{new_key}.digest",
-                       CopySource={"Bucket": bucket, "Key": key})  # fmt: skip
+    client.copy_object(
+        Bucket=bucket, Key=f"cache/{new_key[:2]}/{new_key}.digest", CopySource={"Bucket": bucket, "Key": key}
+    )
     out = shard(project, feed, env)
     assert out.returncode == 0, out.stderr
     assert statuses(project)["project-002"] == "ok" and "rollback" in out.stderr

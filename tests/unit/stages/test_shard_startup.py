@@ -54,9 +54,25 @@ def test_stats_written_without_pandas_read_back_with_the_schema(tmp_path: Path) 
     """write_stats builds the table with pyarrow: read_stats gives the dtypes pandas' own writer gave."""
     from xgov_digests.schemas.stats import DTYPES, Row, to_frame, wall_seconds, write_stats
 
-    rows = [Row("https://github.com/b/x", "b", "x", 0, 2, None, error="gone", failure_kind="permanent"),
-            Row("https://github.com/A/y", "A", "y", 0, 2, "2024-01-01T00:00:00Z", status="ok", commit="c" * 40,
-                files=3, digest_bytes=10, truncated=True, clone_s=0.5, digest_s=0.01, total_s=0.6)]  # fmt: skip
+    rows = [
+        Row("https://github.com/b/x", "b", "x", 0, 2, None, error="gone", failure_kind="permanent"),
+        Row(
+            "https://github.com/A/y",
+            "A",
+            "y",
+            0,
+            2,
+            "2024-01-01T00:00:00Z",
+            status="ok",
+            commit="c" * 40,
+            files=3,
+            digest_bytes=10,
+            truncated=True,
+            clone_s=0.5,
+            digest_s=0.01,
+            total_s=0.6,
+        ),
+    ]
     path = tmp_path / "s.parquet"
     write_stats(path, rows, wall_s=1.25)
     frame = read_stats(path)
