@@ -259,6 +259,43 @@ def test_dockerignore_keeps_local_state_out() -> None:
     }
 
 
+LOCAL_STATE = [".venv", ".cache", "dvc-remote", "demo-workspace", "dvc_plots", "bench/work"]
+
+
+def tracked_link_problems(root: Path) -> list[str]:
+    """Tracked symbolic links a fresh clone cannot use (an absolute target, or one outside the checkout), and local
+    state git would add: each such path must be ignored as a folder or as a link (a `/.venv/` pattern misses a
+    `.venv` that is a link to another checkout's venv, and a clone then holds that dangling link)."""
+    listing = subprocess.run(["git", "ls-files", "-s"], cwd=root, capture_output=True, text=True, check=True).stdout
+    problems = []
+    for line in listing.splitlines():
+        mode, _, _, path = line.split(maxsplit=3)
+        if mode == "120000":
+            target = os.readlink(root / path) if (root / path).is_symlink() else ""
+            inside = (root / path).parent.joinpath(target).resolve().is_relative_to(root.resolve())
+            if not target or os.path.isabs(target) or not inside:
+                problems.append(f"{path}: a tracked link to {target or '?'}, outside the checkout")
+    for path in LOCAL_STATE:
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=root, check=False)
+        if ignored.returncode != 0:
+            problems.append(f"{path}: not ignored when it is a link (.gitignore)")
+    return problems
+
+
+def test_a_clone_holds_no_link_out_of_it_and_local_state_is_ignored() -> None:
+    assert not tracked_link_problems(ROOT)
+
+
+def test_the_link_check_can_fail(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("/.venv/\n")
+    (tmp_path / "venv-link").symlink_to("/elsewhere/.venv")
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    problems = tracked_link_problems(tmp_path)
+    assert "venv-link: a tracked link to /elsewhere/.venv, outside the checkout" in problems
+    assert ".venv: not ignored when it is a link (.gitignore)" in problems
+
+
 def test_shipped_code_imports_no_test_or_bench_code() -> None:
     """The image and the installed package hold stages/ and xgov_digests/ only: neither may import tests, bench
     or scripts (their fixtures need the test extras or a source checkout)."""
