@@ -60,6 +60,7 @@ def test_first_publish_uploads_every_digest_with_metadata(site: Site) -> None:
             "pushedAt": r.pushed_at,
             "url": r.url,
             "bytes": len(r.text().encode()),
+            "tokens": r.tokens,
             "etag": listing[r.key][0].strip('"'),
         }
         for r in repos
@@ -136,6 +137,29 @@ def test_second_publish_uploads_nothing_and_one_change_uploads_one(site: Site) -
     head = site.s3.client().head_object(Bucket=site.bucket, Key=changed.key)
     assert head["Metadata"]["commit"] == changed.commit and head["Metadata"]["pushed-at"] == changed.pushed_at
     assert site.index()[changed.key]["sha256"] == hashlib.sha256(changed.text().encode()).hexdigest()
+
+
+def test_an_index_without_token_counts_gains_them_with_no_upload(site: Site) -> None:
+    """An index published before entries carried tokens (or counted with another encoding): the next publish
+    rewrites the index alone; the objects, whose bytes did not change, are not uploaded again."""
+    repos = site.add(6)
+    site.write()
+    site.publish()
+    before = site.listing()
+    old = {k: {f: v for f, v in e.items() if f != "tokens"} for k, e in site.index().items()}
+    old[repos[0].key]["tokens"] = 7  # a count made with another encoding
+    site.s3.client().put_object(
+        Bucket=site.bucket, Key="summaries/_index.json", Body=(json.dumps(old, sort_keys=True) + "\n").encode()
+    )
+
+    result = site.publish()
+    s = summary(result)
+    assert (s["uploaded"], s["unchanged"], s["index"]) == ("0", "6", "written")
+    assert puts(site.s3.proxy.take(), site.bucket) == ["summaries/_index.json"]
+    assert {k: v for k, v in site.listing().items() if k != "summaries/_index.json"} == {
+        k: v for k, v in before.items() if k != "summaries/_index.json"
+    }
+    assert {k: e["tokens"] for k, e in site.index().items()} == {r.key: r.tokens for r in repos}
 
 
 def test_prune_removes_only_dropped_repos(site: Site) -> None:

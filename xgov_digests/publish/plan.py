@@ -75,6 +75,7 @@ class LocalDigest:
     url: str
     commit: str | None
     pushed_at: str | None
+    tokens: int = 0  # its token count in ingest.token_encoding (0: not counted, left out of the entry)
     sha256: str = ""
     size: int = 0
 
@@ -87,6 +88,8 @@ class LocalDigest:
             "url": self.url,
             "bytes": self.size,
         }
+        if self.tokens:
+            out["tokens"] = self.tokens
         if etag is not None:
             out["etag"] = etag
         return out
@@ -210,7 +213,7 @@ def read_workspace(
     if not stats.exists():
         raise PublishError(f"{stats} not found: run 'dvc repro' (or 'dvc pull') first")
     try:
-        rows = read_rows(stats, [*KEYS, "commit", "pushed_at"], required=KEYS)
+        rows = read_rows(stats, [*KEYS, "commit", "pushed_at", "tokens"], required=KEYS)
     except (ValueError, OSError) as exc:
         raise PublishError(f"{stats}: {exc}") from exc
     digests: list[LocalDigest] = []
@@ -230,7 +233,11 @@ def read_workspace(
         if not path.is_file():
             missing.append(str(path))
             continue
-        digests.append(LocalDigest(key, path, str(row["url"]), _text(row["commit"]), _text(row["pushed_at"])))
+        digests.append(
+            LocalDigest(
+                key, path, str(row["url"]), _text(row["commit"]), _text(row["pushed_at"]), int(row["tokens"] or 0)
+            )
+        )
     if missing:
         raise PublishError(
             f"{len(missing)} digest(s) of {stats} are not in the workspace, e.g. {missing[0]}: "
@@ -265,10 +272,16 @@ def in_bucket(entry: dict[str, Any], obj: Listed | None) -> bool:
     return obj is not None and obj.size == entry.get("bytes") and obj.etag == entry.get("etag")
 
 
+# What an entry says of the object's bytes and their header: a change in one of these is a new upload. The rest
+# (etag, tokens) describe the object without being in it: an index entry that lacks tokens, or counted them with
+# another encoding, is brought up to date in the index alone, with no upload.
+OBJECT_FIELDS = ("sha256", "commit", "pushedAt", "url", "bytes")
+
+
 def _why(entry: dict[str, Any] | None, want: dict[str, Any], obj: Listed | None) -> str | None:
     if entry is None:
         return "new"
-    if {k: v for k, v in entry.items() if k != "etag"} != want:
+    if any(entry.get(k) != want.get(k) for k in OBJECT_FIELDS):
         return "changed"
     if obj is None:
         return "missing from the bucket"
@@ -285,7 +298,7 @@ def make_plan(ws: WorkspaceDigests, old: dict[str, dict[str, Any]], listed: dict
     for d in ws.digests:
         why = _why(old.get(d.key), d.entry(), listed.get(d.key))
         if why is None:
-            index[d.key] = old[d.key]
+            index[d.key] = d.entry(old[d.key].get("etag"))  # the object's record as it was, today's token count
         else:
             upload.append(d)
             reasons[d.key] = why
