@@ -26,7 +26,7 @@ help:
 	@echo "make -j 10 repro    what dvc repro -j 10 would be: ten shards at once (xgov-digests repro -j 10) / make repro"
 	@echo "make run LIMIT=N / make -j 10 run   set feed.limit, repro, stage for git, dvc push, publish to r2"
 	@echo "make retry / make shards N=20 / make plots (REV=HEAD~1) / make publish (PRUNE=1|auto, FORCE=1, DRY_RUN=1)"
-	@echo "make push / make pull / make check-remote   (REMOTE=name for another remote than the default)"
+	@echo "make push / make pull / make check-remote   (REMOTE=name for another remote than the default; VERIFY=1: hash objects)"
 	@echo "make fetch-publish / make worker OFFSET=K / make collect (ALLOW_LOCAL=1)   scale-out (docs/scale-out.md)"
 	@echo "make r2 R2_ACCOUNT_ID=... R2_BUCKET=...   point the 'r2' remote at your bucket, as the default"
 	@echo "make lint / make bench-quick / make bench / make clean (removes demo-workspace/ and dvc_plots/)"
@@ -84,6 +84,7 @@ XD = @$(BIN)/xgov-digests
 JOBS = $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS)))
 J = $(if $(JOBS),-j $(JOBS))
 R = $(if $(REMOTE),-r $(REMOTE))
+V = $(if $(VERIFY),--verify $(VERIFY))
 repro: install
 	$(XD) repro $(J)
 run: install
@@ -97,11 +98,11 @@ publish: install
 plots: $(VENV)/.installed-plots
 	$(XD) plots $(if $(REV),--rev $(REV)) --out dvc_plots
 push: install
-	$(XD) push $(R)
+	$(XD) push $(R) $(V)
 pull: install
 	$(XD) pull $(R)
 check-remote: install
-	$(XD) check-remote $(R)
+	$(XD) check-remote $(R) $(V)
 fetch-publish: install
 	$(XD) fetch-publish $(R)
 worker: install

@@ -8,15 +8,20 @@ entry whose objects are not on the remote, named so that DVC would pick it.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import write_feed
+from tests.conftest import Workspace, write_feed
 from tests.fixtures.locals3 import LocalS3
-from tests.fixtures.scaleout import DVC_GIT_FILES, committed_files, machine, make
+from tests.fixtures.scaleout import DVC_GIT_FILES, VENV, committed_files, machine, make, make_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -74,14 +79,37 @@ def test_fresh_coordinator_sees_unchanged_restored_and_missing_shards(
     assert "shard@" not in status and "aggregate" not in status
 
 
+def killed_once_held(ws: Workspace, cmd: list[str], proxy, log: Path, landed=lambda: True) -> None:
+    """Start ``cmd`` in its own process group and ``kill -9`` the group once the proxy holds one of its uploads and
+    ``landed()`` holds (the worst moment), then let the held requests go."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ws.path, env=ws.env, stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while not (proxy.held and landed()):
+            assert proc.poll() is None, f"finished before an upload was held: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proxy.release.set()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("how", ["refused", "killed"])
 def test_a_real_push_stopped_after_its_run_cache_entry(
     three_machines,
     s3_server: LocalS3,
     tmp_path: Path,  # noqa: F811 - the fixture
+    how: str,
 ) -> None:
-    """Worker B's real ``dvc push --run-cache`` has its data uploads refused (a token losing access, a network cut),
-    after DVC sent the run-cache entry: the entry is on the remote, its stats object is not. Worker A's complete entry
-    for the same shard is restored beside it, and B's is named."""
+    """Worker B's real ``dvc push --run-cache`` stops after DVC sent the run-cache entry and before its data: its data
+    uploads refused (a token losing access, a network cut), or the push ``kill -9``-ed while its first data upload is
+    in flight (a CI timeout, a pre-empted runner). The entry is on the remote, its stats object is not. Worker A's
+    complete entry for the same shard is restored beside it, and B's is named. The worker's own push, stopped the
+    same way, leaves no entry."""
     from tests.fixtures.s3proxy import S3Proxy
 
     origin, bucket, machines, feed, entries = three_machines
@@ -92,25 +120,40 @@ def test_a_real_push_stopped_after_its_run_cache_entry(
     make(a, "worker", "OFFSET=0")
     complete = set(s3_server.objects(bucket, "dvc/runs/"))
     assert len(complete) == 1
+    files = set(s3_server.objects(bucket, "dvc/files/"))
+
+    def entry_landed() -> bool:
+        return bool(set(s3_server.objects(bucket, "dvc/runs/")) - complete)
 
     proxy = S3Proxy(s3_server.server.get_host_and_port())
+    data = f"/{bucket}/dvc/files/"  # data uploads; run-cache entries and the digest cache pass
     try:
         b.git("pull", "-q")
         b.dvc("remote", "modify", "--local", "r2", "endpointurl", proxy.endpoint)
-        proxy.deny = f"/{bucket}/dvc/files/"  # data uploads refused; run-cache entries and the digest cache pass
-        failed = make(b, "worker", "OFFSET=0", check=False)
-        assert failed.returncode != 0, failed.stdout
+        if how == "refused":
+            proxy.deny = data
+            failed = make(b, "worker", "OFFSET=0", check=False)
+            assert failed.returncode != 0, failed.stdout
+        else:
+            proxy.hold = data
+            killed_once_held(b, make_cmd("worker", "OFFSET=0"), proxy, tmp_path / "worker-b.log")
         # the worker pushes a shard's data before its run-cache entry: a push stopped in between leaves no entry
         assert set(s3_server.objects(bucket, "dvc/runs/")) == complete
         # DVC's own 'dvc push --run-cache' (a hand push, an older worker) sends the entry first: it dangles
-        pushed = b.dvc("push", "--run-cache", "shard@0", check=False)
-        assert pushed.returncode != 0, pushed.stdout
+        if how == "refused":
+            pushed = b.dvc("push", "--run-cache", "shard@0", check=False)
+            assert pushed.returncode != 0, pushed.stdout
+        else:
+            proxy.reset()
+            proxy.hold = data
+            push = [str(VENV / "bin" / "dvc"), "push", "--run-cache", "shard@0"]
+            killed_once_held(b, push, proxy, tmp_path / "push-b.log", landed=entry_landed)
     finally:
         proxy.stop()
     dangling = set(s3_server.objects(bucket, "dvc/runs/")) - complete
     assert len(dangling) == 1, "DVC sent no run-cache entry before the data: nothing dangling to test"
     entry = dangling.pop()
-
+    assert set(s3_server.objects(bucket, "dvc/files/")) == files  # none of B's data arrived
     fresh, _ = machine(tmp_path, "fresh", tmp_path / "hub.git", origin.env)
     out = make(fresh, "collect", "ALLOW_LOCAL=1")
     text = out.stdout + out.stderr

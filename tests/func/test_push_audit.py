@@ -145,6 +145,7 @@ def test_verify_finds_an_object_whose_bytes_differ_and_repair_restores_it(
     checked = ws.run(command, "check-remote", "--verify", "1", check=False)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert "corrupt 1" in checked.stdout and relpath in checked.stderr and "corrupt there" in checked.stderr
+    assert "'xgov-digests push --verify 1'" in checked.stderr  # a plain push takes the object for present
     bad = ws.run(command, "check-remote", "--verify", "5", check=False)
     assert bad.returncode == 2 and "'5' is not a share between 0 and 1" in bad.stderr
     full = verify(ws, 1.0)
@@ -158,6 +159,14 @@ def test_verify_finds_an_object_whose_bytes_differ_and_repair_restores_it(
     assert repaired["repaired"] == [md5] and repaired["still_missing"] == []
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     assert verify(ws, 1.0)["corrupt"] == []
+    # the advice works: 'make push' alone leaves a forged object (DVC and the listing see it present), VERIFY=1 heals
+    client.put_object(Bucket=bucket, Key=key, Body=forged)
+    assert "re-uploaded 0" in make(ws, "push").stdout
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == forged
+    healed = make(ws, "push", "VERIFY=1")
+    assert "re-uploaded 1" in healed.stdout and "corrupt 1" in healed.stdout, healed.stdout
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    assert make(ws, "check-remote", "VERIFY=1").returncode == 0
 
     clone = Workspace(tmp_path / "clone", ws.env)
     ws.run("git", "clone", "-q", str(ws.path), str(clone.path))

@@ -292,6 +292,8 @@ def check_remote(remote: str | None, timeout: float, repair: bool = False, verif
             else "missing from the remote or corrupt there (their bytes do not match their hash)"
         )
         fix = "run 'make push' to re-upload them"
+        if corrupt & set(result.still_missing):  # present to 'dvc push' and to a listing: only a verifying push
+            fix = "run 'xgov-digests push --verify 1' to upload them again from the local DVC cache"
         if repair:
             fix = (
                 "the local DVC cache does not hold them either: run 'dvc repro --force' of the stages named where "
