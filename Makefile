@@ -14,7 +14,6 @@ endif
 ifneq ($(R2_SECRET_ACCESS_KEY),)
 export AWS_SECRET_ACCESS_KEY ?= $(R2_SECRET_ACCESS_KEY)
 endif
-R2_PREFIX ?= dvc
 .PHONY: help install lock lint format test test-fast repro run push pull r2 retry demo publish bench bench-quick clean plots \
  shards check-remote fetch-publish worker collect
 help:
@@ -118,4 +117,4 @@ bench-quick: $(VENV)/.installed-bench
 clean:
 	rm -rf demo-workspace dvc_plots
 r2: install
-	$(XD) r2 --account-id "$(R2_ACCOUNT_ID)" --bucket "$(R2_BUCKET)" --prefix "$(R2_PREFIX)" --endpoint "$(R2_ENDPOINT)"
+	$(XD) r2 --account-id "$(R2_ACCOUNT_ID)" --bucket "$(R2_BUCKET)" --prefix "$(or $(R2_PREFIX),dvc)" --endpoint "$(R2_ENDPOINT)"
