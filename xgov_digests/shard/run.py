@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,7 +91,10 @@ class ShardRun:
                 write_atomic(out, entry.data)
                 row.status, row.commit, row.files, row.truncated = "cached", entry.commit, entry.files, entry.truncated
                 row.digest_bytes, row.walk_limit, row.warnings = len(entry.data), entry.walk_limit, entry.warnings
-                row.tokens = entry.tokens.get(s.token_encoding) or count_tokens(entry.data, s.token_encoding)
+                row.tokens = entry.tokens.get(s.token_encoding, 0)
+                if not row.tokens:  # an entry written before it kept this encoding's count: count once, keep it
+                    row.tokens = count_tokens(entry.data, s.token_encoding)
+                    self.cache.put(repo, replace(entry, tokens={**entry.tokens, s.token_encoding: row.tokens}))
                 row.sha256 = hashlib.sha256(entry.data).hexdigest()
                 return row
             pool = self._digest_pool()

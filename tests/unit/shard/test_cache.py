@@ -271,3 +271,46 @@ def test_shards_reject_forged_and_rolled_back_entries(tmp_path: Path, s3_server:
     out = shard(project, feed, env)
     assert out.returncode == 0, out.stderr
     assert statuses(project)["project-002"] == "ok" and "rollback" in out.stderr
+
+
+@pytest.mark.slow
+def test_a_hit_without_its_token_count_is_counted_once_and_the_count_kept(tmp_path: Path) -> None:
+    """An entry written before entries kept their count (or with another encoding's only): the hit is counted, and
+    the count is written back, so the nights after read it instead of counting every cached digest again."""
+    from dataclasses import replace
+
+    from xgov_digests.core.params import load_params
+    from xgov_digests.shard.cache import fingerprint
+
+    entries = build_corpus(tmp_path / "corpus", 2)
+    feed = write_feed(tmp_path / "feed.json", entries)
+    project = tmp_path / "p"
+    project.mkdir()
+    text = (Path(__file__).resolve().parents[3] / "params.yaml").read_text()
+    (project / "params.yaml").write_text(text.replace("allow_file_urls: false", "allow_file_urls: true"))
+    env = run_env()
+    assert shard(project, feed, env).returncode == 0
+    first = pd.read_parquet(project / "data/stats/shard-0.parquet")
+    counted = dict(zip(first["name"], first["tokens"], strict=True))
+    assert all(counted.values())
+
+    fp = fingerprint(load_params(project / "params.yaml").ingest)
+    files = sorted((project / ".cache/digests").rglob("*.digest"))
+    assert len(files) == 2
+    for path in files:  # each entry as an older writer left it: no count, or only another encoding's
+        head = json.loads(path.read_bytes().split(b"\n")[0])
+        repo = Repo(head["url"], head["owner"], head["name"], head["pushedAt"])
+        entry = decode_entry(path.read_bytes(), repo, fp, SECRET)  # signed: the tests' environment sets the secret
+        older = {} if head["name"].endswith("0") else {"cl100k_base": 5}
+        path.write_bytes(encode_entry(replace(entry, tokens=older), repo, fp, SECRET))
+
+    assert shard(project, feed, env).returncode == 0
+    frame = pd.read_parquet(project / "data/stats/shard-0.parquet")
+    assert set(frame["status"]) == {"cached"}
+    assert dict(zip(frame["name"], frame["tokens"], strict=True)) == counted  # counted again, the same
+    for path in files:
+        head = json.loads(path.read_bytes().split(b"\n")[0])
+        repo = Repo(head["url"], head["owner"], head["name"], head["pushedAt"])
+        kept = decode_entry(path.read_bytes(), repo, fp, SECRET).tokens
+        assert kept["o200k_base"] == counted[head["name"]]  # written back
+        assert kept.get("cl100k_base") == (None if head["name"].endswith("0") else 5)  # the other count kept
