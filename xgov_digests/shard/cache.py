@@ -61,6 +61,7 @@ class Entry:
     walk_limit: str | None = None
     warnings: str | None = None
     tokens: dict[str, int] = field(default_factory=dict)  # encoding -> the digest's token count (a hit skips counting)
+    sha256: str = field(default="", compare=False)  # of data: set by decode_entry, which checked it against the bytes
 
 
 class CacheUnavailable(XgovError, RuntimeError):
@@ -163,7 +164,8 @@ def decode_entry(blob: bytes, repo: Repo | None = None, fp: str | None = None, s
             raise Unauthentic(f"entry is not signed (the shared cache needs {SECRET_ENV} on every writer)")
         if not hmac.compare_digest(mac, _mac(secret, head)):
             raise Unauthentic(f"entry's signature does not verify: forged, or written under another {SECRET_ENV}")
-    if len(data) != _field(head, "size", int) or hashlib.sha256(data).hexdigest() != _field(head, "sha256", str):
+    sha256 = hashlib.sha256(data).hexdigest()
+    if len(data) != _field(head, "size", int) or sha256 != _field(head, "sha256", str):
         raise ValueError("checksum mismatch")
     if repo is not None:
         found = (head.get("url"), head.get("owner"), head.get("name"))
@@ -190,6 +192,7 @@ def decode_entry(blob: bytes, repo: Repo | None = None, fp: str | None = None, s
         walk_limit,
         warnings,
         tokens,
+        sha256,
     )
 
 

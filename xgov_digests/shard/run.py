@@ -95,7 +95,7 @@ class ShardRun:
                 if not row.tokens:  # an entry written before it kept this encoding's count: count once, keep it
                     row.tokens = count_tokens(entry.data, s.token_encoding)
                     self.cache.put(repo, replace(entry, tokens={**entry.tokens, s.token_encoding: row.tokens}))
-                row.sha256 = hashlib.sha256(entry.data).hexdigest()
+                row.sha256 = entry.sha256 or hashlib.sha256(entry.data).hexdigest()  # decode checked it: not again
                 return row
             pool = self._digest_pool()
             from xgov_digests.clone.strategy import clone_repo, digest_cut
