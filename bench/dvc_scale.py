@@ -81,9 +81,11 @@ def _filler(rng: random.Random, size: int) -> bytes:
 
 
 def prefill(ws: Path, feed: Path, cache_dir: Path, seed: int, kinds: dict[str, str], log: Any) -> dict[str, Any]:
-    """One valid cache entry per repo of the feed, through ``DigestCache.put``: what a finished night leaves."""
+    """One valid cache entry per repo of the feed, through ``DigestCache.put``: what a finished night leaves, its
+    token count included (a night after a first counted one counts only the repos it clones)."""
     from xgov_digests.core.params import load_params
     from xgov_digests.digest.format import Header, render_header, truncate
+    from xgov_digests.digest.tokens import count_tokens
     from xgov_digests.feed.snapshot import parse_feed
     from xgov_digests.shard.cache import DigestCache, Entry, fingerprint
 
@@ -107,11 +109,12 @@ def prefill(ws: Path, feed: Path, cache_dir: Path, seed: int, kinds: dict[str, s
         data = (head + "\n" + tree + section).encode()
         data += block[: max(0, min(size, cap + 1) - len(data))]
         data, truncated = truncate(data, cap)
-        cache.put(repo, Entry(data, commit, files, truncated))
+        tokens = {params.ingest.token_encoding: count_tokens(data, params.ingest.token_encoding)}
+        cache.put(repo, Entry(data, commit, files, truncated, tokens=tokens))
         return len(data), truncated
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(4) as pool:  # sha256 and file writes release the GIL
+    with ThreadPoolExecutor(4) as pool:  # sha256, the token count and file writes release the GIL
         done = list(pool.map(entry, range(len(repos))))
     took = time.perf_counter() - start
     total = sum(n for n, _ in done)

@@ -12,6 +12,7 @@ python -m bench scale --entries 21000          # fetch, dry-runs, aggregate, the
 python -m bench dvc-scale --entries 21000      # dvc repro / dvc status on a workspace of 21,000 cached digests
 python -m bench parallel --repos 40 --lock-repetitions 5   # dvc repro vs make -j 10 repro, -j x workers budget
 python -m bench clones --repos 40 --link 20e6   # bytes and wall: baseline, clone_filter off and auto
+python -m bench tokens --repos 40 --rounds 6    # a shard with the token count against without it, alternating
 python -m bench corpus OUT --repos 200 --seed 7
 python -m bench serve ROOT --latency 0.1     # the git server alone, for poking at it with git clone
 
@@ -490,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     kl.add_argument("--max-delay", type=float, default=0.0, help="cut within this many seconds (0: a whole run)")
     ra = sub.add_parser("remote-audit", help="the push audit at N digests on moto (LIST pages of 1,000)")
     ra.add_argument("--entries", type=int, default=21_000)
+    tk = sub.add_parser("tokens", help="a shard's wall with the token count against without it, alternating")
+    tk.add_argument("--repos", type=int, default=40)
+    tk.add_argument("--rounds", type=int, default=6)
+    tk.add_argument("--workers", type=int, default=8)
+    tk.add_argument("--latency", type=float, default=0.1)
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["floor", *argv]  # python -m bench [options]: the floor suite
@@ -504,6 +510,23 @@ def main(argv: list[str] | None = None) -> int:
         save("remote-audit", result)
         print(json.dumps(result["remote_audit"], indent=1))
         return 0 if all(result["remote_audit"]["checks"].values()) else 1
+    if args.command == "tokens":
+        from bench import tokens
+
+        result = {
+            "machine": measure.machine(),
+            "tokens": tokens.run(
+                WORK / "tokens",
+                repos=args.repos,
+                rounds=args.rounds,
+                workers=args.workers,
+                latency=args.latency,
+                log=log,
+            ),
+        }
+        save("tokens", result)
+        print(json.dumps({k: v for k, v in result["tokens"].items() if k != "runs"}, indent=1))
+        return 0 if all(result["tokens"]["checks"].values()) else 1
     if args.command == "killloop":
         from bench import killloop
 
