@@ -71,6 +71,14 @@ def save(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def report(name: str, key: str, machine: dict[str, Any], figures: dict[str, Any], passed: bool, hide: str = "") -> int:
+    """Save a one-part suite's run as ``results/<name>.json`` (the machine as it was at the start), print its figures
+    (without the long ``hide`` list), and the exit status: 0 when its checks passed."""
+    save(name, {"machine": machine, key: figures})
+    print(json.dumps({k: v for k, v in figures.items() if k != hide}, indent=1))
+    return 0 if passed else 1
+
+
 def targets(result: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     tp = result.get("throughput")
@@ -503,48 +511,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "remote-audit":
         from bench import remote_audit
 
-        result = {
-            "machine": measure.machine(),
-            "remote_audit": remote_audit.run(WORK / "remote-audit", entries=args.entries, log=log),
-        }
-        save("remote-audit", result)
-        print(json.dumps(result["remote_audit"], indent=1))
-        return 0 if all(result["remote_audit"]["checks"].values()) else 1
+        machine = measure.machine()
+        figures = remote_audit.run(WORK / "remote-audit", entries=args.entries, log=log)
+        return report("remote-audit", "remote_audit", machine, figures, all(figures["checks"].values()))
     if args.command == "tokens":
         from bench import tokens
 
-        result = {
-            "machine": measure.machine(),
-            "tokens": tokens.run(
-                WORK / "tokens",
-                repos=args.repos,
-                rounds=args.rounds,
-                workers=args.workers,
-                latency=args.latency,
-                log=log,
-            ),
-        }
-        save("tokens", result)
-        print(json.dumps({k: v for k, v in result["tokens"].items() if k != "runs"}, indent=1))
-        return 0 if all(result["tokens"]["checks"].values()) else 1
+        machine = measure.machine()
+        figures = tokens.run(
+            WORK / "tokens", repos=args.repos, rounds=args.rounds, workers=args.workers, latency=args.latency, log=log
+        )
+        return report("tokens", "tokens", machine, figures, all(figures["checks"].values()), hide="runs")
     if args.command == "killloop":
         from bench import killloop
 
-        result = {
-            "machine": measure.machine(),
-            "killloop": killloop.run(
-                WORK / "killloop",
-                cuts=args.cuts,
-                repos=args.repos,
-                seed=args.seed,
-                full_every=args.full_every,
-                log=log,
-                max_delay=args.max_delay,
-            ),
-        }
-        save("killloop", result)
-        print(json.dumps({k: v for k, v in result["killloop"].items() if k != "delays_s"}, indent=1))
-        return 0 if result["killloop"]["passed"] else 1
+        machine = measure.machine()
+        figures = killloop.run(
+            WORK / "killloop",
+            cuts=args.cuts,
+            repos=args.repos,
+            seed=args.seed,
+            full_every=args.full_every,
+            log=log,
+            max_delay=args.max_delay,
+        )
+        return report("killloop", "killloop", machine, figures, figures["passed"], hide="delays_s")
 
     if args.command == "floor":
         return floor_suite(args)
