@@ -23,7 +23,16 @@ from ruamel.yaml import YAML
 
 from tests.conftest import Reproduced, Workspace, make_workspace, write_feed
 from tests.fixtures.sample import build_corpus
-from xgov_digests.operations.dvc_repair import BROKEN_COPY, GOOD_COPY, RWLOCK, _whole_stages, check, lock_problem
+from xgov_digests.operations.dvc_repair import (
+    BROKEN_COPY,
+    GOOD_COPY,
+    RWLOCK,
+    STAGE_HEADER,
+    _whole_stages,
+    check,
+    declared_outputs,
+    lock_problem,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,6 +101,26 @@ def test_lock_cut_at_random_bytes_is_rebuilt_keeping_the_stages_written_in_full(
             assert "validation failed" not in ran.dvc("status").stderr
         with (ran.path / GOOD_COPY).open("w") as fh:
             yaml.dump({"schema": "2.0", "stages": older}, fh)
+
+
+def test_a_lock_cut_at_any_line_end_is_found(ran: Workspace) -> None:
+    """Cut where the text still parses: after any line, between two outputs of a stage included (every output
+    written is whole, the stage just lists fewer than dvc.yaml declares). A cut exactly before a stage's header
+    leaves a lock of fewer stages, whole as far as any reader can tell, and so does one before the first stage."""
+    text = (ran.path / "dvc.lock").read_text()
+    declared = declared_outputs(ran.path)
+    assert declared["shard"] == 2 and declared["aggregate"] >= 9  # outs, metrics and plots, as dvc.yaml has them
+    assert lock_problem(text, declared) is None
+    boundaries = sorted(m.start() for m in STAGE_HEADER.finditer(text))
+    ends = [i + 1 for i, c in enumerate(text[:-1]) if c == "\n" and i + 1 > boundaries[0]]
+    cuts = [end for end in ends if end not in boundaries]
+    missed = [text[:end].splitlines()[-1] for end in cuts if lock_problem(text[:end], declared) is None]
+    assert missed == [], f"{len(missed)} cuts taken for whole files, after lines such as {missed[:3]}"
+    # the check can fail: without dvc.yaml's counts, a cut before a stage's second or later output passes
+    stage_start = {end: max(b for b in boundaries if b < end) for end in cuts}
+    in_outs = [e for e in cuts if text.rfind("    outs:\n", 0, e) > stage_start[e]]
+    between = [e for e in in_outs if text[e:].startswith("    - path:")]
+    assert any(lock_problem(text[:e]) is None for e in between)
 
 
 def test_rwlock_cut_at_random_bytes_or_empty_is_cleared(ran: Workspace) -> None:

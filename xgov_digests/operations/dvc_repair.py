@@ -124,8 +124,26 @@ def _complete_stage(entry: Any) -> bool:
     return True
 
 
-def lock_problem(text: str) -> str | None:
-    """Why ``dvc.lock``'s text is not a whole file DVC wrote (None: it is)."""
+def declared_outputs(root: Path) -> dict[str, int]:
+    """How many outputs each stage of ``dvc.yaml`` declares (its outs, metrics and plots, which dvc.lock lists
+    together under ``outs``), by stage name (a ``foreach`` stage's count under its base name); {} when unreadable."""
+    from ruamel.yaml import YAML
+
+    try:
+        stages = YAML(typ="safe").load((root / "dvc.yaml").read_text(encoding="utf-8")).get("stages") or {}
+        counts = {}
+        for name, stage in stages.items():
+            body = stage.get("do", {}) if "foreach" in stage else stage
+            counts[name] = sum(len(body.get(key) or []) for key in ("outs", "metrics", "plots"))
+        return counts
+    except Exception:  # noqa: BLE001 - no count is no check: DVC names a broken dvc.yaml itself
+        return {}
+
+
+def lock_problem(text: str, declared: dict[str, int] | None = None) -> str | None:
+    """Why ``dvc.lock``'s text is not a whole file DVC wrote (None: it is). ``declared`` (``declared_outputs``):
+    a last stage with fewer outputs than dvc.yaml declares was cut between two of them, where the text still
+    parses and every output written is whole."""
     if not text.strip():
         return "it is empty"
     stages = _stages(text)
@@ -133,8 +151,12 @@ def lock_problem(text: str) -> str | None:
         return "it does not parse as a DVC lock file"
     if not text.endswith("\n"):
         return "it ends mid-line"
-    if stages and not _complete_stage(list(stages.values())[-1]):
-        return f"its last stage '{list(stages)[-1]}' is incomplete"
+    if stages:
+        name, last = list(stages.items())[-1]
+        if not _complete_stage(last):
+            return f"its last stage '{name}' is incomplete"
+        if len(last["outs"]) < (declared or {}).get(name.split("@")[0], 0):
+            return f"its last stage '{name}' lists {len(last['outs'])} of its outputs"
     return None
 
 
@@ -177,14 +199,15 @@ def _repair_lock(root: Path, report: Report) -> None:
     if saved == data:
         return  # the good copy is only ever written after the same check: these bytes passed it
     text = data.decode("utf-8", errors="replace")
-    problem = lock_problem(text)
+    declared = declared_outputs(root)
+    problem = lock_problem(text, declared)
     if problem is None:
         good.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(good, data)
         report.saved = True
         return
     fallback, source = None, ""
-    if saved is not None and lock_problem(saved_text := saved.decode("utf-8", errors="replace")) is None:
+    if saved is not None and lock_problem(saved_text := saved.decode("utf-8", errors="replace"), declared) is None:
         fallback = saved_text
         source = f"the last good copy {GOOD_COPY} ({time.strftime('%H:%M:%S', time.localtime(good.stat().st_mtime))})"
     elif (head := _git_head_lock(root)) is not None:
