@@ -322,6 +322,12 @@ def lines(result: dict[str, Any]) -> list[str]:
                 f"  {key} by process kind (processes, cpu s, busy s): "
                 + "; ".join(f"{k} {v['processes']}, {v['cpu_s']}, {v['busy_s']}" for k, v in kinds.items())
             )
+            for kind in ("dvc", "python"):  # the interpreters that are neither a stage's work nor git
+                if kind in kinds and "commands" in kinds[kind]:
+                    out.append(
+                        f"    {kind} processes by command (processes, cpu s): "
+                        + "; ".join(f"{c} {n}, {cpu}" for c, (n, cpu) in kinds[kind]["commands"].items())
+                    )
     for name, t in result.get("targets", {}).items():
         out.append(f"target {name}: {'MET' if t['met'] else 'NOT MET'} ({t['value']}, {t['target']})")
     for label, e in result.get("against", {}).items():

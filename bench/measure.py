@@ -34,7 +34,7 @@ class Measurement:
     other_children_cpu_s: float  # CPU of this process's other children meanwhile (the git server's http-backends)
     stdout: str
     stderr_tail: str
-    by_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # see :func:`process_kind`
+    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)  # see :func:`process_kind`
 
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
@@ -57,7 +57,11 @@ def process_kind(name: str, cmdline: list[str], parent: tuple[str, list[str]] | 
             if parent and parent[1] == cmdline:
                 return "digest child"
             return "shard"
-        if "/dvc" in line.split(" -m ")[0] or (len(cmdline) > 1 and cmdline[1].endswith("/dvc")):
+        if (
+            "/dvc" in line.split(" -m ")[0]
+            or (len(cmdline) > 1 and cmdline[1].endswith("/dvc"))
+            or cmdline[1:3] == ["-m", "dvc"]  # the command's own dvc processes: python -m dvc
+        ):
             return "dvc"
         return "python"
     if name in ("dvc",):
@@ -67,35 +71,65 @@ def process_kind(name: str, cmdline: list[str], parent: tuple[str, list[str]] | 
     return "other"
 
 
+def command_label(cmdline: list[str]) -> str:
+    """A short name for what a process runs, for the profile's list of commands: ``python -m dvc`` -> ``dvc``,
+    ``python -m stages.shard`` -> ``stages.shard``, ``python -I -S -c ...`` -> ``python -c``, ``git clone`` ->
+    ``git clone``."""
+    if not cmdline:
+        return "?"
+    head = Path(cmdline[0]).name
+    args = cmdline[1:]
+    if head.startswith("python"):
+        if "-m" in args and args.index("-m") + 1 < len(args):
+            return args[args.index("-m") + 1]
+        if "-c" in args:
+            return "python -c"
+        script = next((a for a in args if not a.startswith("-")), "")
+        return Path(script).name or "python"
+    if head == "git" and args:
+        return f"git {next((a for a in args if not a.startswith('-') and '=' not in a), '')}".strip()
+    return head
+
+
 class _Kinds:
     """CPU and time alive per process kind, from samples of the tree: a process's CPU is its last sampled
     ``cpu_times`` (a process that lives less than one interval is missed), its time alive last seen minus
     first seen; ``busy_s`` is how long at least one process of the kind was alive."""
 
     def __init__(self) -> None:
-        self.procs: dict[tuple[int, float], list[Any]] = {}  # (pid, create_time) -> [kind, cpu, created, last seen]
+        # (pid, create_time) -> [kind, cpu, created, last seen, command label]
+        self.procs: dict[tuple[int, float], list[Any]] = {}
         self.busy: dict[str, float] = {}
         self.last = time.time()
 
-    def add(self, p: psutil.Process, kind: str, cpu: float, created: float, now: float) -> None:
-        row = self.procs.setdefault((p.pid, created), [kind, 0.0, now, now])
-        row[0], row[1], row[3] = kind, max(row[1], cpu), now  # the latest kind: a fork becomes what it exec's
+    def add(self, p: psutil.Process, kind: str, cpu: float, created: float, now: float, label: str = "?") -> None:
+        row = self.procs.setdefault((p.pid, created), [kind, 0.0, now, now, label])
+        row[1], row[3] = max(row[1], cpu), now
+        if label != "?":  # the latest kind and label (a fork becomes what it exec's), but not a zombie's empty one
+            row[0], row[4] = kind, label
 
     def tick(self, kinds: set[str], now: float) -> None:
         step, self.last = min(now - self.last, 1.0), now
         for k in kinds:
             self.busy[k] = self.busy.get(k, 0.0) + step
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        for kind, cpu, created, seen in self.procs.values():
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        commands: dict[str, dict[str, list[float]]] = {}
+        for kind, cpu, created, seen, label in self.procs.values():
             row = out.setdefault(kind, {"processes": 0, "cpu_s": 0.0, "process_s": 0.0, "busy_s": 0.0})
             row["processes"] += 1
             row["cpu_s"] += cpu
             row["process_s"] += max(0.0, seen - created)
+            tally = commands.setdefault(kind, {}).setdefault(label, [0, 0.0])
+            tally[0] += 1
+            tally[1] += cpu
         for kind, busy in self.busy.items():
             out.setdefault(kind, {"processes": 0, "cpu_s": 0.0, "process_s": 0.0, "busy_s": 0.0})["busy_s"] = busy
-        for row in out.values():
+        for kind, row in out.items():
+            # what the kind's processes ran, the costliest first: {label: [processes, cpu s]}
+            ranked = sorted(commands.get(kind, {}).items(), key=lambda kv: (-kv[1][1], kv[0]))[:8]
+            row["commands"] = {label: [n, round(cpu, 2)] for label, (n, cpu) in ranked}
             row["busy_s"] = round(row["busy_s"], 2)
             row["cpu_s"], row["process_s"] = round(row["cpu_s"], 2), round(row["process_s"], 2)
         return dict(sorted(out.items(), key=lambda kv: -kv[1]["cpu_s"]))
@@ -126,7 +160,7 @@ def _tree_rss(proc: psutil.Process, kinds: _Kinds | None = None) -> tuple[int, d
         cmdlines[p.pid] = (name, cmdline)
         if kinds is not None:
             kind = process_kind(name, cmdline, cmdlines.get(ppid))
-            kinds.add(p, kind, cpu, created, now)
+            kinds.add(p, kind, cpu, created, now, command_label(cmdline))
             alive.add(kind)
         if p.pid != proc.pid and cmdlines.get(ppid) == (name, cmdline):
             continue
