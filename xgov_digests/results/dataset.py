@@ -47,6 +47,16 @@ COLUMNS = [
     ("status", "string"),
     ("text", "string"),
 ]
+# Dictionary-encoded columns: the short ones. Every text is distinct, so trying a dictionary on it only hashed and
+# copied the texts before falling back to plain (about 10% of a bucket's write, measured at 21,000 rows).
+DICTIONARY = [name for name, kind in COLUMNS if kind == "string" and name != "text"]
+# How every bucket is written (part of its fingerprint: a change rewrites every bucket, so that the same rows give
+# the same bytes on every machine); a bucket's rows are one row group.
+WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "write_statistics": ["url", "owner"],
+    "use_dictionary": DICTIONARY,
+}
 
 
 class DatasetError(XgovError, RuntimeError):
@@ -98,32 +108,36 @@ def _read(path: Path, sha256: object) -> bytes:
     return data
 
 
+def _digest_file(row: dict[str, Any]) -> Path:
+    return digest_path(summaries_path(row["offset"]), row["owner"], row["name"])
+
+
 def _texts(rows: list[dict[str, Any]]) -> Any:
     """The bucket's digests as one Arrow string array: read, checked against their rows' SHA-256, and checked as
     UTF-8 by Arrow's cast (in C++, without the GIL, unlike a decode to Python strings); a file that is not UTF-8 is
     named."""
     import pyarrow as pa
 
-    data = [_read(row["path"], row["sha256"]) for row in rows]
+    paths = [_digest_file(row) for row in rows]
+    data = [_read(path, row["sha256"]) for path, row in zip(paths, rows, strict=True)]
     try:
         return pa.array(data, pa.large_binary()).cast(pa.large_string())
     except pa.ArrowInvalid:
-        for row, blob in zip(rows, data, strict=True):
+        for path, blob in zip(paths, data, strict=True):
             try:
                 blob.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DatasetError(
-                    f"{row['path']} is not UTF-8 ({exc}): re-run its shard with 'dvc repro --force'"
-                ) from None
+                raise DatasetError(f"{path} is not UTF-8 ({exc}): re-run its shard with 'dvc repro --force'") from None
         raise
 
 
 def _fingerprint(rows: list[dict[str, Any]]) -> str:
-    """What a bucket's file is made of: its rows' fields and texts' SHA-256, the schema and the writer's version."""
+    """What a bucket's file is made of: its rows' fields and texts' SHA-256, the schema, the write options and the
+    writer's version."""
     import pyarrow as pa
 
     fields = [[row[name] for name, _ in COLUMNS if name != "text"] + [row["sha256"]] for row in rows]
-    return hashlib.sha256(json.dumps([pa.__version__, COLUMNS, fields]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([pa.__version__, COLUMNS, WRITE_OPTIONS, fields]).encode()).hexdigest()
 
 
 def _current(path: Path) -> str | None:
@@ -168,7 +182,7 @@ def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Pa
                 "truncated": bool(r.truncated),
                 "status": "ok",  # cloned tonight or from the cache: the same row
                 "sha256": r.sha256,
-                "path": digest_path(summaries_path(int(r.offset)), r.owner, r.name),
+                "offset": int(r.offset),  # where its digest is (read only when its bucket is written)
             }
         )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +198,7 @@ def write_dataset(frame: pd.DataFrame, out_dir: Path = DATASET_DIR, snapshot: Pa
         columns["text"] = _texts(rows)
         table = pa.Table.from_pydict(columns, schema=schema.with_metadata({FINGERPRINT_KEY: fingerprint.encode()}))
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd", row_group_size=len(rows), write_statistics=["url", "owner"])
+        pq.write_table(table, buffer, row_group_size=len(rows), **WRITE_OPTIONS)
         write_atomic(path, buffer.getvalue())
         return path.name, len(buffer.getvalue()), True
 

@@ -68,3 +68,22 @@ def test_a_digest_that_cannot_become_a_row_is_named(workspace: pd.DataFrame, dam
     damage(path)
     with pytest.raises(DatasetError, match=f"{path}.*{message}.*dvc repro --force"):
         write_dataset(workspace, Path("out"), Path("data/repos.json"))
+
+
+def test_the_write_options_are_part_of_a_buckets_fingerprint(
+    workspace: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buckets written with other options are rewritten (the same rows give the same bytes on every machine); the
+    short columns are dictionary-encoded and the texts are not."""
+    import pyarrow.parquet as pq
+
+    first = write_dataset(workspace, Path("out"), Path("data/repos.json"))
+    encodings: dict[str, set[str]] = {}
+    for part in Path("out").iterdir():
+        group = pq.ParquetFile(part).metadata.row_group(0)
+        for k in range(group.num_columns):
+            encodings.setdefault(group.column(k).path_in_schema, set()).update(group.column(k).encodings)
+    assert "RLE_DICTIONARY" not in encodings["text"] and "RLE_DICTIONARY" in encodings["owner"]
+    monkeypatch.setitem(dataset.WRITE_OPTIONS, "use_dictionary", True)
+    again = write_dataset(workspace, Path("out"), Path("data/repos.json"))
+    assert again["written"] == again["files"] == first["files"]
