@@ -160,7 +160,7 @@ def run(
         if early:
             counts["next_run_failed_early"] += 1
             failures.append(f"cut {i}: the run failed on its own before the kill: {text.strip()[-400:]}")
-        time.sleep(5)  # the killed run's own dvc processes (their own groups) are stopped by their sentinels
+        time.sleep(5)  # the killed run's own dvc processes (their own groups) are stopped by its watchdog
         alive = live_dvc(ws)
         counts["alive_after_5s"] += alive > 0
         deadline = time.monotonic() + 60

@@ -1,7 +1,7 @@
 """kill -9 of make's process group: every command ``operations.procgroup`` started stops too, every shard command
 ``xgov-digests repro`` started is stopped by its watchdog, and the next run starts.
 
-Real processes and real signals: ``operations.procgroup``'s sentinel sees its parent die and stops the command's own
+Real processes and real signals: the watchdog (``core.watchdog``) sees its parent die and stops the command's own
 process group (SIGINT, SIGKILL after the grace); a real ``make -j 4 repro`` killed with SIGKILL mid-shards is followed
 by a ``make -j 4 repro`` that succeeds and leaves every shard and aggregate up to date.
 """
@@ -24,7 +24,7 @@ from tests.fixtures.sample import build_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parents[1]
-GROUP = [sys.executable, "-m", "xgov_digests.operations.procgroup"]  # a command in its own group, with its sentinel
+GROUP = [sys.executable, "-m", "xgov_digests.operations.procgroup"]  # a command in its own group, with its watchdog
 
 
 def wait_for(condition, timeout: float = 120) -> None:
@@ -87,15 +87,20 @@ def test_a_process_started_after_the_stop_signal_is_stopped_too(tmp_path: Path) 
     wait_for(stopped, timeout=5)
 
 
-def test_a_normal_exit_leaves_no_sentinel(tmp_path: Path) -> None:
-    out = subprocess.run([*GROUP, "--", "sh", "-c", "exit 3"], timeout=60)
-    assert out.returncode == 3
-    time.sleep(0.5)
-    assert not [
+def test_a_normal_exit_leaves_no_watchdog(tmp_path: Path) -> None:
+    """The watchdog runs while the command does (it would stop the group if procgroup died) and ends with it."""
+    marker = tmp_path / "started"
+    proc = subprocess.Popen([*GROUP, "--", "sh", "-c", f"touch {marker}; sleep 1; exit 3"])
+    wait_for(marker.exists, timeout=60)
+    watchdogs = [
         p
-        for p in psutil.process_iter(["cmdline"])
-        if "procgroup --sentinel" in " ".join(p.info["cmdline"] or []) and p.ppid() == os.getpid()
+        for p in psutil.Process(proc.pid).children()
+        if "-I -S -c" in " ".join(p.cmdline()) and "killpg" in " ".join(p.cmdline())
     ]
+    assert len(watchdogs) == 1
+    assert proc.wait(timeout=60) == 3
+    gone, alive = psutil.wait_procs(watchdogs, timeout=10)
+    assert alive == []
 
 
 @pytest.mark.slow
@@ -127,7 +132,7 @@ def test_next_make_repro_succeeds_after_kill_9_of_makes_group(workspace_factory,
             if p.info["cwd"] == str(ws.path) and "stages.shard" in " ".join(p.info["cmdline"] or [])
         ]
 
-    wait_for(lambda: not dvc_left(), timeout=60)  # the sentinels stopped every dvc of the killed run
+    wait_for(lambda: not dvc_left(), timeout=60)  # the watchdog stopped every dvc of the killed run
     wait_for(lambda: not shards_left(), timeout=60)  # the command's watchdog stopped every shard it had started
     again = ws.run(*make, timeout=900)
     assert "is busy" not in again.stderr and "Traceback" not in again.stderr

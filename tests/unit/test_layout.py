@@ -285,7 +285,7 @@ def test_every_documented_command_names_a_runnable_module() -> None:
 def test_the_verbs_are_the_one_entry_point() -> None:
     """Every verb is ``xgov-digests VERB``: commands/ holds one module per verb (plus ``main`` and ``common``), and no
     other module of the library parses a command line but the two that are not verbs: the process-group wrapper the
-    tests and the bench run ``dvc`` under (its sentinel is the code's own process), and the maintainer's tool that
+    tests and the bench run ``dvc`` under, and the maintainer's tool that
     regenerates the committed plots template."""
     from xgov_digests.commands.main import VERBS
 
