@@ -131,15 +131,9 @@ def run(args: argparse.Namespace) -> int:
     progress = ShardProgress(args.batch_size, args.offset, len(repos))
     started = time.monotonic()
 
-    def relog() -> None:  # gitingest's import replaced the root logger's handlers: ours again, through the bar
-        setup_logging(batch_size=args.batch_size, offset=args.offset)
-        progress.redirect_logs()
-
     try:
         with progress.active():
-            rows = ShardRun(
-                repos, args.batch_size, args.offset, out_dir, settings, progress, cache, after_import=relog
-            ).run()
+            rows = ShardRun(repos, args.batch_size, args.offset, out_dir, settings, progress, cache).run()
         wall_s = time.monotonic() - started
         write_stats(stats_path(args.offset), rows, wall_s=wall_s)
     except OSError as exc:

@@ -16,8 +16,8 @@ weigh under the limit, and then the folders and the named blobs are fetched apar
 oversized blob costs at most what the repo's files under the limit could weigh, and it is left out). A non-cone
 sparse checkout writes exactly the fetched paths less the oversized ones, with git's own checkout
 (``.gitattributes`` conversions apply).
-The ignore files on disk then give the digest's own patterns (:func:`xgov_digests.digest.walk.ignore_spec`); a path they
-keep that the defaults drop (a negation) comes in a second fetch, and oversized blobs that an attribute may shrink
+The ignore files on disk then give the digest's own patterns (``xgov_digests.digest.rules.ignore_spec``); a path
+they keep that the defaults drop (a negation) comes in a second fetch, and oversized blobs that an attribute may shrink
 in a third, under the larger limit. A server that ignores filters (git: "filtering not recognized by server") has
 sent every blob: the checkout is ``off``'s. Afterwards the checkout is no longer a partial clone, so no later git
 command can fetch anything lazily.
@@ -59,7 +59,7 @@ from xgov_digests.core.logs import redact
 from xgov_digests.core.params import CloneSettings
 from xgov_digests.digest.build import Digest
 from xgov_digests.digest.patterns import IgnoreSpec
-from xgov_digests.digest.walk import ignore_spec, walk_order
+from xgov_digests.digest.rules import ignore_spec, walk_order
 
 log = logging.getLogger(__name__)
 
@@ -559,7 +559,7 @@ def before_cut(order: list[str], size: dict[str, int], max_file_size: int, cut: 
 
 def digest_order(paths: Iterable[str], entries: Iterable[TreeEntry]) -> list[str]:
     """``paths`` (files and symlinks) in the digest's order: each folder's README first, then its files, dotfiles,
-    then its folders and symlinks (:func:`xgov_digests.digest.walk.walk_order`), depth first."""
+    then its folders and symlinks (:func:`xgov_digests.digest.rules.walk_order`), depth first."""
     files = {e.path for e in entries if e.kind == _BLOB}
     root: dict[str, Any] = {}
     for path in paths:

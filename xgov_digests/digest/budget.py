@@ -2,11 +2,11 @@
 deadline, since a regular expression that backtracks for days never returns to the interpreter (no signal or
 thread can stop it there).
 
-The children are forked from one ``multiprocessing`` fork server that has imported the digest code, so a digest
-costs a fork only the first time a worker is needed and after a worker was killed, and two pickled messages each
-time. A child dies with the shard: with the fork server gone (the shard exited or was killed, even by SIGKILL) the
-kernel sends it SIGKILL (``PR_SET_PDEATHSIG``). The children inherit the environment, so ``PYTHONHASHSEED``
-(pinned by the shard CLI) is theirs too.
+The children are forked from one ``multiprocessing`` fork server that has imported the digest code (the shard
+process itself does not), so a digest costs a fork only the first time a worker is needed and after a worker was
+killed, and two pickled messages each time. A child dies with the shard: with the fork server gone (the shard exited
+or was killed, even by SIGKILL) the kernel sends it SIGKILL (``PR_SET_PDEATHSIG``). The children inherit the
+environment, so ``PYTHONHASHSEED`` (pinned by the shard CLI) is theirs too.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from xgov_digests.core.params import DigestSettings
 from xgov_digests.digest.build import Digest, make_digest
 from xgov_digests.digest.errors import DigestBug, DigestStopped, DigestTimeout
 from xgov_digests.digest.format import Header
-from xgov_digests.digest.walk import Limits
+from xgov_digests.digest.rules import Limits
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.2  # how often a waiting digest checks whether the pool is closing
@@ -114,7 +114,9 @@ class DigestPool:
     def __init__(self, size: int, timeout: float) -> None:
         self.timeout = timeout
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["xgov_digests.digest.budget"])
+        # the walk and gitingest are imported once, in the fork server: each child starts with them (the shard
+        # itself never imports them, see xgov_digests/digest/rules.py)
+        self._ctx.set_forkserver_preload(["xgov_digests.digest.budget", "xgov_digests.digest.walk"])
         self._slots = threading.BoundedSemaphore(max(1, size))
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []

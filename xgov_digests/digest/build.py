@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xgov_digests.digest.format import Header, assemble, render_header
-from xgov_digests.digest.walk import Absent, Limits, Scan
+from xgov_digests.digest.rules import Limits
+
+if TYPE_CHECKING:
+    from xgov_digests.digest.walk import Scan
 
 GITINGEST_LIMITS = Limits()  # gitingest's own MAX_FILES and MAX_TOTAL_SIZE_BYTES
 
@@ -27,6 +31,8 @@ class Digest:
 
 def ingest_tree(checkout: Path, *, max_file_size: int, limits: Limits = GITINGEST_LIMITS) -> tuple[str, str, int]:
     """gitingest's ``(tree, content, files analysed)`` for a local folder, without token counting."""
+    from xgov_digests.digest.walk import Scan
+
     scan = Scan(checkout, max_file_size, limits)
     return scan.tree_text(), "".join(scan.content_pieces()), scan.tree.file_count
 
@@ -46,6 +52,10 @@ def make_digest(
     removed (gitingest's error text for an unreadable notebook names it), but files after the cap are never read.
     The files of ``absent`` are on disk with their size only: a digest that would read one of them is returned
     unfinished, with :attr:`Digest.needs` saying which files it needs (see xgov_digests/clone/strategy.py)."""
+    # the walk (and gitingest under it) is imported here, where a digest is made: the shard, which only receives
+    # Digest objects from its digest children, never imports gitingest (xgov_digests/digest/rules.py)
+    from xgov_digests.digest.walk import Absent, Scan
+
     scan = Scan(checkout, max_file_size, limits, absent)
     files = scan.tree.file_count
     pieces = [render_header(header, files), "\n", scan.tree_text(), "\n"]

@@ -9,8 +9,8 @@ something out is recorded in :attr:`Scan.walk_limit`.
 
 One difference by design: gitingest walks each folder in ``os.scandir`` order, which differs between filesystems
 (ext4's hash order, tmpfs's newest-first) and machines, so once a limit bites, which files it keeps depends on the
-disk. Here each folder is walked in the digest's own order (:func:`walk_order`), so the files kept are the first
-ones of the digest, chosen by the commit alone. Where no limit bites the result is the same set of files, in the
+disk. Here each folder is walked in the digest's own order (``rules.walk_order``), so the files kept are the
+first ones of the digest, chosen by the commit alone. Where no limit bites the result is the same set of files, in the
 same output order: byte-identical to gitingest. Names equal but for case are ordered by code point (gitingest
 keeps them in disk order).
 """
@@ -19,25 +19,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import gitingest.ingestion as _gi_ingestion
 from gitingest.schemas.filesystem import SEPARATOR
-from gitingest.utils.ignore_patterns import DEFAULT_IGNORE_PATTERNS
 
 from xgov_digests.digest.content import file_text, preferred_encodings
-from xgov_digests.digest.ignore_files import IGNORE_FILES, parse_ignore_file
 from xgov_digests.digest.patterns import IgnoreSpec
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much of a checkout is walked (``ingest.max_files``, ``ingest.max_total_bytes``); 0 = gitingest's own."""
-
-    files: int = 0
-    total_bytes: int = 0
-
+from xgov_digests.digest.rules import Limits, entry_order, list_all, patterns_of
 
 _DIR, _FILE, _SYMLINK = 0, 1, 2
 
@@ -55,25 +44,6 @@ class _Node:
         self.target = ""  # a symlink's Path(os.readlink(path)).name
 
 
-def walk_order(name: str, is_file: bool) -> tuple[int, str, str]:
-    """Where an entry comes in its folder: gitingest's output order (README first, files, dotfiles, then folders and
-    symlinks), names equal but for case by code point. ``is_file``: a regular file, not a symlink."""
-    lower = name.lower()
-    if is_file:
-        group = 0 if lower == "readme" or lower.startswith("readme.") else 1 if not lower.startswith(".") else 2
-    else:
-        group = 3 if not lower.startswith(".") else 4
-    return group, lower, name
-
-
-def _entry_order(entry: os.DirEntry[str]) -> tuple[int, str, str]:
-    try:
-        is_file = not entry.is_symlink() and entry.is_file()
-    except OSError:
-        is_file = False
-    return walk_order(entry.name, is_file)
-
-
 def _sort_key(child: _Node) -> tuple[int, str]:
     # gitingest's FileSystemNode.sort_children: README first, files, dotfiles, then directories and symlinks.
     name = child.name.lower()
@@ -82,14 +52,6 @@ def _sort_key(child: _Node) -> tuple[int, str]:
             return (0, name)
         return (1 if not name.startswith(".") else 2, name)
     return (3 if not name.startswith(".") else 4, name)
-
-
-def _exists(path: str) -> bool:
-    try:
-        os.stat(path)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 class Absent(Exception):
@@ -118,14 +80,8 @@ class Scan:
         self.max_total = limits.total_bytes or _gi_ingestion.MAX_TOTAL_SIZE_BYTES
         self.walk_limit: str | None = None  # the first limit that left something out
         self.warnings: list[str] = []  # what was worked around (an ignore file not read as gitingest would)
-        self.listings: dict[str, list[os.DirEntry[str]]] = {}
-        found = self._list_all()
-        patterns = DEFAULT_IGNORE_PATTERNS.copy()  # gitingest's process_patterns() ...
-        for name in IGNORE_FILES:  # ... then _apply_gitignores(): the same set operations, in the same order
-            loaded: set[str] = set()
-            for rel_dir in found[name]:
-                loaded.update(parse_ignore_file(self.root, rel_dir, name, self.warnings))
-            patterns.update(loaded)
+        self.listings, found = list_all(self.root)
+        patterns = patterns_of(self.root, found, self.warnings)
         self.spec = IgnoreSpec(patterns)
         self.total_files = 0
         self.total_size = 0
@@ -135,39 +91,6 @@ class Scan:
 
     def _abs(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
-
-    def _list_all(self) -> dict[str, list[str]]:
-        """``Path.rglob``'s walk (pre-order, symlinked directories not followed, each folder in
-        :func:`walk_order`), remembering each listing for the ingest walk and where the ignore files are (rglob's
-        ``exists()`` follows links).
-        Iterative: a checkout may nest folders deeper than Python's recursion limit."""
-        found: dict[str, list[str]] = {name: [] for name in IGNORE_FILES}
-        stack = [""]
-        while stack:
-            rel_dir = stack.pop()
-            path = self._abs(rel_dir)
-            try:
-                with os.scandir(path) as it:
-                    entries = sorted(it, key=_entry_order)  # the commit's order, not the disk's
-            except OSError:
-                for name in IGNORE_FILES:
-                    if _exists(f"{path}/{name}"):
-                        found[name].append(rel_dir)
-                continue
-            self.listings[rel_dir] = entries
-            for entry in entries:
-                if entry.name in found and (not entry.is_symlink() or _exists(entry.path)):
-                    found[entry.name].append(rel_dir)
-            subdirs = []
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    subdirs.append(f"{rel_dir}/{entry.name}" if rel_dir else entry.name)
-            stack.extend(reversed(subdirs))
-        return found
 
     def _limit(self, name: str) -> None:
         if self.walk_limit is None:
@@ -186,7 +109,7 @@ class Scan:
         entries = self.listings.get(rel_dir)
         if entries is None:  # unreadable in the first pass: let listing it raise as gitingest's iterdir would
             with os.scandir(self._abs(rel_dir)) as it:
-                entries = sorted(it, key=_entry_order)
+                entries = sorted(it, key=entry_order)
         spec = self.spec
         for entry in entries:
             name = entry.name
@@ -275,10 +198,3 @@ class Scan:
             else:
                 text = file_text(self._abs(leaf.rel), leaf.name, leaf.size, encodings)
                 yield f"{SEPARATOR}\nFILE: {leaf.rel}\n{SEPARATOR}\n{text}\n\n"
-
-
-def ignore_spec(checkout: Path) -> IgnoreSpec:
-    """The patterns a digest of ``checkout`` applies: gitingest's defaults, then every ignore file found in it.
-
-    Only the ignore files on disk count, so a checkout holding just those gives the spec of the full checkout."""
-    return Scan(checkout, 0, Limits()).spec

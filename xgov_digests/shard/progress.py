@@ -109,8 +109,7 @@ class ShardProgress:
             self.bar.close()
 
     def redirect_logs(self) -> None:
-        """Route the root logger's handlers through the bar; again after something replaced them (setup_logging
-        runs once more after gitingest's import, which replaces the root logger's handlers)."""
+        """Route the root logger's handlers through the bar."""
         if self.bar is None or getattr(self, "_redirect", None) is None:
             return
         from tqdm.contrib.logging import logging_redirect_tqdm

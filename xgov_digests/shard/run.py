@@ -51,22 +51,16 @@ class ShardRun:
     settings: IngestParams
     on_progress: Callable[[int, int, Row], None] | None = None  # (done, total, the row just finished)
     cache: DigestCache | None = None
-    # called once the digest code is imported (on the first miss): importing gitingest replaces the root logger's
-    # handlers and loguru's sinks, so the shard CLI sets its logging up again here
-    after_import: Callable[[], None] | None = None
     _pool: DigestPool | None = field(default=None, init=False, repr=False)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stopping: bool = field(default=False, init=False, repr=False)
 
     def _digest_pool(self) -> DigestPool:
-        """The digest pool, opened (and the digest code imported) on the first cache miss."""
+        """The digest pool, opened on the first cache miss (its fork server imports the digest code, not the shard)."""
         with self._pool_lock:
             if self._pool is None:
-                import xgov_digests.clone.strategy  # noqa: F401 - gitingest under it: before after_import
                 from xgov_digests.digest.budget import DigestPool
 
-                if self.after_import:
-                    self.after_import()
                 if self._stopping:
                     raise DigestStopped("digest not started: the shard is stopping")
                 self._pool = DigestPool(

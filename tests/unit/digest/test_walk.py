@@ -17,7 +17,7 @@ from tests.fixtures.sample import make_repo
 from tests.fixtures.tricky import MAX
 from xgov_digests.digest.build import ingest_tree, make_digest
 from xgov_digests.digest.format import Header, render_header, truncate
-from xgov_digests.digest.walk import walk_order
+from xgov_digests.digest.rules import walk_order
 
 HEADER = Header("org", "repo", "https://github.com/org/repo", "c0ffee", "2024-01-01T00:00:00Z")
 
