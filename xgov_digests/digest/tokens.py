@@ -14,7 +14,7 @@ like any others. A digest's bytes are decoded as UTF-8, an invalid byte as U+FFF
 
 from __future__ import annotations
 
-import base64
+import binascii
 import gzip
 import hashlib
 import importlib.util
@@ -75,8 +75,9 @@ def parse_vocabulary(text: bytes, source: str) -> dict[bytes, int]:
     try:
         if len(parts) % 2 or len(parts) != 2 * text.count(b"\n"):
             raise ValueError("not one token and one rank a line")
-        return dict(zip(map(base64.b64decode, parts[0::2]), map(int, parts[1::2]), strict=True))
-    except ValueError as exc:
+        # a2b_base64 is what base64.b64decode calls, less its per-call argument handling: a quarter of the parse
+        return dict(zip(map(binascii.a2b_base64, parts[0::2]), map(int, parts[1::2]), strict=True))
+    except ValueError as exc:  # binascii.Error is one
         raise TokenError(f"{source}: unreadable ({exc}); {REINSTALL}") from exc
 
 
