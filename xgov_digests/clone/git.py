@@ -363,7 +363,8 @@ def run_git(
     timeout kill the whole process group (git forks helpers). With ``max_records``, the command is killed once its
     output holds more NUL-terminated records than that (``cut``): memory stays bounded whatever the tree holds.
     With ``max_bytes``, it is killed once the packs of the repository ``watch`` (default ``repo``) hold more bytes
-    than that (``over``), checked fifty times a second: a download stops near the limit, whatever the server sends."""
+    than that (``over``), checked as often as :func:`watch_interval` says: a download stops near the limit, whatever
+    the server sends."""
     cmd = git_command(*args, repo=repo)
     with _LIVE_LOCK:
         if _STOPPING.is_set():
@@ -395,6 +396,19 @@ def run_git(
     return GitResult(proc.returncode, out, err.decode("utf-8", "replace"), cut, over)
 
 
+WATCH_MIN_S, WATCH_MAX_S = 0.02, 0.5
+FAST_LINK = 1 << 30  # bytes a second: faster than a download reaches a clone here (loopback included)
+
+
+def watch_interval(room: int) -> float:
+    """Seconds until the next look at a download that may take ``room`` more bytes before its limit: the time a
+    download at :data:`FAST_LINK` needs to fill the room, between 20 ms and 0.5 s. Near the limit a download is
+    watched fifty times a second, so it passes the limit by no more than at that rate; far from it (the usual case:
+    gigabytes of room) twice a second, since with up to 16 clones in each of 10 shards, fifty looks a second at each
+    cost about a twentieth of the run's CPU."""
+    return min(WATCH_MAX_S, max(WATCH_MIN_S, room / FAST_LINK))
+
+
 def _collect(
     proc: subprocess.Popen[bytes],
     deadline: float,
@@ -408,7 +422,7 @@ def _collect(
     assert proc.stdout is not None and proc.stderr is not None
     chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
     out_fd, records = proc.stdout.fileno(), 0
-    tick = 1.0 if watched is None else 0.02
+    tick = 1.0
 
     def ended(cut: bool, over: bool) -> tuple[bytes, bytes, bool, bool]:
         return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), cut, over  # type: ignore[union-attr]
@@ -426,9 +440,12 @@ def _collect(
             if left <= 0:
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise subprocess.TimeoutExpired(proc.args, 0)
-            if watched is not None and max_bytes is not None and pack_bytes(watched) > max_bytes:
-                os.killpg(proc.pid, signal.SIGKILL)
-                return ended(False, True)
+            if watched is not None and max_bytes is not None:
+                packs = pack_bytes(watched)
+                if packs > max_bytes:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    return ended(False, True)
+                tick = watch_interval(max_bytes - packs)
             for key, _ in sel.select(timeout=min(left, tick)):
                 if proc.stdin is not None and key.fileobj is proc.stdin:
                     try:

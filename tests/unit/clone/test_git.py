@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.sample import commit, git, make_repo, write_files
-from xgov_digests.clone.git import CloneError, EmptyRepo, UrlRejected, check_url, clone, failure_kind
+from xgov_digests.clone.git import (
+    FAST_LINK,
+    WATCH_MAX_S,
+    WATCH_MIN_S,
+    CloneError,
+    EmptyRepo,
+    UrlRejected,
+    check_url,
+    clone,
+    failure_kind,
+    watch_interval,
+)
 from xgov_digests.core.params import CloneSettings
 
 ALLOWED = ("github.com",)
@@ -91,3 +102,23 @@ def test_missing_repo_fails_at_once(tmp_path: Path) -> None:
 )
 def test_failure_kind_from_git_words(stderr: str, kind: str) -> None:
     assert failure_kind(stderr) == kind
+
+
+def overshoot(room: int, interval=watch_interval) -> int:
+    """Bytes past the limit a download at FAST_LINK can reach before the next look, ``room`` bytes short of it."""
+    return max(0, int(interval(room) * FAST_LINK) - room)
+
+
+@pytest.mark.parametrize("room", [0, 1 << 20, 20 << 20, 21 << 20, 100 << 20, 600 << 20, 2 << 30])
+def test_a_download_passes_its_limit_by_no_more_than_at_fifty_looks_a_second(room: int) -> None:
+    """Far from the limit a download is looked at twice a second (the pack-size watch was a twentieth of a 240-repo
+    run's CPU at fifty), near it fifty times: a download at up to FAST_LINK passes the limit by at most what it
+    would at fifty looks a second."""
+    assert WATCH_MIN_S <= watch_interval(room) <= WATCH_MAX_S
+    assert overshoot(room) <= int(WATCH_MIN_S * FAST_LINK)
+    assert watch_interval(2 << 30) == WATCH_MAX_S and watch_interval(0) == WATCH_MIN_S
+
+
+def test_the_overshoot_check_can_fail() -> None:
+    """Twice a second at every distance would let a download 20 MB short of its limit pass it by hundreds of MB."""
+    assert overshoot(20 << 20, interval=lambda room: WATCH_MAX_S) > int(WATCH_MIN_S * FAST_LINK)
