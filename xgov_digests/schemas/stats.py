@@ -98,7 +98,9 @@ def write_stats(path: Path, rows: list[Row], wall_s: float | None = None) -> Non
     schema = _schema()
     ordered = sorted(rows, key=lambda r: r.url.lower())
     if ordered:
-        lines = "".join(json.dumps(asdict(r)) + "\n" for r in ordered).encode("utf-8")
+        # vars(): the fields in their order, as asdict() gives them less its deep copy (every field is a scalar):
+        # half of write_stats' time on a 2,100-row shard
+        lines = "".join(json.dumps(vars(r)) + "\n" for r in ordered).encode("utf-8")
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
         table = pj.read_json(
             pa.BufferReader(lines), parse_options=options, read_options=pj.ReadOptions(block_size=len(lines) + 1)
