@@ -129,6 +129,20 @@ class DigestPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start(self) -> None:
+        """Start the fork server now, in the background: its imports (the walk and gitingest, about half a second)
+        then overlap the first clone instead of delaying the first digest. A failure here is met again, and
+        reported, by the first digest."""
+        threading.Thread(target=self._start_server, name="digest-server", daemon=True).start()
+
+    def _start_server(self) -> None:
+        from multiprocessing import forkserver
+
+        with self._lock, contextlib.suppress(Exception):
+            if not self._closed:
+                _short_temp_dir()
+                forkserver.ensure_running()
+
     def _take(self) -> _Worker:
         with self._lock:
             if self._closed:

@@ -11,6 +11,7 @@ and the shard fails.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -30,7 +31,7 @@ from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
 from xgov_digests.digest.errors import DigestStopped, DigestTimeout
-from xgov_digests.digest.tokens import count_tokens
+from xgov_digests.digest.tokens import count_tokens, encoder
 from xgov_digests.schemas.stats import Row
 from xgov_digests.shard.cache import DigestCache, Entry
 
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
     from xgov_digests.digest.budget import DigestPool
 
 log = logging.getLogger(__name__)
+
+
+def _load_encoder(name: str) -> None:
+    with contextlib.suppress(Exception):  # met again, and reported, by the first count
+        encoder(name)
 
 
 @dataclass
@@ -66,6 +72,10 @@ class ShardRun:
                 self._pool = DigestPool(
                     max(1, min(self.settings.workers, len(self.repos) or 1)), self.settings.digest_timeout
                 )
+                # the fork server's imports and the token vocabulary (about 0.5 and 0.3 s of CPU) load while the
+                # first clones wait on the network, not after them
+                self._pool.start()
+                threading.Thread(target=_load_encoder, args=(self.settings.token_encoding,), daemon=True).start()
             return self._pool
 
     def _close_pool(self) -> None:
