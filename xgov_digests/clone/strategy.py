@@ -463,12 +463,13 @@ class _Steps:
         absent = {p: size[p] for p in files - real}
         self.add(tree, real)
         made: set[str] = set()
+        root = os.fspath(self.dest)  # strings, not Paths: a repo may leave thousands of files past the cut
         for path, length in absent.items():
             folder = path.rpartition("/")[0]
             if folder not in made:
-                (self.dest / folder).mkdir(parents=True, exist_ok=True)
+                os.makedirs(f"{root}/{folder}", exist_ok=True)
                 made.add(folder)
-            _placeholder(self.dest / path, length)
+            _placeholder(f"{root}/{path}", length)
         return absent
 
     def _changed_on_disk(self, tree: Tree, paths: set[str]) -> set[str]:
@@ -601,7 +602,7 @@ def _plain(path: str) -> bool:
     return True
 
 
-def _placeholder(path: Path, size: int) -> None:
+def _placeholder(path: str, size: int) -> None:
     """A file of ``size`` bytes holding nothing (a hole: no block is written); its folder exists."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
