@@ -178,7 +178,12 @@ def test_stopping_a_shard_stops_its_clones(workspace_factory, tmp_path: Path, gi
     wait_for(lambda: len(git_spy.clones()) == 2)  # two workers, each in a (slow) clone
     start = time.monotonic()
     proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=20)
+    try:
+        _, stderr = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"the shard had not stopped 20 s after {sig.name}; the end of its stderr:\n{stderr[-4000:]}")
     assert time.monotonic() - start < 10 and proc.returncode != 0
     assert "killed the running clones" in stderr
     time.sleep(0.5)

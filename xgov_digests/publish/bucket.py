@@ -13,12 +13,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from xgov_digests.core.errors import XgovError
+from xgov_digests.core.futures import finish_order
 from xgov_digests.core.s3 import error_code, reason
 from xgov_digests.publish.plan import CONTENT_TYPE, Listed, LocalDigest, PublishError, Target
 
@@ -122,17 +123,15 @@ class Bucket:
         progress = CountProgress(len(digests), "publish", "digest", log)
         try:
             with ThreadPoolExecutor(jobs, thread_name_prefix="upload") as pool:
-                futures = {pool.submit(self.upload, d): i for i, d in enumerate(digests)}
                 try:
-                    for future in as_completed(futures):
-                        exc = future.exception()
-                        results[futures[future]] = exc if exc is not None else future.result()
+                    # not as_completed: an interrupt while it holds a future's lock leaves the pool unable to shut down
+                    for done in finish_order(pool, lambda i: self.upload(digests[i]), range(len(digests))):
+                        results[done.item] = done.error if done.error is not None else done.value
                         progress.update()
                         if tick:
                             tick()
                 except BaseException:  # SIGTERM/Ctrl-C: queued uploads never start; the caller releases the lease
-                    for future in futures:
-                        future.cancel()
+                    pool.shutdown(wait=False, cancel_futures=True)
                     raise
         finally:
             progress.close()

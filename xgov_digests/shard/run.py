@@ -12,13 +12,14 @@ and the shard fails.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import hashlib
 import logging
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from xgov_digests.clone.cleanup import remove_tree
 from xgov_digests.clone.git import CloneError, EmptyRepo, check_url, kill_running
 from xgov_digests.core.diskfull import DiskFull, enospc, failed_path, out_of_room, says_disk_full
 from xgov_digests.core.files import digest_path, write_atomic
+from xgov_digests.core.futures import finish_order
 from xgov_digests.core.logs import redact
 from xgov_digests.core.params import IngestParams
 from xgov_digests.core.repo import Repo
@@ -176,13 +178,15 @@ class ShardRun:
             ThreadPoolExecutor(1, thread_name_prefix="janitor") as janitor,
             ThreadPoolExecutor(workers, thread_name_prefix="repo") as pool,
         ):
-            futures = [pool.submit(self._process, repo, janitor) for repo in self.repos]
             try:
-                for future in as_completed(futures):
-                    rows.append(future.result())
+                # not as_completed: an interrupt while it holds a future's lock leaves the pool unable to shut down
+                for done in finish_order(pool, lambda repo: self._process(repo, janitor), self.repos):
+                    rows.append(done.result())
                     if self.on_progress:
                         self.on_progress(len(rows), len(self.repos), rows[-1])
             except BaseException:  # Ctrl-C or SIGTERM: stop now, not after the shard's remaining repos
+                # still running 15 s from now: every thread's stack on stderr, to name what the stop waits for
+                faulthandler.dump_traceback_later(15)
                 pool.shutdown(wait=False, cancel_futures=True)
                 if self.cache:
                     self.cache.close()  # repos waiting on a hanging cache endpoint return at once
