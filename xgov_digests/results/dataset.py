@@ -121,7 +121,7 @@ def _texts(rows: list[dict[str, Any]]) -> Any:
 
     The array is assembled from its two buffers (the texts end to end, and their offsets) rather than by
     ``pa.array(list_of_bytes)``, whose builder appends value by value holding the GIL (1.4-1.8 s for 407 MB of
-    digests in one array; about 1 s of CPU over the 4,096 buckets of 21,000 digests)."""
+    digests in one array; 1-4 s of CPU over the 4,096 buckets of 21,000 digests)."""
     import pyarrow as pa
 
     paths = [_digest_file(row) for row in rows]
