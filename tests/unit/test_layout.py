@@ -28,7 +28,8 @@ def module_file(name: str) -> Path | None:
 
 
 def imports(path: Path) -> set[Path]:
-    """Project files imported by ``path``, at module level or inside functions (lazy imports count too)."""
+    """Project files imported by ``path``, at module level or inside functions (lazy imports count too), and the
+    modules it names to a multiprocessing fork server's preload (which that server imports)."""
     found: set[Path] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         names: list[str] = []
@@ -36,6 +37,14 @@ def imports(path: Path) -> set[Path]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "set_forkserver_preload"
+            and node.args
+            and isinstance(node.args[0], ast.List)
+        ):
+            names = [e.value for e in node.args[0].elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
         for name in names:
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__ and a/b/c

@@ -2,8 +2,9 @@
 ignore-pattern matching (``patterns``), reading ignore files safely (``ignore_files``), the patterns and order a
 checkout's names alone decide (``rules``, importable without gitingest: the clone plans with it in the shard's
 process), a file's text (``content``), the tree and its limits (``walk``), our header and the cut (``format``), the
-digest (``build``), a digest per child process killed at ``ingest.digest_timeout`` (``budget``), and the format and
-gitingest versions that are part of the digest cache's fingerprint (``version``, importable without gitingest), a
+digest (``build``), a digest per child process killed at ``ingest.digest_timeout`` (``budget``), what those
+processes' fork server imports (``server_preload``: the walk with only the parts of gitingest it runs), and the format
+and gitingest versions that are part of the digest cache's fingerprint (``version``, importable without gitingest), a
 digest's token count (``tokens``), and the wing's errors (``errors``, importable without gitingest: the shard
 catches them by type before it has loaded the digest code). It may import ``core``.
 

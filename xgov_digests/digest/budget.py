@@ -26,13 +26,15 @@ import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xgov_digests.core.params import DigestSettings
 from xgov_digests.digest.build import Digest, make_digest
 from xgov_digests.digest.errors import DigestBug, DigestStopped, DigestTimeout
 from xgov_digests.digest.format import Header
 from xgov_digests.digest.rules import Limits
+
+if TYPE_CHECKING:
+    from xgov_digests.core.params import DigestSettings
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.2  # how often a waiting digest checks whether the pool is closing
@@ -114,9 +116,9 @@ class DigestPool:
     def __init__(self, size: int, timeout: float) -> None:
         self.timeout = timeout
         self._ctx = multiprocessing.get_context("forkserver")
-        # the walk and gitingest are imported once, in the fork server: each child starts with them (the shard
-        # itself never imports them, see xgov_digests/digest/rules.py)
-        self._ctx.set_forkserver_preload(["xgov_digests.digest.budget", "xgov_digests.digest.walk"])
+        # the walk and the parts of gitingest it runs are imported once, in the fork server: each child starts with
+        # them (the shard itself never imports them, see xgov_digests/digest/rules.py)
+        self._ctx.set_forkserver_preload(["xgov_digests.digest.server_preload"])
         self._slots = threading.BoundedSemaphore(max(1, size))
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []

@@ -3,9 +3,9 @@
 The result is byte-identical to gitingest's ``_process_node`` + ``_create_tree_structure`` + ``_gather_file_contents``
 for the same folder (``tests/unit/digest/test_walk.py`` compares them), except where gitingest would read outside the
 checkout or fail the repository on an ignore file (:mod:`xgov_digests.digest.ignore_files`).
-The traversal limits are gitingest's (``MAX_FILES``, ``MAX_TOTAL_SIZE_BYTES``, ``MAX_DIRECTORY_DEPTH``, read from
-``gitingest.ingestion`` at call time) or ``ingest.max_files`` / ``ingest.max_total_bytes``; the first one that leaves
-something out is recorded in :attr:`Scan.walk_limit`.
+The traversal limits are gitingest's (``MAX_FILES``, ``MAX_TOTAL_SIZE_BYTES``, ``MAX_DIRECTORY_DEPTH``, read
+where gitingest's walk reads them when a scan starts: :func:`gitingest_limits`) or ``ingest.max_files`` /
+``ingest.max_total_bytes``; the first one that leaves something out is recorded in :attr:`Scan.walk_limit`.
 
 One difference by design: gitingest walks each folder in ``os.scandir`` order, which differs between filesystems
 (ext4's hash order, tmpfs's newest-first) and machines, so once a limit bites, which files it keeps depends on the
@@ -17,11 +17,13 @@ keeps them in disk order).
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
-import gitingest.ingestion as _gi_ingestion
 from gitingest.schemas.filesystem import SEPARATOR
 
 from xgov_digests.digest.content import file_text, preferred_encodings
@@ -29,6 +31,14 @@ from xgov_digests.digest.patterns import IgnoreSpec
 from xgov_digests.digest.rules import Limits, entry_order, list_all, patterns_of
 
 _DIR, _FILE, _SYMLINK = 0, 1, 2
+
+
+def gitingest_limits() -> ModuleType:
+    """The module whose ``MAX_FILES``, ``MAX_TOTAL_SIZE_BYTES`` and ``MAX_DIRECTORY_DEPTH`` gitingest's walk reads:
+    ``gitingest.ingestion`` where it is imported (a test may set them there), else ``gitingest.config``, which
+    ``gitingest.ingestion`` takes them from (a digest process never imports the ingestion module, which imports
+    gitingest's output formatter: see ``server_preload``)."""
+    return sys.modules.get("gitingest.ingestion") or importlib.import_module("gitingest.config")
 
 
 class _Node:
@@ -76,8 +86,10 @@ class Scan:
         self.root_path = Path(str(checkout)).resolve()  # gitingest's parse_local_dir_path
         self.root = str(self.root_path)
         self.max_file_size = max_file_size
-        self.max_files = limits.files or _gi_ingestion.MAX_FILES
-        self.max_total = limits.total_bytes or _gi_ingestion.MAX_TOTAL_SIZE_BYTES
+        gitingest = gitingest_limits()
+        self.max_files = limits.files or gitingest.MAX_FILES
+        self.max_total = limits.total_bytes or gitingest.MAX_TOTAL_SIZE_BYTES
+        self.max_depth = gitingest.MAX_DIRECTORY_DEPTH
         self.walk_limit: str | None = None  # the first limit that left something out
         self.warnings: list[str] = []  # what was worked around (an ignore file not read as gitingest would)
         self.listings, found = list_all(self.root)
@@ -98,7 +110,7 @@ class Scan:
 
     def _walk(self, node: _Node, rel_dir: str, depth: int, above: int) -> None:
         """gitingest's ``_process_node``: same limits, same order, same skips."""
-        if depth > _gi_ingestion.MAX_DIRECTORY_DEPTH:
+        if depth > self.max_depth:
             if self.listings.get(rel_dir, True):
                 self._limit("depth")
             return
