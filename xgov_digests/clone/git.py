@@ -422,7 +422,7 @@ def _collect(
     assert proc.stdout is not None and proc.stderr is not None
     chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
     out_fd, records = proc.stdout.fileno(), 0
-    tick = 1.0
+    tick, next_look = 1.0, 0.0
 
     def ended(cut: bool, over: bool) -> tuple[bytes, bytes, bool, bool]:
         return b"".join(chunks[out_fd]), b"".join(chunks[proc.stderr.fileno()]), cut, over  # type: ignore[union-attr]
@@ -436,17 +436,22 @@ def _collect(
             os.set_blocking(proc.stdin.fileno(), False)
             sel.register(proc.stdin, selectors.EVENT_WRITE)
         while sel.get_map():
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise subprocess.TimeoutExpired(proc.args, 0)
-            if watched is not None and max_bytes is not None:
+            # the packs are looked at on the watch's own clock, not on every read of git's output: a clone's
+            # progress lines alone would make that hundreds of folder listings a clone
+            if watched is not None and max_bytes is not None and now >= next_look:
                 packs = pack_bytes(watched)
                 if packs > max_bytes:
                     os.killpg(proc.pid, signal.SIGKILL)
                     return ended(False, True)
                 tick = watch_interval(max_bytes - packs)
-            for key, _ in sel.select(timeout=min(left, tick)):
+                next_look = now + tick
+            wait = min(left, tick if watched is None or max_bytes is None else max(0.0, next_look - now))
+            for key, _ in sel.select(timeout=wait):
                 if proc.stdin is not None and key.fileobj is proc.stdin:
                     try:
                         pending = pending[os.write(key.fd, pending[: 1 << 16]) :]
