@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -110,11 +111,12 @@ def run(args: argparse.Namespace) -> int:
     from xgov_digests.core.diskfull import DiskFull, enospc, failed_path
     from xgov_digests.core.s3 import S3ConfigError
     from xgov_digests.digest.version import check_environment
-    from xgov_digests.schemas.stats import stats_path, write_stats
+    from xgov_digests.schemas.stats import load_writer, stats_path, write_stats
     from xgov_digests.shard.cache import open_cache
     from xgov_digests.shard.progress import ShardProgress, summary
     from xgov_digests.shard.run import ShardRun
 
+    threading.Thread(target=load_writer, name="load-stats-writer", daemon=True).start()
     check_environment()  # the versions in the shard's DVC key must be the ones the digests are made with
     settings = params.ingest
     if args.workers is not None:
