@@ -13,6 +13,7 @@ python -m bench dvc-scale --entries 21000      # dvc repro / dvc status on a wor
 python -m bench parallel --repos 40 --lock-repetitions 5   # dvc repro vs make -j 10 repro, -j x workers budget
 python -m bench clones --repos 40 --link 20e6   # bytes and wall: baseline, clone_filter off and auto
 python -m bench tokens --repos 40 --rounds 6    # a shard with the token count against without it, alternating
+python -m bench shard-cost --against /tmp/base  # one shard's cost, this tree against a checkout of another commit
 python -m bench corpus OUT --repos 200 --seed 7
 python -m bench serve ROOT --latency 0.1     # the git server alone, for poking at it with git clone
 
@@ -504,6 +505,15 @@ def main(argv: list[str] | None = None) -> int:
     tk.add_argument("--rounds", type=int, default=6)
     tk.add_argument("--workers", type=int, default=8)
     tk.add_argument("--latency", type=float, default=0.1)
+    sc = sub.add_parser("shard-cost", help="one shard's wall and CPU, this tree's code against another's, alternating")
+    sc.add_argument("--against", type=Path, required=True, help="a checkout of the commit to compare with")
+    sc.add_argument("--repos", type=int, default=24, help="repos in the measured shard (also: a 1-repo shard)")
+    sc.add_argument("--rounds", type=int, default=5)
+    sc.add_argument("--copies", type=int, default=15, help="owners each real repository is served under")
+    sc.add_argument("--latency", type=float, default=0.1)
+    sc.add_argument("--mirrors", type=Path, help="where the real repositories are (bench/README.md)")
+    sc.add_argument("--tmpdir", default="auto", help="TMPDIR for the clones: auto (tmpfs if any), system, a path")
+    sc.add_argument("--name", default="shard-cost", help="results file name (bench/results/NAME.json)")
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["floor", *argv]  # python -m bench [options]: the floor suite
@@ -522,6 +532,24 @@ def main(argv: list[str] | None = None) -> int:
             WORK / "tokens", repos=args.repos, rounds=args.rounds, workers=args.workers, latency=args.latency, log=log
         )
         return report("tokens", "tokens", machine, figures, all(figures["checks"].values()), hide="runs")
+    if args.command == "shard-cost":
+        from bench import shard_cost
+
+        machine = measure.machine()
+        figures = shard_cost.run(
+            WORK / "shard-cost",
+            args.against,
+            repos=args.repos,
+            rounds=args.rounds,
+            copies=args.copies,
+            latency=args.latency,
+            mirrors=args.mirrors,
+            tmpdir=resolve_tmpdir(args.tmpdir),
+            log=log,
+        )
+        save(args.name, {"machine": machine, "shard_cost": figures})
+        print(shard_cost.lines(figures))
+        return 0 if all(s["same_digests"] for s in figures["shapes"].values()) else 1
     if args.command == "killloop":
         from bench import killloop
 
