@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -84,18 +83,6 @@ def _serve(jobs: Connection, answers: Connection) -> None:
         answers.send(reply)
 
 
-def _main_module() -> list[str]:
-    """The name of the module this process runs as ``__main__`` (``stages.shard`` under ``python -m``), if any.
-    multiprocessing runs that module again, as ``__mp_main__``, in each child before its target: preloaded in the
-    fork server, its imports are there once, and a child runs only the module's own statements (``stages.shard``
-    imports the params' YAML reader: about 30 ms of CPU a digest process otherwise)."""
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    name = getattr(spec, "name", None)
-    if not name or name == "__main__" or name.endswith(".__main__"):  # what multiprocessing itself leaves alone
-        return []
-    return [name]
-
-
 class _Worker:
     def __init__(self, process: BaseProcess, jobs: Connection, answers: Connection) -> None:
         self.process = process
@@ -131,7 +118,7 @@ class DigestPool:
         self._ctx = multiprocessing.get_context("forkserver")
         # the walk and the parts of gitingest it runs are imported once, in the fork server: each child starts with
         # them (the shard itself never imports them, see xgov_digests/digest/rules.py)
-        self._ctx.set_forkserver_preload(["xgov_digests.digest.server_preload", *_main_module()])
+        self._ctx.set_forkserver_preload(["xgov_digests.digest.server_preload"])
         self._slots = threading.BoundedSemaphore(max(1, size))
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []

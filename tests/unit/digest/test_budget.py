@@ -4,7 +4,6 @@ the first clone instead of delaying the first digest."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,47 +160,3 @@ def test_the_loaded_modules_check_can_fail(tmp_path: Path) -> None:
     whole = digest_in(folder, "whole")
     assert {"gitingest.entrypoint", "httpx", "pydantic", "pydantic_core"} <= set(whole["loaded"])
     assert digest_in(folder, "whole", depth="0")["data"] != whole["data"]
-
-
-# Run as ``python -m <module>`` (or as ``python -c``): open a pool, wait for its fork server, print what it preloads.
-PRELOAD_PROBE = """
-import os, sys, time
-from xgov_digests.digest.budget import DigestPool
-
-pool = DigestPool(1, 60)
-pool.start()
-deadline = time.monotonic() + 20
-while time.monotonic() < deadline:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            ppid = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
-        except OSError:
-            continue
-        if ppid == str(os.getpid()) and "forkserver" in cmdline:
-            print(cmdline)
-            pool.close()
-            sys.exit(0)
-    time.sleep(0.05)
-sys.exit("no fork server")
-"""
-
-
-def fork_server_cmdline(tmp_path: Path, as_module: bool) -> str:
-    (tmp_path / "probe_main.py").write_text(PRELOAD_PROBE)
-    how = ["-m", "probe_main"] if as_module else ["-c", PRELOAD_PROBE]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    done = subprocess.run([sys.executable, *how], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
-    return done.stdout
-
-
-def test_the_fork_server_preloads_the_main_module(tmp_path: Path) -> None:
-    """multiprocessing runs the parent's main module again in every digest process (as ``__mp_main__``): the fork
-    server imports it first, so each process finds its imports loaded (the shard runs as ``python -m``)."""
-    assert "'xgov_digests.digest.server_preload', 'probe_main'" in fork_server_cmdline(tmp_path, as_module=True)
-
-
-def test_the_main_module_check_can_fail(tmp_path: Path) -> None:
-    """Run as ``python -c`` there is no main module to preload: the check above does not find one."""
-    line = fork_server_cmdline(tmp_path, as_module=False)
-    assert "'xgov_digests.digest.server_preload']" in line and "probe_main" not in line
