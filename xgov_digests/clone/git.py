@@ -441,8 +441,8 @@ def _collect(
             if left <= 0:
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise subprocess.TimeoutExpired(proc.args, 0)
-            # the packs are looked at on the watch's own clock, not on every read of git's output: a clone's
-            # progress lines alone would make that hundreds of folder listings a clone
+            # the packs are looked at on the watch's own clock, not again on every read of git's output (which
+            # made about half the listings of a shard's git commands)
             if watched is not None and max_bytes is not None and now >= next_look:
                 packs = pack_bytes(watched)
                 if packs > max_bytes:
