@@ -11,7 +11,7 @@ runs shard 0 of each workspace as ``dvc repro`` would (``python -m stages.shard`
 the workspace's copy of ``stages/`` and ``xgov_digests/``), once with each tree's copy, the order alternating by
 round so that a busy moment on the machine hits both alike. Reported, per shape and tree: wall and CPU by process
 kind (bench/measure.py) of every run and their medians, the ratios of the medians (this tree over the other), and
-whether both trees wrote the same digests (SHA-256).
+whether every run of both trees wrote the same digests (SHA-256; shard 0's outputs are removed before each run).
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ KINDS = ("shard", "digest child", "git", "python")  # the shard's process tree (
 
 
 def _use_code(ws: Path, tree: Path) -> None:
+    """``tree``'s code in the workspace, and shard 0's outputs removed, as ``dvc repro`` removes them."""
     for name in CODE:
         shutil.rmtree(ws / name, ignore_errors=True)
         shutil.copytree(tree / name, ws / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(ws / "data" / "summaries" / "shard-0", ignore_errors=True)
+    (ws / "data" / "stats" / "shard-0.parquet").unlink(missing_ok=True)
 
 
 def _digests(ws: Path) -> dict[str, str]:
@@ -89,6 +92,7 @@ def run(
             ws = _workspace(work / f"ws-{shape}", feed, batch_size, env)
             runs: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
             digests: dict[str, dict[str, str]] = {}
+            same = True  # every run of either tree wrote the digests of the first run
             cmd = [sys.executable, "-m", "stages.shard", "--batch-size", str(batch_size), "--offset", "0"]
             for r in range(rounds):
                 for tree in ("this", "other") if r % 2 == 0 else ("other", "this"):
@@ -106,6 +110,7 @@ def run(
                         }
                     )
                     digests[tree] = _digests(ws)
+                    same = same and digests[tree] == next(iter(digests.values()))
                     log(f"  {shape} ({len(digests[tree])} repos), {tree} tree: {runs[tree][-1]}")
             medians = {
                 tree: {k: _median(rs, k) for k in ("wall_s", "cpu_s", "shard_cpu_s", "digest_child_cpu_s")}
@@ -119,7 +124,7 @@ def run(
                 "this_over_other": {
                     k: round(medians["this"][k] / v, 2) if v else None for k, v in medians["other"].items()
                 },
-                "same_digests": digests["this"] == digests["other"],
+                "same_digests": same and bool(digests["this"]),
             }
             shutil.rmtree(ws, ignore_errors=True)
     return out
