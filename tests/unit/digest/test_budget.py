@@ -55,9 +55,8 @@ def test_the_fork_server_check_can_fail() -> None:
 
 
 # A fresh interpreter digests a folder: through a pool (whose fork server imports the preload), in-process after the
-# fork server's preload, or in-process after importing gitingest whole. It prints the digest, which of gitingest's
-# heavy imports the process that made it holds (the pool's: by the compiled pydantic-core library in its memory map)
-# and the limits the walk read.
+# fork server's preload, or in-process after importing gitingest whole. It prints the digest and which of gitingest's
+# heavy imports the process that made it holds (the pool's: by the compiled pydantic-core library in its memory map).
 DIGEST = """
 import base64, json, os, sys
 from pathlib import Path
@@ -140,17 +139,19 @@ def _without_loaded(result: dict) -> dict:
 def test_a_digest_process_holds_only_the_gitingest_it_runs_and_digests_alike(tmp_path: Path) -> None:
     """The fork server registers gitingest's packages without their __init__: its digest processes never load the
     web clients, pydantic or the output formatter, and their digests are those of a process holding gitingest
-    whole, byte for byte: whole, cut at 6,000 bytes, and at a walk limit (max_files 3); the folder past gitingest's
-    depth limit is left out alike."""
+    whole, byte for byte: cut at 6,000 bytes, and with max_files 3; the folder past gitingest's depth limit is left
+    out alike."""
     folder = _varied_tree(tmp_path / "repo")
+    whole = {}
     for max_files in (0, 3):
-        whole = digest_in(folder, "whole", max_files)
+        whole[max_files] = digest_in(folder, "whole", max_files)
         for how in ("pool", "preload"):
             light = digest_in(folder, how, max_files)
             assert light["loaded"] == [], how
-            assert _without_loaded(light) == _without_loaded(whole), (how, max_files)
-    assert whole["walk_limit"]  # max_files 3 bit
-    assert b"deep" not in __import__("base64").b64decode(whole["data"]).split(b"Directory structure:")[1]
+            assert _without_loaded(light) == _without_loaded(whole[max_files]), (how, max_files)
+    assert whole[0]["truncated"] and whole[0]["walk_limit"] == "depth"  # the cut and the depth limit bit
+    assert whole[3]["files"] == 3 < whole[0]["files"]  # and max_files did
+    assert b"deep" not in __import__("base64").b64decode(whole[0]["data"]).split(b"Directory structure:")[1]
 
 
 def test_the_loaded_modules_check_can_fail(tmp_path: Path) -> None:
