@@ -44,7 +44,7 @@ class NoObjectInfo(GitServer):
 TARGETS = {"make_x_floor": 1.5, "dvc_over_make": 1.5, "dvc_x_floor": 2.0}
 
 
-def _hashes(ws: Path) -> dict[str, str]:
+def digest_hashes(ws: Path) -> dict[str, str]:
     base = ws / "data" / "summaries"
     return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(base.rglob("*.txt"))}
 
@@ -113,7 +113,7 @@ def one_corpus(
         ws_dvc = parallel.workspace(work / f"ws-{label}-dvc", feed, 8)
         ws_make = parallel.workspace(work / f"ws-{label}-make", feed, 8)
         for ws in (ws_dvc, ws_make):  # default params: the workspace helper sets ingest.workers; take params.yaml's
-            parallel.update_params(ws / "params.yaml", {"ingest": {"workers": _default_workers()}})
+            parallel.update_params(ws / "params.yaml", {"ingest": {"workers": default_workers()}})
         pushed, changed = parallel._push(entries, 0.01, "2030-01-01T00:00:00Z")
         for night, night_feed in (("full", entries), ("churn", pushed), ("unchanged", pushed)):
             feed.write_text(json.dumps(night_feed, indent=1), encoding="utf-8")
@@ -126,8 +126,8 @@ def one_corpus(
                     f"{r['wall_s']:.1f} s, rc {r['returncode']}, {r['metrics']}"
                 )
             if night == "full":
-                out["digests"] = _hashes(ws_dvc)
-                out["same_digests_dvc_make"] = out["digests"] == _hashes(ws_make)
+                out["digests"] = digest_hashes(ws_dvc)
+                out["same_digests_dvc_make"] = out["digests"] == digest_hashes(ws_make)
                 if seed_loop:
                     out["bodies_vs_seed"] = _bodies(work / f"seed-{label}", ws_dvc)
         feed.write_text(json.dumps(entries, indent=1), encoding="utf-8")
@@ -166,7 +166,7 @@ def _bodies(seed_dir: Path, ws: Path) -> dict[str, int]:
     return total
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     from xgov_digests.core.params import load_params
 
     return load_params(measure.ROOT / "params.yaml").ingest.workers

@@ -16,7 +16,6 @@ whether every run of both trees wrote the same digests (SHA-256; shard 0's outpu
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import statistics
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dvc_scale, measure, parallel, real_corpus
+from bench.floor import default_workers, digest_hashes
 from tests.fixtures.gitserver import GitServer
 
 CODE = ("stages", "xgov_digests")  # what a workspace holds of the code, and what a shard runs
@@ -40,11 +40,6 @@ def _use_code(ws: Path, tree: Path) -> None:
     (ws / "data" / "stats" / "shard-0.parquet").unlink(missing_ok=True)
 
 
-def _digests(ws: Path) -> dict[str, str]:
-    base = ws / "data" / "summaries" / "shard-0"
-    return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(base.rglob("*.txt"))}
-
-
 def _workspace(path: Path, feed: Path, batch_size: int, env: dict[str, str]) -> Path:
     ws = parallel.workspace(path, feed, 8)
     shards = {"batch_size": batch_size, "offsets": list(range(batch_size))}
@@ -54,12 +49,6 @@ def _workspace(path: Path, feed: Path, batch_size: int, env: dict[str, str]) -> 
     if dvc.returncode:
         raise RuntimeError(f"dvc repro fetch in {ws}: {dvc.stderr_tail[-500:]}")
     return ws
-
-
-def default_workers() -> int:
-    from xgov_digests.core.params import load_params
-
-    return load_params(measure.ROOT / "params.yaml").ingest.workers
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
@@ -91,8 +80,8 @@ def run(
         for shape, batch_size in shapes.items():
             ws = _workspace(work / f"ws-{shape}", feed, batch_size, env)
             runs: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
-            digests: dict[str, dict[str, str]] = {}
-            same = True  # every run of either tree wrote the digests of the first run
+            first: dict[str, str] | None = None  # the first run's digests, which every run of either tree must write
+            same = True
             cmd = [sys.executable, "-m", "stages.shard", "--batch-size", str(batch_size), "--offset", "0"]
             for r in range(rounds):
                 for tree in ("this", "other") if r % 2 == 0 else ("other", "this"):
@@ -109,22 +98,23 @@ def run(
                             "digest_child_cpu_s": cpu["digest child"],
                         }
                     )
-                    digests[tree] = _digests(ws)
-                    same = same and digests[tree] == next(iter(digests.values()))
-                    log(f"  {shape} ({len(digests[tree])} repos), {tree} tree: {runs[tree][-1]}")
+                    got = digest_hashes(ws)  # shard 0's only: the other shards never run here
+                    first = got if first is None else first
+                    same = same and got == first
+                    log(f"  {shape} ({len(got)} repos), {tree} tree: {runs[tree][-1]}")
             medians = {
                 tree: {k: _median(rs, k) for k in ("wall_s", "cpu_s", "shard_cpu_s", "digest_child_cpu_s")}
                 for tree, rs in runs.items()
             }
             out["shapes"][shape] = {
                 "batch_size": batch_size,
-                "repos_in_shard": len(digests["this"]),
+                "repos_in_shard": len(first or {}),
                 "runs": runs,
                 "medians": medians,
                 "this_over_other": {
                     k: round(medians["this"][k] / v, 2) if v else None for k, v in medians["other"].items()
                 },
-                "same_digests": same and bool(digests["this"]),
+                "same_digests": same and bool(first),
             }
             shutil.rmtree(ws, ignore_errors=True)
     return out

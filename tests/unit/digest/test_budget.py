@@ -3,6 +3,7 @@ the first clone instead of delaying the first digest."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -151,7 +152,7 @@ def test_a_digest_process_holds_only_the_gitingest_it_runs_and_digests_alike(tmp
             assert _without_loaded(light) == _without_loaded(whole[max_files]), (how, max_files)
     assert whole[0]["truncated"] and whole[0]["walk_limit"] == "depth"  # the cut and the depth limit bit
     assert whole[3]["files"] == 3 < whole[0]["files"]  # and max_files did
-    assert b"deep" not in __import__("base64").b64decode(whole[0]["data"]).split(b"Directory structure:")[1]
+    assert b"deep" not in base64.b64decode(whole[0]["data"]).split(b"Directory structure:")[1]
 
 
 def test_the_loaded_modules_check_can_fail(tmp_path: Path) -> None:
